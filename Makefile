@@ -1,0 +1,50 @@
+# node-dns — the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/node-dns/tools
+export TOOLS_DIR
+
+.PHONY: all venv apt tools lint test test-fast demo bench fuzz clean
+
+all: test
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "node-dns needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+apt:
+	bash tools/apt.sh
+
+tools:
+	bash tools/build.sh
+
+lint: venv
+	$(BIN)/ruff check node_dns tests bench
+	$(BIN)/ruff format --check node_dns tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: venv apt tools lint
+	$(BIN)/pytest -q
+
+test-fast: venv
+	$(BIN)/pytest -q tests/unit
+
+demo: venv apt tools
+	$(BIN)/python -m tests.harness.demo
+
+bench: venv apt tools
+	$(BIN)/python -m bench
+
+fuzz: venv
+	$(BIN)/python -m tests.fuzz.run --inputs $${FUZZ_INPUTS:-1000000}
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,34 @@
+"""Frozen values that cross the layers: what sources know about a node, and nothing else.
+
+This module imports nothing from node_dns, so every layer can depend on it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TypeAlias
+
+from pydantic import BaseModel, ConfigDict
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Frozen(BaseModel):
+    """Immutable, hashable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeFacts(Frozen):
+    """What the zone needs to know about one Node, already validated.
+
+    Sources build these from Node objects; the zone decides membership from them. Keeping this
+    small is what makes per-event work proportional to what changed.
+    """
+
+    name: str
+    areas: frozenset[str] = frozenset()
+    ips: tuple[IPAddress, ...] = ()
+    ready: bool = False
+    schedulable: bool = True
+    deleting: bool = False

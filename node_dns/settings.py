@@ -1,0 +1,249 @@
+"""The one settings model: command-line flags, ``NODE_DNS_*`` environment variables and Helm values.
+
+Every setting has one name. The flag is ``--name-with-dashes``, the environment variable is
+``NODE_DNS_NAME_WITH_UNDERSCORES`` and the Helm value is documented beside it in the chart. The
+model is flat on purpose: a flag, an env var and a chart value map one to one, which is what
+operators grep for. Fields are grouped below by the part of the system they steer.
+
+Validation happens before anything binds a socket or talks to the apiserver, and every failure
+is reported as one line that names the setting and the rule (see :func:`describe_error`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from node_dns import model
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_ANNOTATION_KEY = re.compile(
+    r"^(?:(?=.{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def _dns_name(value: str) -> str:
+    """Lower-case, strip the trailing dot, and check label syntax (LDH, 1-63 chars, <= 253 total)."""
+    name = value.strip().rstrip(".").lower()
+    if not name:
+        raise ValueError("must be a DNS name, got an empty value")
+    if len(name) > 253:
+        raise ValueError("must be at most 253 characters")
+    for label in name.split("."):
+        if not _LABEL.match(label):
+            raise ValueError(f"label {label!r} is not a valid DNS label (a-z, 0-9, '-', 1-63 chars)")
+    return name
+
+
+def _annotation_key(value: str) -> str:
+    key = value.strip()
+    if not _ANNOTATION_KEY.match(key):
+        raise ValueError(f"{value!r} is not a valid Kubernetes annotation key (prefix/name)")
+    return key
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a list, or a comma/whitespace separated string (flags and env vars)."""
+    if isinstance(value, str):
+        return [part for part in re.split(r"[,\s]+", value) if part]
+    return value
+
+
+def _parse_nameservers(value: Any) -> Any:
+    """``ns1.example.net=192.0.2.1,2001:db8::1; ns2.example.org`` or a list of such entries / dicts."""
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[;\s]+", value) if part]
+    if not isinstance(value, list):
+        return value
+    parsed: list[Any] = []
+    for entry in value:
+        if isinstance(entry, str):
+            name, _, ips = entry.partition("=")
+            parsed.append({"name": name, "ips": [ip for ip in ips.split(",") if ip]})
+        else:
+            parsed.append(entry)
+    return parsed
+
+
+def _parse_static(value: Any) -> Any:
+    """``area=1.2.3.4,2001:db8::1; other=5.6.7.8`` or a mapping of area to a list of IPs."""
+    if isinstance(value, str):
+        result: dict[str, list[str]] = {}
+        for part in (p for p in re.split(r"[;\s]+", value) if p):
+            area, sep, ips = part.partition("=")
+            if not sep:
+                raise ValueError(f"entry {part!r} must look like area=IP[,IP...]")
+            result.setdefault(area, []).extend(ip for ip in ips.split(",") if ip)
+        return result
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+AnnotationKey = Annotated[str, AfterValidator(_annotation_key)]
+
+
+class NameServer(model.Frozen):
+    """An NS target; in-zone names need glue so resolvers can reach them."""
+
+    name: DnsName
+    ips: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+
+
+class Settings(BaseSettings):
+    """All of node-dns' configuration; see the module docstring for how names map."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NODE_DNS_",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    # --- zone content -------------------------------------------------------------------------
+    zone: DnsName = Field(description="The zone served, e.g. lb.example.net. Required.")
+    nameservers: Annotated[list[NameServer], NoDecode, BeforeValidator(_parse_nameservers)] = Field(
+        description=(
+            "NS records of the apex: 'name[=ip,ip]' entries separated by ';'. In-zone names must "
+            "carry glue IPs. Required."
+        ),
+    )
+    soa_email: str = Field(
+        description="Responsible mailbox for the SOA (hostmaster@example.net). Required.",
+    )
+    record_ttl: int = Field(30, ge=0, le=2_147_483_647, description="TTL of area A/AAAA, seconds.")
+    ns_ttl: int = Field(3600, ge=0, le=2_147_483_647, description="TTL of apex NS and glue, seconds.")
+    soa_ttl: int = Field(300, ge=0, le=2_147_483_647, description="TTL of the SOA record, seconds.")
+    soa_refresh: int = Field(3600, ge=1, le=2_147_483_647, description="SOA REFRESH, seconds.")
+    soa_retry: int = Field(600, ge=1, le=2_147_483_647, description="SOA RETRY, seconds.")
+    soa_expire: int = Field(86400, ge=1, le=2_147_483_647, description="SOA EXPIRE, seconds.")
+    negative_ttl: int = Field(
+        30,
+        ge=0,
+        le=86400,
+        description="SOA MINIMUM: how long resolvers cache NXDOMAIN/NODATA, seconds (RFC 2308).",
+    )
+
+    # --- node source ----------------------------------------------------------------------------
+    areas_annotation: AnnotationKey = Field(
+        "node-dns/areas", description="Node annotation listing the node's areas (comma separated)."
+    )
+    ips_annotation: AnnotationKey = Field(
+        "node-dns/ips", description="Node annotation listing the node's external IPs (comma separated)."
+    )
+    cordoned_healthy: bool = Field(
+        False, description="Count cordoned (unschedulable) nodes as healthy. Default: they are not."
+    )
+    resync_interval: float = Field(
+        300.0,
+        ge=5,
+        le=86400,
+        description=(
+            "Seconds between full re-lists that reconcile the zone against the apiserver, so nodes "
+            "deleted while a watch was down cannot linger."
+        ),
+    )
+
+    # --- DNS listeners --------------------------------------------------------------------------
+    dns_address: str = Field("0.0.0.0", description="Address the UDP and TCP listeners bind to.")
+    dns_port: int = Field(5353, ge=0, le=65535, description="Port for UDP and TCP (0 picks one).")
+    edns_udp_size: int = Field(
+        1232, ge=512, le=4096, description="UDP payload size advertised in EDNS replies, bytes."
+    )
+    tcp_idle_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a TCP connection may sit idle before it is closed."
+    )
+    tcp_max_connections: int = Field(
+        1024, ge=1, le=1_000_000, description="Concurrent TCP connections; more are refused."
+    )
+    tcp_max_queries: int = Field(
+        1000, ge=1, le=1_000_000, description="Queries answered on one TCP connection before it closes."
+    )
+
+    # --- HTTP: health and metrics -----------------------------------------------------------
+    http_address: str = Field("0.0.0.0", description="Address of the /healthz, /readyz, /metrics server.")
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server (0 picks one).")
+
+    # --- Kubernetes access ----------------------------------------------------------------------
+    kubeconfig: str | None = Field(
+        None, description="Path to a kubeconfig. Unset: in-cluster config, else $KUBECONFIG."
+    )
+
+    # --- logging -------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_json: bool = Field(False, description="Log one JSON object per line.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("soa_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        local, at, domain = value.strip().partition("@")
+        if not at or not local or "@" in domain:
+            raise ValueError("must be a mailbox like hostmaster@example.net")
+        if not re.match(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,63}$", local):
+            raise ValueError("local part has characters a DNS label cannot carry")
+        _dns_name(domain)
+        return value.strip()
+
+    @field_validator("dns_address", "http_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_nameservers(self) -> Settings:
+        if not self.nameservers:
+            raise ValueError("nameservers: at least one name server is required")
+        for ns in self.nameservers:
+            in_zone = ns.name == self.zone or ns.name.endswith("." + self.zone)
+            if in_zone and not ns.ips:
+                raise ValueError(f"nameservers: {ns.name} is inside the zone and needs glue IPs (name=IP)")
+        return self
+
+    @property
+    def soa_rname(self) -> str:
+        """The SOA mailbox in DNS form: dots in the local part are escaped (RFC 1035 §8)."""
+        local, _, domain = self.soa_email.partition("@")
+        return local.replace(".", "\\.") + "." + domain.rstrip(".").lower()
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line per failure, naming the setting as the user spells it (flag and env var)."""
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"] if not isinstance(part, int)]
+        field = loc[0] if loc else ""
+        msg = item["msg"].removeprefix("Value error, ")
+        if not field:
+            lines.append(f"invalid settings: {msg}")
+            continue
+        flag = "--" + field.replace("_", "-")
+        env = "NODE_DNS_" + field.upper()
+        if item["type"] == "missing":
+            msg = "is required"
+        lines.append(f"invalid setting {flag} ({env}): {msg}")
+    return "; ".join(lines)
+
+
+def field_names() -> list[str]:
+    return list(Settings.model_fields)

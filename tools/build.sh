@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the test tools (kube-apiserver, etcd, CoreDNS, Helm) from the Go module proxy into a cache
+# directory. Idempotent: a tool whose binary already reports the pinned version is not rebuilt.
+# Release-binary downloads are unreachable here, so everything is compiled from module sources.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+TOOLS_DIR=${TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/node-dns/tools}
+mkdir -p "$TOOLS_DIR"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+have() { # have BINARY VERSION ARGS... : the cached binary prints VERSION
+  local bin=$TOOLS_DIR/$1 want=$2; shift 2
+  [ -x "$bin" ] && "$bin" "$@" 2>&1 | grep -qF "${want#v}"
+}
+
+check() { # check BINARY VERSION ARGS... : fail loudly if the build did not give VERSION
+  if ! have "$@"; then echo "tools: $1 does not report version $2" >&2; exit 1; fi
+  echo "tools: $1 $2 ok"
+}
+
+build_etcd() {
+  have etcd "$ETCD_VERSION" --version && { echo "tools: etcd $ETCD_VERSION cached"; return; }
+  local d=$work/etcd; mkdir -p "$d"; cd "$d"
+  go mod init nodedns.local/etcd >/dev/null 2>&1
+  cat > main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go mod tidy
+  go build -o "$TOOLS_DIR/etcd" \
+    -ldflags "-X go.etcd.io/etcd/api/v3/version.Version=${ETCD_VERSION#v}" .
+  check etcd "$ETCD_VERSION" --version
+}
+
+build_apiserver() {
+  have kube-apiserver "$KUBERNETES_VERSION" --version && { echo "tools: kube-apiserver $KUBERNETES_VERSION cached"; return; }
+  local d=$work/apiserver; mkdir -p "$d"; cd "$d"
+  go mod init nodedns.local/apiserver >/dev/null 2>&1
+  local gomod staging=v0${KUBERNETES_VERSION#v1}
+  gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  # Every staging module k8s.io/kubernetes replaces with a local path gets pinned to its release.
+  grep -E '^\s*k8s.io/[^ ]+ => ./staging' "$gomod" | awk '{print $1}' | while read -r m; do
+    go mod edit -replace "$m=$m@$staging"
+  done
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION"
+  go build -o "$TOOLS_DIR/kube-apiserver" \
+    -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34" \
+    k8s.io/kubernetes/cmd/kube-apiserver
+  check kube-apiserver "$KUBERNETES_VERSION" --version
+}
+
+build_coredns() {
+  have coredns "$COREDNS_VERSION" -version && { echo "tools: coredns $COREDNS_VERSION cached"; return; }
+  GOBIN=$TOOLS_DIR go install "github.com/coredns/coredns@$COREDNS_VERSION"
+  check coredns "$COREDNS_VERSION" -version
+}
+
+build_helm() {
+  have helm "$HELM_VERSION" version --short && { echo "tools: helm $HELM_VERSION cached"; return; }
+  GOBIN=$TOOLS_DIR go install \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  check helm "$HELM_VERSION" version --short
+}
+
+targets=${*:-etcd apiserver coredns helm}
+for t in $targets; do (build_"$t"); done
+echo "tools: all in $TOOLS_DIR"
