@@ -32,3 +32,11 @@ class NodeFacts(Frozen):
     ready: bool = False
     schedulable: bool = True
     deleting: bool = False
+
+
+def parse_ip(text: str) -> IPAddress:
+    """Parse an address, folding IPv4-mapped IPv6 (::ffff:1.2.3.4) into IPv4."""
+    ip = ipaddress.ip_address(text.strip())
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip

@@ -1,0 +1,218 @@
+"""Lifecycle: build the zone, bind listeners, start the watch, and shut down in order.
+
+Order matters. Listeners and HTTP come up first (answering SERVFAIL until the first complete
+node list), and background tasks are created before kopf starts, because kopf cancels tasks
+created after it. Shutdown: stop kopf, close listeners, let TCP connections flush, stop the
+rest. kopf ending by itself is fatal: a process that keeps serving a frozen zone forever is
+worse than one that restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from node_dns.answer import responder as responder_mod
+from node_dns.settings import Settings
+from node_dns.sinks import http, metrics
+from node_dns.sources import kube, lister, nodes
+from node_dns.transports import state as transport_state
+from node_dns.transports import tcp, udp
+from node_dns.zone import state as zone_state
+
+log = logging.getLogger("node_dns")
+
+SHUTDOWN_GRACE = 5.0
+
+
+class RetryForever:
+    """kopf's API retry schedule: quick first retries, then every few seconds, never giving up.
+
+    An iterable, not an iterator: kopf starts a fresh iteration for each request, so one
+    request's retries cannot use up another's (a shared one-shot iterator retries with no delay).
+    """
+
+    def __init__(self, first: tuple[float, ...] = (0.5, 1.0, 2.0), then: float = 2.0) -> None:
+        self._first = first
+        self._then = then
+
+    def __iter__(self) -> Iterator[float]:
+        yield from self._first
+        while True:
+            yield self._then
+
+
+def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
+    """Strictly read-only: no Events, no CRD scanning, no peering, no writes to nodes."""
+    ks = kopf.OperatorSettings()
+    ks.posting.enabled = False
+    ks.scanning.disabled = True
+    ks.peering.standalone = True
+    ks.peering.mandatory = False
+    ks.persistence.finalizer = "node-dns.invalid/never-used"
+    ks.networking.error_backoffs = RetryForever()  # type: ignore[assignment]
+    ks.watching.reconnect_backoff = 1.0
+    return ks
+
+
+@dataclass
+class Server:
+    """Everything a running node-dns holds; built by :func:`start`, stopped by :meth:`stop`."""
+
+    settings: Settings
+    zone: zone_state.ZoneState
+    responder: responder_mod.Responder
+    source: nodes.NodeSource
+    transport_state: transport_state.TransportState
+    dns_port: int = 0
+    http_port: int = 0
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    _udp: asyncio.DatagramTransport | None = None
+    _tcp: asyncio.Server | None = None
+    _http: Any = None
+    _client: kube.Kube | None = None
+    connection: kopf.ConnectionInfo | None = None
+
+    # --- health -------------------------------------------------------------------------------
+    def live(self) -> tuple[bool, Mapping[str, Any]]:
+        dead = [name for name, task in self.tasks.items() if task.done()]
+        return not dead, {"dead_tasks": dead}
+
+    def ready(self) -> tuple[bool, Mapping[str, Any]]:
+        stats = self.source.stats
+        return self.zone.synced, {
+            "synced": self.zone.synced,
+            "serial": self.zone.snapshot.serial,
+            "apiserver_reachable": stats.reachable,
+            "staleness_seconds": round(time.time() - stats.last_contact, 3) if stats.last_contact else None,
+        }
+
+
+async def start(settings: Settings) -> Server:
+    """Bind every listener and start the background tasks; kopf is started by :func:`serve`."""
+    zone = zone_state.ZoneState(settings)
+    responder = responder_mod.Responder(zone.snapshot, edns_udp_size=settings.edns_udp_size)
+    zone.subscribe(responder.update)
+    tstate = transport_state.TransportState(
+        idle_timeout=settings.tcp_idle_timeout,
+        max_connections=settings.tcp_max_connections,
+        max_queries=settings.tcp_max_queries,
+    )
+    source = nodes.NodeSource(zone, nodes.Keys(areas=settings.areas_annotation, ips=settings.ips_annotation))
+    server = Server(settings, zone, responder, source, tstate)
+
+    server._udp = await udp.listen(settings.dns_address, settings.dns_port, responder, tstate)
+    port = server._udp.get_extra_info("sockname")[1]
+    server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate)
+    server.dns_port = port
+
+    registry = metrics.registry(
+        metrics.Inputs(
+            queries=responder.stats,
+            source=source.stats,
+            zone=zone,
+            serial=lambda: zone.snapshot.serial,
+            areas=lambda: zone.snapshot.areas,
+            tcp_connections=lambda: len(tstate.connections),
+            tcp_refused=lambda: tstate.refused_connections,
+            internal_errors=lambda: tstate.internal_errors,
+        )
+    )
+    server._http, server.http_port = await http.start(
+        settings.http_address, settings.http_port, live=server.live, ready=server.ready, registry=registry
+    )
+    log.info(
+        "serving zone %s on %s port %d (udp+tcp); health and metrics on %s:%d; SERVFAIL until nodes are listed",
+        settings.zone,
+        settings.dns_address,
+        port,
+        settings.http_address,
+        server.http_port,
+    )
+
+    cfg = await kube.load_configuration(settings.kubeconfig)
+    server._client = kube.Kube(cfg)
+    node_lister = lister.Lister(source, server._client, resync_interval=settings.resync_interval)
+    server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
+    server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
+    server.connection = kube.connection_info(cfg)
+    return server
+
+
+async def _sweep(tstate: transport_state.TransportState) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        tstate.sweep(time.monotonic())
+
+
+async def stop(server: Server) -> None:
+    """Close listeners, let TCP connections flush for a bounded time, then stop everything."""
+    if server._udp is not None:
+        server._udp.close()
+    if server._tcp is not None:
+        server._tcp.close()
+    for conn in list(server.transport_state.connections):
+        conn.shutdown()
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    while server.transport_state.connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for conn in list(server.transport_state.connections):
+        conn.abort()
+    for task in server.tasks.values():
+        task.cancel()
+    for task in server.tasks.values():
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if server._http is not None:
+        await server._http.cleanup()
+    if server._client is not None:
+        await server._client.close()
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT (exit 0) or until the watch dies (exit 1)."""
+    server = await start(settings)
+    stop_flag: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, lambda: stop_flag.done() or stop_flag.set_result(None))
+
+    connection = server.connection
+
+    async def login() -> kopf.ConnectionInfo | None:
+        return connection
+
+    registry = nodes.build_registry(server.source, login)
+    operator = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=kopf_settings(settings),
+            standalone=True,
+            clusterwide=True,
+            stop_flag=stop_flag,
+        ),
+        name="node-dns:kopf",
+    )
+    server.tasks["watch"] = operator
+    # kopf installs its own SIGINT/SIGTERM handlers; either way the operator returns on a signal.
+    code = 0
+    try:
+        await operator
+        log.info("stopping: signal received")
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:  # noqa: BLE001 - any end of the watch is fatal
+        log.error("node watch ended and will not recover (%s); exiting so the pod restarts", error)
+        code = 1
+    await stop(server)
+    log.info("stopped")
+    return code

@@ -1,0 +1,93 @@
+"""Command line: turn argv and environment into Settings, set up logging, run. No other logic.
+
+Flags are generated from the settings model, so a setting, its flag and its env var can never
+drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any, get_args, get_origin
+
+from pydantic import ValidationError
+
+from node_dns import app, logs
+from node_dns.settings import Settings, describe_error
+from node_dns.version import __version__
+
+
+def _is_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    if get_origin(annotation) in (types.UnionType,) or str(get_origin(annotation)) == "typing.Union":
+        return bool in get_args(annotation)
+    return False
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also as env var NODE_DNS_<NAME>)")
+    for name, info in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        helptext = (info.description or "").replace("%", "%%")
+        if _is_bool(info.annotation):
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        else:
+            group.add_argument(flag, dest=name, default=None, metavar="VALUE", help=helptext)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="node-dns",
+        description="Authoritative DNS for Kubernetes node areas.",
+    )
+    parser.add_argument("--version", action="version", version=f"node-dns {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="watch nodes and serve the zone over UDP and TCP")
+    _add_settings_flags(serve)
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def load_settings(values: dict[str, Any]) -> Settings:
+    """Flags win over env vars; pydantic validates both the same way."""
+    given = {key: value for key, value in values.items() if value is not None}
+    return Settings(**given)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in (None, "version"):
+        if args.command is None:
+            parser.print_help()
+            return 2
+        print(f"node-dns {__version__}")
+        return 0
+    values = {name: getattr(args, name, None) for name in Settings.model_fields}
+    try:
+        settings = load_settings(values)
+    except ValidationError as error:
+        print(f"node-dns: {describe_error(error)}", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_level, settings.log_json)
+    return run(settings)
+
+
+def run(settings: Settings) -> int:
+    """Run the server on uvloop when it is installed (about 2x the UDP throughput)."""
+    try:
+        import uvloop
+
+        return uvloop.run(app.serve(settings))
+    except ImportError:
+        return asyncio.run(app.serve(settings))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

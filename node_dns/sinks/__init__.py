@@ -1,0 +1,1 @@
+"""Sinks: what reads snapshots and counters — metrics, health endpoints."""

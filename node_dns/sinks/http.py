@@ -1,0 +1,57 @@
+"""HTTP endpoints: /healthz (alive), /readyz (authoritative), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+Check = Callable[[], tuple[bool, Mapping[str, Any]]]
+
+
+async def start(
+    host: str,
+    port: int,
+    *,
+    live: Check,
+    ready: Check,
+    registry: CollectorRegistry,
+    extra_routes: Mapping[str, Callable[[], str]] | None = None,
+) -> tuple[web.AppRunner, int]:
+    """Start the server; return its runner (for cleanup) and the bound port."""
+
+    def respond(check: Check) -> Callable[[web.Request], Any]:
+        async def handler(_: web.Request) -> web.Response:
+            ok, detail = check()
+            body = json.dumps({"ok": ok, **detail}, sort_keys=True, default=str)
+            return web.Response(status=200 if ok else 503, text=body + "\n", content_type="application/json")
+
+        return handler
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", respond(live))
+    app.router.add_get("/livez", respond(live))
+    app.router.add_get("/readyz", respond(ready))
+    app.router.add_get("/metrics", metrics)
+    for path, render in (extra_routes or {}).items():
+
+        async def extra(_: web.Request, render: Callable[[], str] = render) -> web.Response:
+            return web.Response(text=render(), content_type="text/plain")
+
+        app.router.add_get(path, extra)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = site._server
+    bound = port
+    if server is not None and getattr(server, "sockets", None):
+        bound = server.sockets[0].getsockname()[1]
+    return runner, bound

@@ -1,0 +1,185 @@
+"""Prometheus metrics: one collector reads the plain counters at scrape time.
+
+Names follow ``node_dns_<subsystem>_<name>_<unit>`` (CoreDNS' request/response view for DNS).
+The registry is injected, never global, so tests and several servers in one process work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from node_dns.version import __version__
+from node_dns.answer import stats as answer_stats
+
+
+class SourceStatsView(Protocol):
+    events: dict[str, int]
+    invalid_entries: dict[str, int]
+    last_event: float
+    last_list: float
+    last_contact: float
+    lists: dict[str, int]
+    reachable: bool
+
+
+class ZoneView(Protocol):
+    @property
+    def synced(self) -> bool: ...
+
+    @property
+    def failed_open(self) -> frozenset[str]: ...
+
+    def node_states(self) -> Mapping[str, int]: ...
+
+
+@dataclass
+class Inputs:
+    """Everything the collector reads; wired by the app."""
+
+    queries: answer_stats.QueryStats
+    source: SourceStatsView
+    zone: ZoneView
+    serial: Callable[[], int]
+    areas: Callable[[], Mapping[str, tuple[int, int]]]
+    tcp_connections: Callable[[], int]
+    tcp_refused: Callable[[], int]
+    internal_errors: Callable[[], int]
+    extra: Callable[[], Iterator[Metric]] | None = None
+
+
+class NodeDnsCollector(Collector):
+    def __init__(self, inputs: Inputs) -> None:
+        self._in = inputs
+
+    def collect(self) -> Iterator[Metric]:  # noqa: PLR0914 - one family after another
+        q = self._in.queries
+        requests = CounterMetricFamily(
+            "node_dns_dns_requests", "DNS queries answered or dropped, by protocol and type.", labels=["proto", "type"]
+        )
+        responses = CounterMetricFamily(
+            "node_dns_dns_responses", "DNS responses sent, by protocol and response code.", labels=["proto", "rcode"]
+        )
+        by_request: dict[tuple[str, str], int] = {}
+        by_rcode: dict[tuple[str, str], int] = {}
+        for (proto, qtype, rcode), count in list(q.responses.items()):
+            by_request[proto, qtype] = by_request.get((proto, qtype), 0) + count
+            by_rcode[proto, rcode] = by_rcode.get((proto, rcode), 0) + count
+        for labels, count in sorted(by_request.items()):
+            requests.add_metric(list(labels), count)
+        for labels, count in sorted(by_rcode.items()):
+            responses.add_metric(list(labels), count)
+        yield requests
+        yield responses
+
+        duration = HistogramMetricFamily(
+            "node_dns_dns_request_duration_seconds",
+            "Time from receiving a query to handing its reply to the socket.",
+            labels=["proto"],
+        )
+        for proto, hist in q.durations.items():
+            cumulative = 0
+            buckets = []
+            for bound, count in zip((*answer_stats.DURATION_BUCKETS, float("inf")), hist.counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            duration.add_metric([proto], buckets, hist.total)
+        yield duration
+
+        truncated = CounterMetricFamily(
+            "node_dns_dns_truncated_responses", "Responses sent with TC set.", labels=["proto"]
+        )
+        for proto, count in q.truncated.items():
+            truncated.add_metric([proto], count)
+        yield truncated
+        dropped = CounterMetricFamily("node_dns_dns_dropped", "Packets not answered, by reason.", labels=["reason"])
+        for reason, count in sorted(q.dropped.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield _gauge("node_dns_dns_tcp_connections", "Open TCP connections.", self._in.tcp_connections())
+        yield CounterMetricFamily(
+            "node_dns_dns_tcp_refused_connections", "TCP connections closed at once (cap reached).",
+            value=self._in.tcp_refused(),
+        )
+        yield CounterMetricFamily(
+            "node_dns_dns_internal_errors", "Queries that hit a bug in the query path.",
+            value=self._in.internal_errors(),
+        )
+
+        nodes = GaugeMetricFamily("node_dns_nodes", "Nodes known, by state.", labels=["state"])
+        for state_name, count in sorted(self._in.zone.node_states().items()):
+            nodes.add_metric([state_name], count)
+        yield nodes
+        areas = self._in.areas()
+        yield _gauge("node_dns_areas", "Areas served (listed by at least one node).", len(areas))
+        healthy = GaugeMetricFamily("node_dns_area_healthy_nodes", "Healthy nodes per area.", labels=["area"])
+        members = GaugeMetricFamily("node_dns_area_nodes", "Nodes listing each area.", labels=["area"])
+        for area, (ok, total) in sorted(areas.items()):
+            healthy.add_metric([area], ok)
+            members.add_metric([area], total)
+        yield healthy
+        yield members
+        failed = GaugeMetricFamily(
+            "node_dns_area_failed_open",
+            "1 while an area is below its healthy minimum and serves every known address.",
+            labels=["area"],
+        )
+        for area in sorted(self._in.zone.failed_open):
+            failed.add_metric([area], 1)
+        yield failed
+        yield _gauge("node_dns_zone_serial", "SOA serial of the zone being served.", self._in.serial())
+        yield _gauge("node_dns_zone_synced", "1 once a complete node list has been loaded.", int(self._in.zone.synced))
+
+        src = self._in.source
+        events = CounterMetricFamily("node_dns_watch_events", "Node watch events, by type.", labels=["type"])
+        for kind, count in sorted(src.events.items()):
+            events.add_metric([kind], count)
+        yield events
+        yield _gauge(
+            "node_dns_watch_last_event_timestamp_seconds", "Unix time of the last node watch event.", src.last_event
+        )
+        lists = CounterMetricFamily("node_dns_node_lists", "Full node lists taken, by result.", labels=["result"])
+        for result, count in sorted(src.lists.items()):
+            lists.add_metric([result], count)
+        yield lists
+        yield _gauge(
+            "node_dns_apiserver_reachable", "1 when the last call to the apiserver succeeded.", int(src.reachable)
+        )
+        yield _gauge(
+            "node_dns_zone_staleness_seconds",
+            "Seconds since the apiserver last confirmed the zone's view (list, probe or event).",
+            time.time() - src.last_contact if src.last_contact else 0.0,
+        )
+        invalid = CounterMetricFamily(
+            "node_dns_invalid_annotation_entries",
+            "Annotation entries skipped as invalid, counted when a node's annotation changes.",
+            labels=["annotation"],
+        )
+        for key, count in sorted(src.invalid_entries.items()):
+            invalid.add_metric([key], count)
+        yield invalid
+        info = GaugeMetricFamily("node_dns_build_info", "Version of node-dns.", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        if self._in.extra is not None:
+            yield from self._in.extra()
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def registry(inputs: Inputs) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(NodeDnsCollector(inputs))
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    return reg
+
+

@@ -1,0 +1,74 @@
+"""Parsing of the areas and IPs annotations: skip bad entries, keep the rest.
+
+One bad entry must never cost a node its other entries, nor any other node anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from node_dns import model
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+MAX_ENTRIES = 1024
+"""Entries beyond this are ignored: a 256 KiB annotation must not cost seconds of CPU per event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One skipped entry, reported by the caller (log line + metric)."""
+
+    annotation: str
+    entry: str
+    reason: str
+
+
+def _entries(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _shown(entry: str) -> str:
+    return entry if len(entry) <= 64 else entry[:61] + "..."
+
+
+def parse_areas(value: str | None, key: str) -> tuple[frozenset[str], list[Problem]]:
+    """Comma separated, trimmed, lower-cased; each must be a DNS label."""
+    if not value:
+        return frozenset(), []
+    areas: set[str] = set()
+    problems: list[Problem] = []
+    entries = _entries(value)
+    if len(entries) > MAX_ENTRIES:
+        problems.append(Problem(key, f"{len(entries)} entries", f"only the first {MAX_ENTRIES} are read"))
+        entries = entries[:MAX_ENTRIES]
+    for entry in entries:
+        area = entry.lower()
+        if _LABEL.match(area):
+            areas.add(area)
+        else:
+            problems.append(Problem(key, _shown(entry), "not a DNS label (a-z, 0-9, '-', 1-63 chars)"))
+    return frozenset(areas), problems
+
+
+def parse_ips(value: str | None, key: str) -> tuple[tuple[model.IPAddress, ...], list[Problem]]:
+    """Comma separated IPv4/IPv6 addresses; IPv4-mapped IPv6 folds to IPv4; duplicates dropped."""
+    if not value:
+        return (), []
+    ips: dict[model.IPAddress, None] = {}
+    problems: list[Problem] = []
+    entries = _entries(value)
+    if len(entries) > MAX_ENTRIES:
+        problems.append(Problem(key, f"{len(entries)} entries", f"only the first {MAX_ENTRIES} are read"))
+        entries = entries[:MAX_ENTRIES]
+    for entry in entries:
+        try:
+            ip = model.parse_ip(entry)
+        except ValueError:
+            problems.append(Problem(key, _shown(entry), "not an IPv4 or IPv6 address"))
+            continue
+        if ip.is_unspecified or ip.is_multicast:
+            problems.append(Problem(key, _shown(entry), "unspecified or multicast address"))
+            continue
+        ips[ip] = None
+    return tuple(ips), problems

@@ -1,0 +1,81 @@
+"""Full lists: the gate to authoritative answers, and the reconciler that undoes missed deletes.
+
+kopf has no "synced" signal, and after a 410 it re-lists without telling handlers which nodes
+vanished. So node-dns takes its own complete lists: one at start (SERVFAIL until it lands), one
+every resync interval, and one as soon as the apiserver answers again after it was unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from node_dns.sources import kube, nodes
+
+log = logging.getLogger(__name__)
+
+
+class Lister:
+    def __init__(
+        self,
+        source: nodes.NodeSource,
+        client: kube.Kube,
+        *,
+        resync_interval: float,
+        probe_interval: float = 2.0,
+    ) -> None:
+        self._source = source
+        self._client = client
+        self._resync = resync_interval
+        self._probe = probe_interval
+        self.synced = asyncio.Event()
+
+    async def list_once(self) -> None:
+        started = time.monotonic()
+        items, version = await self._client.list_nodes()
+        self._source.on_list(items, version)
+        self._source.stats.lists["ok"] = self._source.stats.lists.get("ok", 0) + 1
+        self._source.stats.reachable = True
+        if not self.synced.is_set():
+            log.info("node list loaded: %d nodes in %.2fs; zone is authoritative", len(items), time.monotonic() - started)
+        self.synced.set()
+
+    async def run(self) -> None:
+        """Forever: list until one succeeds, then probe often and re-list on recovery or schedule."""
+        next_list = 0.0
+        unreachable_since: float | None = None
+        failures = 0
+        while True:
+            now = time.monotonic()
+            try:
+                if now >= next_list or unreachable_since is not None or not self.synced.is_set():
+                    await self.list_once()
+                    if unreachable_since is not None:
+                        log.info("apiserver reachable again after %.1fs; zone reconciled", now - unreachable_since)
+                    unreachable_since = None
+                    failures = 0
+                    next_list = time.monotonic() + self._resync * random.uniform(0.9, 1.1)
+                else:
+                    await self._client.probe()
+                    self._source.stats.last_contact = time.time()
+                    self._source.stats.reachable = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any failure of the API is transient here: keep serving
+                failures += 1
+                self._source.stats.lists["error"] = self._source.stats.lists.get("error", 0) + 1
+                self._source.stats.reachable = False
+                if unreachable_since is None:
+                    unreachable_since = now
+                    log.warning("apiserver unreachable, serving the last known zone: %s", _brief(error))
+                elif failures % 30 == 0:
+                    log.warning("apiserver still unreachable after %.0fs: %s", now - unreachable_since, _brief(error))
+                await self._client.refresh()
+            await asyncio.sleep(self._probe if self.synced.is_set() else min(self._probe, 1.0))
+
+
+def _brief(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text[:200]}"

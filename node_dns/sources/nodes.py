@@ -1,0 +1,142 @@
+"""Node objects to NodeFacts, and the kopf registry that feeds them to the zone.
+
+Only ``@kopf.on.event`` handlers are registered: they never write to the cluster, so a token
+with get/list/watch on nodes is all this needs (see the read-only notes in the README).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import kopf
+
+from node_dns import model
+from node_dns.sources import annotations
+
+log = logging.getLogger(__name__)
+
+
+class FactSink(Protocol):
+    """Where facts go (the zone state). Two methods: one event, or a complete list."""
+
+    def apply(self, name: str, facts: model.NodeFacts | None, version: str | None = None) -> bool: ...
+
+    def replace_all(
+        self, nodes: list[tuple[model.NodeFacts, str | None]], list_version: str | None
+    ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    areas: str
+    ips: str
+
+
+def is_ready(status: Mapping[str, Any]) -> bool:
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
+    return False
+
+
+def facts_from_node(body: Mapping[str, Any], keys: Keys) -> tuple[model.NodeFacts, list[annotations.Problem]]:
+    """Pure translation of one Node body; bad annotation entries come back as problems."""
+    meta = body.get("metadata") or {}
+    notes = meta.get("annotations") or {}
+    areas, area_problems = annotations.parse_areas(notes.get(keys.areas), keys.areas)
+    ips, ip_problems = annotations.parse_ips(notes.get(keys.ips), keys.ips)
+    spec = body.get("spec") or {}
+    facts = model.NodeFacts(
+        name=str(meta.get("name", "")),
+        areas=areas,
+        ips=ips,
+        ready=is_ready(body.get("status") or {}),
+        schedulable=not spec.get("unschedulable", False),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+    return facts, area_problems + ip_problems
+
+
+@dataclass
+class SourceStats:
+    """Plain counters read by the metrics sink at scrape time."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    invalid_entries: dict[str, int] = field(default_factory=dict)
+    last_event: float = 0.0
+    last_list: float = 0.0
+    last_contact: float = 0.0
+    lists: dict[str, int] = field(default_factory=dict)
+    reachable: bool = False
+
+
+class NodeSource:
+    """Turns node events and lists into facts for the sink, reporting bad entries once per change."""
+
+    def __init__(self, sink: FactSink, keys: Keys) -> None:
+        self._sink = sink
+        self._keys = keys
+        self._raw: dict[str, tuple[str | None, str | None]] = {}
+        self.stats = SourceStats()
+        self.problem_listeners: list[Any] = []
+        """Callables (node name, problems) called when a node's bad entries change."""
+
+    def _facts(self, body: Mapping[str, Any]) -> model.NodeFacts:
+        facts, problems = facts_from_node(body, self._keys)
+        notes = (body.get("metadata") or {}).get("annotations") or {}
+        raw = (notes.get(self._keys.areas), notes.get(self._keys.ips))
+        if self._raw.get(facts.name) != raw:
+            self._raw[facts.name] = raw
+            for problem in problems:
+                key = problem.annotation
+                self.stats.invalid_entries[key] = self.stats.invalid_entries.get(key, 0) + 1
+                log.warning(
+                    "node %s: skipped %s entry %r: %s", facts.name, problem.annotation, problem.entry, problem.reason
+                )
+            for listener in self.problem_listeners:
+                listener(facts.name, problems)
+        return facts
+
+    def on_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        kind = event_type or "LISTED"
+        self.stats.events[kind] = self.stats.events.get(kind, 0) + 1
+        now = time.time()
+        self.stats.last_event = now
+        self.stats.last_contact = now
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        version = meta.get("resourceVersion")
+        if event_type == "DELETED":
+            self._raw.pop(name, None)
+            self._sink.apply(name, None, version)
+        else:
+            self._sink.apply(name, self._facts(body), version)
+
+    def on_list(self, items: list[Mapping[str, Any]], list_version: str | None) -> None:
+        nodes = [(self._facts(item), (item.get("metadata") or {}).get("resourceVersion")) for item in items]
+        names = {facts.name for facts, _ in nodes}
+        for gone in set(self._raw) - names:
+            del self._raw[gone]
+        now = time.time()
+        self.stats.last_list = now
+        self.stats.last_contact = now
+        self._sink.replace_all(nodes, list_version)
+
+
+def build_registry(source: NodeSource, login: Any) -> kopf.OperatorRegistry:
+    """An explicit registry (no module globals): one login handler and one event handler."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    async def _login(**_: Any) -> Any:
+        return await login()
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    async def _node(event: Mapping[str, Any], **_: Any) -> None:
+        source.on_event(event.get("type"), event.get("object") or {})
+
+    return registry

@@ -1,0 +1,45 @@
+"""UDP listener: one datagram in, at most one datagram out, no task per packet."""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import Any
+
+from node_dns.answer import responder as responder_mod
+from node_dns.transports import state as state_mod
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, responder: responder_mod.Responder, state: state_mod.TransportState) -> None:
+        self._responder = responder
+        self._state = state
+        self._histogram = responder.stats.durations["udp"]
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        started = perf_counter()
+        try:
+            wire = self._responder.respond_udp(data)
+        except Exception as error:
+            self._state.report_error("udp", error)
+            return
+        if wire is not None and self.transport is not None:
+            self.transport.sendto(wire, addr)
+        self._histogram.observe(perf_counter() - started)
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors for earlier replies (port unreachable): nothing to do."""
+
+
+async def listen(
+    host: str, port: int, responder: responder_mod.Responder, state: state_mod.TransportState
+) -> asyncio.DatagramTransport:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: UdpProtocol(responder, state), local_addr=(host, port), reuse_port=False
+    )
+    return transport

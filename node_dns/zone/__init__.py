@@ -1,0 +1,1 @@
+"""Zone layer: facts in, immutable snapshots out. Nothing here does I/O."""

@@ -1,0 +1,117 @@
+"""Pure builders: settings and addresses in, pre-encoded RRsets out.
+
+dnslib encodes each rdata once here; the answer path only concatenates these bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from dnslib import AAAA, NS, SOA, A, DNSBuffer, DNSLabel
+
+from node_dns import model
+from node_dns.zone import snapshot
+
+CLASS_IN = 1
+
+
+def name_key(name: str) -> snapshot.NameKey:
+    """Lower-case label tuple for a dotted name; our own names never carry escaped dots."""
+    name = name.rstrip(".").lower()
+    return tuple(label.encode("ascii") for label in name.split(".")) if name else ()
+
+
+def _tail(rtype: int, ttl: int, rdata: bytes) -> bytes:
+    return struct.pack("!HHIH", rtype, CLASS_IN, ttl, len(rdata)) + rdata
+
+
+def _pack(rd: object) -> bytes:
+    buffer = DNSBuffer()
+    # Names inside rdata are written uncompressed: the tail must stand on its own in any message.
+    buffer.names = _NoCompression()
+    rd.pack(buffer)  # type: ignore[attr-defined]
+    return bytes(buffer.data)
+
+
+class _NoCompression(dict[object, int]):
+    """A names table that never remembers, so dnslib writes every name in full."""
+
+    def __setitem__(self, key: object, value: int) -> None:
+        return None
+
+
+def address_rrsets(ips: Iterable[model.IPAddress], ttl: int) -> dict[int, snapshot.RRset]:
+    """A and AAAA RRsets in a stable order (numeric), so every replica answers identically."""
+    v4 = sorted({ip for ip in ips if ip.version == 4})
+    v6 = sorted({ip for ip in ips if ip.version == 6})
+    result: dict[int, snapshot.RRset] = {}
+    if v4:
+        result[snapshot.TYPE_A] = snapshot.RRset(
+            snapshot.TYPE_A,
+            ttl,
+            tuple(_tail(snapshot.TYPE_A, ttl, ip.packed) for ip in v4),
+            tuple(str(ip) for ip in v4),
+        )
+    if v6:
+        result[snapshot.TYPE_AAAA] = snapshot.RRset(
+            snapshot.TYPE_AAAA,
+            ttl,
+            tuple(_tail(snapshot.TYPE_AAAA, ttl, ip.packed) for ip in v6),
+            tuple(str(ip) for ip in v6),
+        )
+    return result
+
+
+def soa_rrset(
+    *,
+    mname: str,
+    rname: str,
+    serial: int,
+    refresh: int,
+    retry: int,
+    expire: int,
+    minimum: int,
+    ttl: int,
+) -> snapshot.RRset:
+    """rname is in DNS form already: dots inside the mailbox's local part are escaped."""
+    labels = _split_escaped(rname)
+    rdata = _pack(
+        SOA(DNSLabel(mname), DNSLabel(labels), (serial, refresh, retry, expire, minimum)),
+    )
+    text = f"{mname}. {rname}. {serial} {refresh} {retry} {expire} {minimum}"
+    return snapshot.RRset(snapshot.TYPE_SOA, ttl, (_tail(snapshot.TYPE_SOA, ttl, rdata),), (text,))
+
+
+def ns_rrset(names: Iterable[str], ttl: int) -> snapshot.RRset:
+    names = list(dict.fromkeys(names))
+    return snapshot.RRset(
+        snapshot.TYPE_NS,
+        ttl,
+        tuple(_tail(snapshot.TYPE_NS, ttl, _pack(NS(DNSLabel(n)))) for n in names),
+        tuple(f"{n}." for n in names),
+    )
+
+
+def _split_escaped(name: str) -> list[bytes]:
+    """Split a presentation name on unescaped dots ('first\\.last.example.net')."""
+    labels: list[bytes] = []
+    current = ""
+    escaped = False
+    for char in name.rstrip("."):
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ".":
+            labels.append(current.encode())
+            current = ""
+        else:
+            current += char
+    labels.append(current.encode())
+    return labels
+
+
+# Re-exported so callers need not know dnslib's record classes.
+__all__ = ["A", "AAAA", "address_rrsets", "name_key", "ns_rrset", "soa_rrset"]

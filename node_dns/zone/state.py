@@ -1,0 +1,327 @@
+"""ZoneState: the one writer. Applies node facts, decides membership, publishes snapshots.
+
+Work per event is proportional to what changed: only the areas the node was or is in are
+rebuilt, and a snapshot is published only when served bytes differ. That is also the rule for
+the SOA serial, which therefore moves exactly when content moves.
+
+The serial is derived from the Kubernetes resourceVersion of the change that moved content
+(the list's resourceVersion for a full list). Every replica watching the same apiserver sees the
+same versions, so replicas converge on the same serial, and a restart never makes it go back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from node_dns import model
+from node_dns.settings import Settings
+from node_dns.zone import build, snapshot
+
+log = logging.getLogger(__name__)
+
+SERIAL_MODULO = 2**32
+Subscriber = Callable[[snapshot.Snapshot], None]
+
+
+def serial_newer(a: int, b: int) -> bool:
+    """RFC 1982 serial number arithmetic: is a greater than b?"""
+    return a != b and ((a - b) % SERIAL_MODULO) < 2**31
+
+
+def _version(value: str | None) -> int | None:
+    """resourceVersions are opaque, but every apiserver backed by etcd gives integers."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AreaPolicy:
+    """How the addresses of an area are chosen from its members.
+
+    The default is strict: only healthy nodes are served. ``fail_open_min_healthy`` and
+    ``fail_open_min_fraction`` protect against a whole area looking unhealthy at once (for
+    example a control-plane partition): below the threshold every known address is served.
+    """
+
+    cordoned_healthy: bool = False
+    fail_open_min_healthy: int = 0
+    fail_open_min_fraction: float = 0.0
+
+    def healthy(self, facts: model.NodeFacts) -> bool:
+        return (
+            facts.ready and not facts.deleting and (facts.schedulable or self.cordoned_healthy)
+        )
+
+    def fails_open(self, healthy: int, members: int) -> bool:
+        if members == 0:
+            return False
+        return healthy < self.fail_open_min_healthy or healthy < self.fail_open_min_fraction * members
+
+
+class ZoneState:
+    """Holds the facts of every node and publishes a new snapshot when served content changes."""
+
+    def __init__(self, settings: Settings, policy: AreaPolicy | None = None) -> None:
+        self._settings = settings
+        self._policy = policy or AreaPolicy(cordoned_healthy=settings.cordoned_healthy)
+        self._origin = build.name_key(settings.zone)
+        self._facts: dict[str, model.NodeFacts] = {}
+        self._versions: dict[str, int] = {}
+        self._tombstones: dict[str, int] = {}
+        self._members: dict[str, set[str]] = {}
+        self._areas: dict[str, snapshot.Node] = {}
+        self._area_counts: dict[str, tuple[int, int]] = {}
+        self._failed_open: set[str] = set()
+        self._static = self._static_names()
+        self._ns = build.ns_rrset((ns.name for ns in settings.nameservers), settings.ns_ttl)
+        self._subscribers: list[Subscriber] = []
+        self._synced = False
+        self._serial = 0
+        self._generation = 0
+        self._ents: frozenset[snapshot.NameKey] = frozenset()
+        self._names_dirty = True
+        self.snapshot = self._build()
+
+    # --- reading ------------------------------------------------------------------------------
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    @property
+    def failed_open(self) -> frozenset[str]:
+        return frozenset(self._failed_open)
+
+    def node_states(self) -> Mapping[str, int]:
+        """Count of nodes by state, for metrics."""
+        counts = {"healthy": 0, "not_ready": 0, "cordoned": 0, "deleting": 0}
+        for facts in self._facts.values():
+            if facts.deleting:
+                counts["deleting"] += 1
+            elif not facts.ready:
+                counts["not_ready"] += 1
+            elif not facts.schedulable and not self._policy.cordoned_healthy:
+                counts["cordoned"] += 1
+            else:
+                counts["healthy"] += 1
+        return counts
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(snapshot)`` after each publication (and once now)."""
+        self._subscribers.append(callback)
+        callback(self.snapshot)
+
+    # --- writing ------------------------------------------------------------------------------
+    def apply(self, name: str, facts: model.NodeFacts | None, version: str | None = None) -> bool:
+        """Apply one watch event; ``facts=None`` means the node is gone. True if content moved."""
+        ver = _version(version)
+        known = self._versions.get(name)
+        if ver is not None and known is not None and ver < known:
+            return False  # older than what we hold: a late re-list line
+        if facts is None:
+            if ver is not None:
+                self._tombstones[name] = ver
+            touched = self._remove(name)
+        else:
+            self._tombstones.pop(name, None)
+            touched = self._put(facts, ver)
+        return self._refresh(touched, ver)
+
+    def replace_all(
+        self, nodes: Iterable[tuple[model.NodeFacts, str | None]], list_version: str | None
+    ) -> bool:
+        """Reconcile against a complete list: the first one makes the zone authoritative.
+
+        Nodes missing from the list are removed only if we learnt of them before the list was
+        taken, and listed nodes older than what the watch already delivered are ignored, so a
+        slow list cannot undo newer events.
+        """
+        list_ver = _version(list_version)
+        seen: set[str] = set()
+        touched: set[str] = set()
+        for facts, version in nodes:
+            seen.add(facts.name)
+            ver = _version(version)
+            known = self._versions.get(facts.name)
+            tomb = self._tombstones.get(facts.name)
+            if ver is not None and known is not None and ver < known:
+                continue
+            if ver is not None and tomb is not None and ver <= tomb:
+                continue
+            touched |= self._put(facts, ver)
+        for name in list(self._facts):
+            if name in seen:
+                continue
+            known = self._versions.get(name)
+            if list_ver is not None and known is not None and known > list_ver:
+                continue  # created after the list was taken
+            touched |= self._remove(name)
+        if list_ver is not None:
+            self._tombstones = {n: v for n, v in self._tombstones.items() if v > list_ver}
+        first = not self._synced
+        self._synced = True
+        changed = self._refresh(touched, list_ver, force=first)
+        return changed or first
+
+    # --- internals ----------------------------------------------------------------------------
+    def _put(self, facts: model.NodeFacts, ver: int | None) -> set[str]:
+        old = self._facts.get(facts.name)
+        if ver is not None:
+            self._versions[facts.name] = ver
+        if old == facts:
+            return set()
+        self._facts[facts.name] = facts
+        old_areas = old.areas if old else frozenset()
+        for area in old_areas - facts.areas:
+            self._leave(area, facts.name)
+        for area in facts.areas - old_areas:
+            self._members.setdefault(area, set()).add(facts.name)
+        return set(old_areas | facts.areas)
+
+    def _remove(self, name: str) -> set[str]:
+        old = self._facts.pop(name, None)
+        self._versions.pop(name, None)
+        if old is None:
+            return set()
+        for area in old.areas:
+            self._leave(area, name)
+        return set(old.areas)
+
+    def _leave(self, area: str, name: str) -> None:
+        members = self._members.get(area)
+        if members is not None:
+            members.discard(name)
+            if not members:
+                del self._members[area]
+
+    def _area_node(self, area: str) -> snapshot.Node | None:
+        members = self._members.get(area)
+        if not members:
+            self._area_counts.pop(area, None)
+            self._failed_open.discard(area)
+            return None
+        facts = [self._facts[n] for n in members]
+        healthy = [f for f in facts if self._policy.healthy(f)]
+        self._area_counts[area] = (len(healthy), len(facts))
+        chosen = healthy
+        if self._policy.fails_open(len(healthy), len(facts)):
+            chosen = facts
+            if area not in self._failed_open:
+                log.warning(
+                    "area %s has %d of %d nodes healthy, below the fail-open threshold: serving all %d",
+                    area,
+                    len(healthy),
+                    len(facts),
+                    len(facts),
+                )
+                self._failed_open.add(area)
+        elif area in self._failed_open:
+            log.info("area %s is back above the fail-open threshold", area)
+            self._failed_open.discard(area)
+        ips = [ip for f in chosen for ip in f.ips]
+        return snapshot.Node(build.address_rrsets(ips, self._settings.record_ttl))
+
+    def _refresh(self, areas: set[str], version: int | None, force: bool = False) -> bool:
+        changed = False
+        for area in areas:
+            node = self._area_node(area)
+            old = self._areas.get(area)
+            if node == old:
+                continue
+            changed = True
+            if node is None:
+                del self._areas[area]
+                self._names_dirty = True
+            else:
+                if old is None:
+                    self._names_dirty = True
+                self._areas[area] = node
+        if not (changed or force):
+            return False
+        if self._synced and changed:
+            self._bump_serial(version)
+        elif force and self._serial == 0:
+            self._bump_serial(version)
+        if self._synced:
+            self._publish()
+        return changed
+
+    def _bump_serial(self, version: int | None) -> None:
+        candidate = version % SERIAL_MODULO if version is not None else int(time.time()) % SERIAL_MODULO
+        if serial_newer(candidate, self._serial):
+            self._serial = candidate
+        else:
+            self._serial = (self._serial + 1) % SERIAL_MODULO
+
+    def _static_names(self) -> dict[snapshot.NameKey, snapshot.Node]:
+        """Glue for in-zone name servers: fixed for the life of the process."""
+        names: dict[snapshot.NameKey, snapshot.Node] = {}
+        zone = self._settings.zone
+        for ns in self._settings.nameservers:
+            if ns.name == zone or ns.name.endswith("." + zone):
+                key = build.name_key(ns.name)
+                names[key] = snapshot.Node(build.address_rrsets(ns.ips, self._settings.ns_ttl))
+        return names
+
+    def _build(self) -> snapshot.Snapshot:
+        s = self._settings
+        soa = build.soa_rrset(
+            mname=s.nameservers[0].name,
+            rname=s.soa_rname,
+            serial=self._serial,
+            refresh=s.soa_refresh,
+            retry=s.soa_retry,
+            expire=s.soa_expire,
+            minimum=s.negative_ttl,
+            ttl=s.soa_ttl,
+        )
+        names: dict[snapshot.NameKey, snapshot.Node] = {}
+        for area, node in self._areas.items():
+            names[(area.encode("ascii"), *self._origin)] = node
+        for key, node in self._static.items():
+            if key in names:
+                log.warning("area %s shadows a name server's glue; the glue is served", key[0])
+            names[key] = node
+        apex = dict(names.get(self._origin, snapshot.Node({})).rrsets)
+        apex[snapshot.TYPE_SOA] = soa
+        apex[snapshot.TYPE_NS] = self._ns
+        names[self._origin] = snapshot.Node(apex)
+        if self._names_dirty:
+            self._ents = _empty_non_terminals(names, len(self._origin))
+            self._names_dirty = False
+        self._generation += 1
+        return snapshot.Snapshot(
+            origin=self._origin,
+            serial=self._serial,
+            synced=self._synced,
+            names=names,
+            empty_non_terminals=self._ents,
+            soa=soa,
+            negative_ttl=min(s.soa_ttl, s.negative_ttl),
+            generation=self._generation,
+            areas=dict(self._area_counts),
+        )
+
+    def _publish(self) -> None:
+        self.snapshot = self._build()
+        for callback in self._subscribers:
+            callback(self.snapshot)
+
+
+def _empty_non_terminals(
+    names: Mapping[snapshot.NameKey, snapshot.Node], origin_len: int
+) -> frozenset[snapshot.NameKey]:
+    """Names that exist only because something below them does (RFC 8020: NODATA, not NXDOMAIN)."""
+    ents: set[snapshot.NameKey] = set()
+    for key in names:
+        for cut in range(1, len(key) - origin_len):
+            parent = key[cut:]
+            if parent not in names:
+                ents.add(parent)
+    return frozenset(ents)
