@@ -58,7 +58,7 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ks.peering.standalone = True
     ks.peering.mandatory = False
     ks.persistence.finalizer = "node-dns.invalid/never-used"
-    ks.networking.error_backoffs = RetryForever()  # type: ignore[assignment]
+    ks.networking.error_backoffs = RetryForever()
     ks.watching.reconnect_backoff = 1.0
     return ks
 
@@ -130,7 +130,7 @@ async def start(settings: Settings) -> Server:
         settings.http_address, settings.http_port, live=server.live, ready=server.ready, registry=registry
     )
     log.info(
-        "serving zone %s on %s port %d (udp+tcp); health and metrics on %s:%d; SERVFAIL until nodes are listed",
+        "serving zone %s on %s port %d (udp+tcp), http on %s:%d; SERVFAIL until nodes are listed",
         settings.zone,
         settings.dns_address,
         port,
@@ -162,7 +162,7 @@ async def stop(server: Server) -> None:
     for conn in list(server.transport_state.connections):
         conn.shutdown()
     deadline = time.monotonic() + SHUTDOWN_GRACE
-    while server.transport_state.connections and time.monotonic() < deadline:
+    while server.transport_state.connections and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     for conn in list(server.transport_state.connections):
         conn.abort()
@@ -177,6 +177,11 @@ async def stop(server: Server) -> None:
         await server._client.close()
 
 
+def _set(flag: asyncio.Future[None]) -> None:
+    if not flag.done():
+        flag.set_result(None)
+
+
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until the watch dies (exit 1)."""
     server = await start(settings)
@@ -184,7 +189,7 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, lambda: stop_flag.done() or stop_flag.set_result(None))
+            loop.add_signal_handler(sig, _set, stop_flag)
 
     connection = server.connection
 
@@ -210,7 +215,7 @@ async def serve(settings: Settings) -> int:
         log.info("stopping: signal received")
     except asyncio.CancelledError:
         raise
-    except BaseException as error:  # noqa: BLE001 - any end of the watch is fatal
+    except BaseException as error:
         log.error("node watch ended and will not recover (%s); exiting so the pod restarts", error)
         code = 1
     await stop(server)

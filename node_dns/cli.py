@@ -34,7 +34,9 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         helptext = (info.description or "").replace("%", "%%")
         if _is_bool(info.annotation):
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            group.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=helptext
+            )
         else:
             group.add_argument(flag, dest=name, default=None, metavar="VALUE", help=helptext)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from node_dns.answer.lookup import Result
-from node_dns.answer.query import HEADER, TYPE_OPT, Query, Rcode
+from node_dns.answer.query import HEADER, TYPE_OPT, Query
 
 MAX_TCP = 65535
 PLAIN_UDP = 512

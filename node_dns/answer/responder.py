@@ -43,7 +43,12 @@ def cache_key(data: bytes) -> tuple[bytes, int] | None:
         if qend != size:
             return None
         return data[2:12] + data[12:i].lower() + data[i:], qend
-    if arcount != b"\x00\x01" or size < qend + 11 or data[qend] != 0 or data[qend + 1 : qend + 3] != _OPT_TYPE:
+    if (
+        arcount != b"\x00\x01"
+        or size < qend + 11
+        or data[qend] != 0
+        or data[qend + 1 : qend + 3] != _OPT_TYPE
+    ):
         return None
     rdlength = int.from_bytes(data[qend + 9 : qend + 11], "big")
     if qend + 11 + rdlength != size:
@@ -62,7 +67,9 @@ def cache_key(data: bytes) -> tuple[bytes, int] | None:
 class Responder:
     """Holds the current snapshot and its response caches (one per transport)."""
 
-    def __init__(self, snap: snapshot.Snapshot, *, edns_udp_size: int = 1232, max_cached: int = 50_000) -> None:
+    def __init__(
+        self, snap: snapshot.Snapshot, *, edns_udp_size: int = 1232, max_cached: int = 50_000
+    ) -> None:
         self.edns_udp_size = edns_udp_size
         self.max_cached = max_cached
         self.stats = stats.QueryStats()
@@ -117,7 +124,9 @@ class Responder:
         return wire
 
 
-def answer(data: bytes, snap: snapshot.Snapshot, *, tcp: bool, edns_udp_size: int) -> tuple[bytes, int, int] | None:
+def answer(
+    data: bytes, snap: snapshot.Snapshot, *, tcp: bool, edns_udp_size: int
+) -> tuple[bytes, int, int] | None:
     """The reference path: decode, look up, encode. Pure: same input, same bytes.
 
     Returns the response with the query type and response code (for counting), or None when

@@ -11,10 +11,37 @@ from dataclasses import dataclass, field
 
 # Bucket bounds in seconds, as CoreDNS uses for request durations (fine at the low end).
 DURATION_BUCKETS = (
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
 )
-KNOWN_TYPES = {1: "A", 2: "NS", 6: "SOA", 28: "AAAA", 255: "ANY", 13: "HINFO", 5: "CNAME", 15: "MX",
-               16: "TXT", 33: "SRV", 65: "HTTPS", 64: "SVCB", 12: "PTR", 252: "AXFR", 251: "IXFR"}
+KNOWN_TYPES = {
+    1: "A",
+    2: "NS",
+    6: "SOA",
+    28: "AAAA",
+    255: "ANY",
+    13: "HINFO",
+    5: "CNAME",
+    15: "MX",
+    16: "TXT",
+    33: "SRV",
+    65: "HTTPS",
+    64: "SVCB",
+    12: "PTR",
+    252: "AXFR",
+    251: "IXFR",
+}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 16: "BADVERS"}
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from node_dns.version import __version__
 from node_dns.answer import stats as answer_stats
+from node_dns.version import __version__
 
 
 class SourceStatsView(Protocol):
@@ -58,13 +58,17 @@ class NodeDnsCollector(Collector):
     def __init__(self, inputs: Inputs) -> None:
         self._in = inputs
 
-    def collect(self) -> Iterator[Metric]:  # noqa: PLR0914 - one family after another
+    def collect(self) -> Iterator[Metric]:
         q = self._in.queries
         requests = CounterMetricFamily(
-            "node_dns_dns_requests", "DNS queries answered or dropped, by protocol and type.", labels=["proto", "type"]
+            "node_dns_dns_requests",
+            "DNS queries answered or dropped, by protocol and type.",
+            labels=["proto", "type"],
         )
         responses = CounterMetricFamily(
-            "node_dns_dns_responses", "DNS responses sent, by protocol and response code.", labels=["proto", "rcode"]
+            "node_dns_dns_responses",
+            "DNS responses sent, by protocol and response code.",
+            labels=["proto", "rcode"],
         )
         by_request: dict[tuple[str, str], int] = {}
         by_rcode: dict[tuple[str, str], int] = {}
@@ -98,17 +102,21 @@ class NodeDnsCollector(Collector):
         for proto, count in q.truncated.items():
             truncated.add_metric([proto], count)
         yield truncated
-        dropped = CounterMetricFamily("node_dns_dns_dropped", "Packets not answered, by reason.", labels=["reason"])
+        dropped = CounterMetricFamily(
+            "node_dns_dns_dropped", "Packets not answered, by reason.", labels=["reason"]
+        )
         for reason, count in sorted(q.dropped.items()):
             dropped.add_metric([reason], count)
         yield dropped
         yield _gauge("node_dns_dns_tcp_connections", "Open TCP connections.", self._in.tcp_connections())
         yield CounterMetricFamily(
-            "node_dns_dns_tcp_refused_connections", "TCP connections closed at once (cap reached).",
+            "node_dns_dns_tcp_refused_connections",
+            "TCP connections closed at once (cap reached).",
             value=self._in.tcp_refused(),
         )
         yield CounterMetricFamily(
-            "node_dns_dns_internal_errors", "Queries that hit a bug in the query path.",
+            "node_dns_dns_internal_errors",
+            "Queries that hit a bug in the query path.",
             value=self._in.internal_errors(),
         )
 
@@ -134,7 +142,9 @@ class NodeDnsCollector(Collector):
             failed.add_metric([area], 1)
         yield failed
         yield _gauge("node_dns_zone_serial", "SOA serial of the zone being served.", self._in.serial())
-        yield _gauge("node_dns_zone_synced", "1 once a complete node list has been loaded.", int(self._in.zone.synced))
+        yield _gauge(
+            "node_dns_zone_synced", "1 once a complete node list has been loaded.", int(self._in.zone.synced)
+        )
 
         src = self._in.source
         events = CounterMetricFamily("node_dns_watch_events", "Node watch events, by type.", labels=["type"])
@@ -142,14 +152,20 @@ class NodeDnsCollector(Collector):
             events.add_metric([kind], count)
         yield events
         yield _gauge(
-            "node_dns_watch_last_event_timestamp_seconds", "Unix time of the last node watch event.", src.last_event
+            "node_dns_watch_last_event_timestamp_seconds",
+            "Unix time of the last node watch event.",
+            src.last_event,
         )
-        lists = CounterMetricFamily("node_dns_node_lists", "Full node lists taken, by result.", labels=["result"])
+        lists = CounterMetricFamily(
+            "node_dns_node_lists", "Full node lists taken, by result.", labels=["result"]
+        )
         for result, count in sorted(src.lists.items()):
             lists.add_metric([result], count)
         yield lists
         yield _gauge(
-            "node_dns_apiserver_reachable", "1 when the last call to the apiserver succeeded.", int(src.reachable)
+            "node_dns_apiserver_reachable",
+            "1 when the last call to the apiserver succeeded.",
+            int(src.reachable),
         )
         yield _gauge(
             "node_dns_zone_staleness_seconds",
@@ -181,5 +197,3 @@ def registry(inputs: Inputs) -> CollectorRegistry:
     ProcessCollector(registry=reg)
     PlatformCollector(registry=reg)
     return reg
-
-

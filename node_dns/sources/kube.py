@@ -17,7 +17,7 @@ async def load_configuration(kubeconfig: str | None) -> client.Configuration:
     """--kubeconfig, else in-cluster when running in a pod, else $KUBECONFIG or ~/.kube/config."""
     cfg = client.Configuration()
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=cfg)
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     else:
         await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
     return cfg
@@ -33,7 +33,7 @@ def connection_info(cfg: client.Configuration) -> kopf.ConnectionInfo:
         if not token:
             scheme, token = "Bearer", scheme
     return kopf.ConnectionInfo(
-        server=cfg.host,
+        server=str(cfg.host),
         ca_path=cfg.ssl_ca_cert or None,
         insecure=not cfg.verify_ssl,
         scheme=scheme,
@@ -67,10 +67,14 @@ class Kube:
         token: str | None = None
         version: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False, "_request_timeout": self._timeout}
+            kwargs: dict[str, Any] = {
+                "limit": PAGE,
+                "_preload_content": False,
+                "_request_timeout": self._timeout,
+            }
             if token:
                 kwargs["_continue"] = token
-            response = await core.list_node(**kwargs)
+            response: Any = await core.list_node(**kwargs)
             page = json.loads(await response.read())
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}

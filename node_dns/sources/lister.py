@@ -39,7 +39,11 @@ class Lister:
         self._source.stats.lists["ok"] = self._source.stats.lists.get("ok", 0) + 1
         self._source.stats.reachable = True
         if not self.synced.is_set():
-            log.info("node list loaded: %d nodes in %.2fs; zone is authoritative", len(items), time.monotonic() - started)
+            log.info(
+                "node list loaded: %d nodes in %.2fs; zone is authoritative",
+                len(items),
+                time.monotonic() - started,
+            )
         self.synced.set()
 
     async def run(self) -> None:
@@ -53,7 +57,9 @@ class Lister:
                 if now >= next_list or unreachable_since is not None or not self.synced.is_set():
                     await self.list_once()
                     if unreachable_since is not None:
-                        log.info("apiserver reachable again after %.1fs; zone reconciled", now - unreachable_since)
+                        log.info(
+                            "apiserver reachable again after %.1fs; zone reconciled", now - unreachable_since
+                        )
                     unreachable_since = None
                     failures = 0
                     next_list = time.monotonic() + self._resync * random.uniform(0.9, 1.1)
@@ -71,7 +77,9 @@ class Lister:
                     unreachable_since = now
                     log.warning("apiserver unreachable, serving the last known zone: %s", _brief(error))
                 elif failures % 30 == 0:
-                    log.warning("apiserver still unreachable after %.0fs: %s", now - unreachable_since, _brief(error))
+                    log.warning(
+                        "apiserver still unreachable after %.0fs: %s", now - unreachable_since, _brief(error)
+                    )
                 await self._client.refresh()
             await asyncio.sleep(self._probe if self.synced.is_set() else min(self._probe, 1.0))
 

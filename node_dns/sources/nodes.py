@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import kopf
 
 from node_dns import model
-from node_dns.sources import annotations
+from node_dns.sources import parsing
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,12 @@ def is_ready(status: Mapping[str, Any]) -> bool:
     return False
 
 
-def facts_from_node(body: Mapping[str, Any], keys: Keys) -> tuple[model.NodeFacts, list[annotations.Problem]]:
+def facts_from_node(body: Mapping[str, Any], keys: Keys) -> tuple[model.NodeFacts, list[parsing.Problem]]:
     """Pure translation of one Node body; bad annotation entries come back as problems."""
     meta = body.get("metadata") or {}
     notes = meta.get("annotations") or {}
-    areas, area_problems = annotations.parse_areas(notes.get(keys.areas), keys.areas)
-    ips, ip_problems = annotations.parse_ips(notes.get(keys.ips), keys.ips)
+    areas, area_problems = parsing.parse_areas(notes.get(keys.areas), keys.areas)
+    ips, ip_problems = parsing.parse_ips(notes.get(keys.ips), keys.ips)
     spec = body.get("spec") or {}
     facts = model.NodeFacts(
         name=str(meta.get("name", "")),
@@ -95,7 +95,11 @@ class NodeSource:
                 key = problem.annotation
                 self.stats.invalid_entries[key] = self.stats.invalid_entries.get(key, 0) + 1
                 log.warning(
-                    "node %s: skipped %s entry %r: %s", facts.name, problem.annotation, problem.entry, problem.reason
+                    "node %s: skipped %s entry %r: %s",
+                    facts.name,
+                    problem.annotation,
+                    problem.entry,
+                    problem.reason,
                 )
             for listener in self.problem_listeners:
                 listener(facts.name, problems)

@@ -34,7 +34,9 @@ class TransportState:
         now = time.monotonic()
         if now - self._last_error_log >= 60.0:
             self._last_error_log = now
-            log.error("internal error answering over %s (%d so far)", where, self.internal_errors, exc_info=error)
+            log.error(
+                "internal error answering over %s (%d so far)", where, self.internal_errors, exc_info=error
+            )
 
     def sweep(self, now: float) -> None:
         """Close connections idle longer than the timeout (a timer per message would cost more)."""

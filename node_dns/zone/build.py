@@ -114,4 +114,4 @@ def _split_escaped(name: str) -> list[bytes]:
 
 
 # Re-exported so callers need not know dnslib's record classes.
-__all__ = ["A", "AAAA", "address_rrsets", "name_key", "ns_rrset", "soa_rrset"]
+__all__ = ["AAAA", "A", "address_rrsets", "name_key", "ns_rrset", "soa_rrset"]

@@ -55,9 +55,7 @@ class AreaPolicy:
     fail_open_min_fraction: float = 0.0
 
     def healthy(self, facts: model.NodeFacts) -> bool:
-        return (
-            facts.ready and not facts.deleting and (facts.schedulable or self.cordoned_healthy)
-        )
+        return facts.ready and not facts.deleting and (facts.schedulable or self.cordoned_healthy)
 
     def fails_open(self, healthy: int, members: int) -> bool:
         if members == 0:
@@ -244,9 +242,7 @@ class ZoneState:
                 self._areas[area] = node
         if not (changed or force):
             return False
-        if self._synced and changed:
-            self._bump_serial(version)
-        elif force and self._serial == 0:
+        if (self._synced and changed) or (force and self._serial == 0):
             self._bump_serial(version)
         if self._synced:
             self._publish()
