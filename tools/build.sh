@@ -11,10 +11,22 @@ mkdir -p "$TOOLS_DIR"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# One build at a time per cache directory: a second `make tools` waits instead of racing.
+exec 9>"$TOOLS_DIR/.build.lock"
+flock 9
 
-have() { # have BINARY VERSION ARGS... : the cached binary prints VERSION
-  local bin=$TOOLS_DIR/$1 want=$2; shift 2
-  [ -x "$bin" ] && "$bin" "$@" 2>&1 | grep -qF "${want#v}"
+have() { # have BINARY VERSION ARGS... : the cached binary prints VERSION (as a whole word)
+  local bin=$TOOLS_DIR/$1 want=${2#v} out; shift 2
+  [ -x "$bin" ] || return 1
+  # Capture first: `bin | grep -q` fails at random under pipefail when grep exits before bin
+  # has written everything (SIGPIPE).
+  out=$("$bin" "$@" 2>&1) || return 1
+  [[ $out =~ (^|[^0-9.])${want//./\\.}([^0-9.]|$) ]]
+}
+
+install_bin() { # install_bin BUILT NAME : atomic rename, so a running test never sees half a file
+  chmod +x "$1"
+  mv -f "$1" "$TOOLS_DIR/$2"
 }
 
 check() { # check BINARY VERSION ARGS... : fail loudly if the build did not give VERSION
@@ -39,8 +51,9 @@ func main() { etcdmain.Main(os.Args) }
 GO
   go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
   go mod tidy
-  go build -o "$TOOLS_DIR/etcd" \
+  go build -o "$work/etcd.bin" \
     -ldflags "-X go.etcd.io/etcd/api/v3/version.Version=${ETCD_VERSION#v}" .
+  install_bin "$work/etcd.bin" etcd
   check etcd "$ETCD_VERSION" --version
 }
 
@@ -55,23 +68,28 @@ build_apiserver() {
     go mod edit -replace "$m=$m@$staging"
   done
   go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION"
-  go build -o "$TOOLS_DIR/kube-apiserver" \
-    -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34" \
+  local major minor pkg=k8s.io/component-base/version
+  IFS=. read -r major minor _ <<<"${KUBERNETES_VERSION#v}"
+  go build -o "$work/kube-apiserver.bin" \
+    -ldflags "-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor" \
     k8s.io/kubernetes/cmd/kube-apiserver
+  install_bin "$work/kube-apiserver.bin" kube-apiserver
   check kube-apiserver "$KUBERNETES_VERSION" --version
 }
 
 build_coredns() {
   have coredns "$COREDNS_VERSION" -version && { echo "tools: coredns $COREDNS_VERSION cached"; return; }
-  GOBIN=$TOOLS_DIR go install "github.com/coredns/coredns@$COREDNS_VERSION"
+  GOBIN=$work/bin go install "github.com/coredns/coredns@$COREDNS_VERSION"
+  install_bin "$work/bin/coredns" coredns
   check coredns "$COREDNS_VERSION" -version
 }
 
 build_helm() {
   have helm "$HELM_VERSION" version --short && { echo "tools: helm $HELM_VERSION cached"; return; }
-  GOBIN=$TOOLS_DIR go install \
+  GOBIN=$work/bin go install \
     -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  install_bin "$work/bin/helm" helm
   check helm "$HELM_VERSION" version --short
 }
 
