@@ -24,8 +24,8 @@ from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.sinks import http, metrics
 from node_dns.sources import kube, lister, nodes
+from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
-from node_dns.transports import tcp, udp
 from node_dns.zone import state as zone_state
 
 log = logging.getLogger("node_dns")
@@ -63,6 +63,31 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     return ks
 
 
+def area_policy(settings: Settings) -> zone_state.AreaPolicy:
+    """Fail-open thresholds from the settings; ``fail_open=False`` keeps areas strict."""
+    return zone_state.AreaPolicy(
+        cordoned_healthy=settings.cordoned_healthy,
+        fail_open_min_healthy=settings.fail_open_min_healthy if settings.fail_open else 0,
+        fail_open_min_fraction=settings.fail_open_min_fraction if settings.fail_open else 0.0,
+    )
+
+
+def rate_limiter(settings: Settings) -> ratelimit.RateLimiter | None:
+    """Response rate limiting for UDP, or None (the default) when no rate is set."""
+    nx = settings.rrl_nxdomains_per_second
+    if settings.rrl_responses_per_second <= 0 and not nx:
+        return None
+    return ratelimit.RateLimiter(
+        responses_per_second=settings.rrl_responses_per_second,
+        nxdomains_per_second=nx,
+        slip=settings.rrl_slip,
+        window=settings.rrl_window,
+        ipv4_prefix=settings.rrl_ipv4_prefix,
+        ipv6_prefix=settings.rrl_ipv6_prefix,
+        exempt=settings.rrl_exempt,
+    )
+
+
 @dataclass
 class Server:
     """Everything a running node-dns holds; built by :func:`start`, stopped by :meth:`stop`."""
@@ -98,7 +123,7 @@ class Server:
 
 async def start(settings: Settings) -> Server:
     """Bind every listener and start the background tasks; kopf is started by :func:`serve`."""
-    zone = zone_state.ZoneState(settings)
+    zone = zone_state.ZoneState(settings, area_policy(settings))
     responder = responder_mod.Responder(zone.snapshot, edns_udp_size=settings.edns_udp_size)
     zone.subscribe(responder.update)
     tstate = transport_state.TransportState(
@@ -109,7 +134,8 @@ async def start(settings: Settings) -> Server:
     source = nodes.NodeSource(zone, nodes.Keys(areas=settings.areas_annotation, ips=settings.ips_annotation))
     server = Server(settings, zone, responder, source, tstate)
 
-    server._udp = await udp.listen(settings.dns_address, settings.dns_port, responder, tstate)
+    limiter = rate_limiter(settings)
+    server._udp = await udp.listen(settings.dns_address, settings.dns_port, responder, tstate, limiter)
     port = server._udp.get_extra_info("sockname")[1]
     server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate)
     server.dns_port = port
@@ -124,6 +150,7 @@ async def start(settings: Settings) -> Server:
             tcp_connections=lambda: len(tstate.connections),
             tcp_refused=lambda: tstate.refused_connections,
             internal_errors=lambda: tstate.internal_errors,
+            rate_limited=(lambda: limiter.stats.actions) if limiter is not None else None,
         )
     )
     server._http, server.http_port = await http.start(

@@ -185,6 +185,85 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_json: bool = Field(False, description="Log one JSON object per line.")
 
+    # --- reliability (issue 7): fail-open and response rate limiting ---------------------------
+    fail_open: bool = Field(
+        True,
+        description=(
+            "When an area has fewer healthy nodes than the minimums below, serve every known "
+            "address of it instead of none. --no-fail-open turns this off (strict NODATA)."
+        ),
+    )
+    fail_open_min_healthy: int = Field(
+        1,
+        ge=0,
+        le=1_000_000,
+        description="Fail open when an area has fewer healthy nodes than this (1: when none is healthy).",
+    )
+    fail_open_min_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Fail open when the healthy share of an area's nodes is below this (0..1; 0: off).",
+    )
+    rrl_responses_per_second: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Response rate limiting over UDP: answers per second per client prefix (0: off). "
+            "TCP is never limited."
+        ),
+    )
+    rrl_nxdomains_per_second: int | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "NXDOMAIN answers per second per client prefix. Unset: same as "
+            "--rrl-responses-per-second; 0: NXDOMAINs are not limited separately."
+        ),
+    )
+    rrl_slip: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description=(
+            "Every Nth rate-limited answer is sent truncated (TC=1) so real clients retry over "
+            "TCP; the others are dropped. 0: drop all, 1: truncate all."
+        ),
+    )
+    rrl_window: float = Field(
+        15.0,
+        ge=1,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds over which a client's rate is averaged; a flooder stays limited this long.",
+    )
+    rrl_ipv4_prefix: int = Field(
+        24, ge=1, le=32, description="IPv4 clients are limited per prefix of this length."
+    )
+    rrl_ipv6_prefix: int = Field(
+        56, ge=1, le=128, description="IPv6 clients are limited per prefix of this length."
+    )
+    rrl_exempt: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = Field(
+        default_factory=list,
+        description="Client networks (CIDRs, comma separated) never rate limited, e.g. your resolvers.",
+    )
+
+    @field_validator("rrl_exempt")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        networks = []
+        for entry in value:
+            try:
+                networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IPv4 or IPv6 network (CIDR)") from None
+        return networks
+
+    # --- end of the reliability group ------------------------------------------------------------
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_level(cls, value: Any) -> Any:

@@ -52,6 +52,8 @@ class Inputs:
     tcp_refused: Callable[[], int]
     internal_errors: Callable[[], int]
     extra: Callable[[], Iterator[Metric]] | None = None
+    rate_limited: Callable[[], Mapping[tuple[str, str], int]] | None = None
+    """Response rate limiting (issue 7): (category, action) -> count; None while RRL is off."""
 
 
 class NodeDnsCollector(Collector):
@@ -114,6 +116,15 @@ class NodeDnsCollector(Collector):
             "TCP connections closed at once (cap reached).",
             value=self._in.tcp_refused(),
         )
+        if self._in.rate_limited is not None:
+            limited = CounterMetricFamily(
+                "node_dns_dns_rate_limited_responses",
+                "UDP answers withheld by response rate limiting: dropped, or slipped (sent with TC=1).",
+                labels=["category", "action"],
+            )
+            for (category, action), count in sorted(self._in.rate_limited().items()):
+                limited.add_metric([category, action], count)
+            yield limited
         yield CounterMetricFamily(
             "node_dns_dns_internal_errors",
             "Queries that hit a bug in the query path.",

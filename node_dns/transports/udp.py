@@ -7,13 +7,20 @@ from time import perf_counter
 from typing import Any
 
 from node_dns.answer import responder as responder_mod
+from node_dns.transports import ratelimit
 from node_dns.transports import state as state_mod
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, responder: responder_mod.Responder, state: state_mod.TransportState) -> None:
+    def __init__(
+        self,
+        responder: responder_mod.Responder,
+        state: state_mod.TransportState,
+        limiter: ratelimit.RateLimiter | None = None,
+    ) -> None:
         self._responder = responder
         self._state = state
+        self._limiter = limiter
         self._histogram = responder.stats.durations["udp"]
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -27,6 +34,13 @@ class UdpProtocol(asyncio.DatagramProtocol):
         except Exception as error:
             self._state.report_error("udp", error)
             return
+        if self._limiter is not None and wire is not None:  # rate limiting: off unless configured
+            try:
+                wire = self._limiter.check(wire, addr)
+            except Exception as error:
+                self._state.report_error("udp rate limiter", error)
+            if wire is None:
+                self._responder.stats.drop("rate_limited")
         if wire is not None and self.transport is not None:
             self.transport.sendto(wire, addr)
         self._histogram.observe(perf_counter() - started)
@@ -36,10 +50,14 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
 
 async def listen(
-    host: str, port: int, responder: responder_mod.Responder, state: state_mod.TransportState
+    host: str,
+    port: int,
+    responder: responder_mod.Responder,
+    state: state_mod.TransportState,
+    limiter: ratelimit.RateLimiter | None = None,
 ) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpProtocol(responder, state), local_addr=(host, port), reuse_port=False
+        lambda: UdpProtocol(responder, state, limiter), local_addr=(host, port), reuse_port=False
     )
     return transport
