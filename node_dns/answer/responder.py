@@ -116,7 +116,7 @@ class Responder:
         self.stats.count(key)
         if wire[2] & TC_BIT:
             self.stats.truncated[proto] += 1
-        if found is not None:
+        if found is not None and wire[4:6] == b"\x00\x01":  # only replies that echo the question
             cache = self._tcp if tcp else self._udp
             if len(cache) >= self.max_cached:
                 cache.clear()  # a flood of unique names must not grow memory without bound
