@@ -1,0 +1,79 @@
+"""``python -m bench [--only udp,tcp,convergence,scale] [--quick] [--json PATH]``.
+
+Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
+prints one Markdown table per measurement, then a summary against the targets of issue 6 and the
+Go peer. Never fails on a missed target: a benchmark reports, it does not judge CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import common, convergence, qps, scale, summary
+from bench.report import Table
+from tests.harness.controlplane import ControlPlane
+
+PARTS = ("udp", "tcp", "convergence", "scale")
+NEEDED = ("dnsperf", "taskset")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma separated parts: {','.join(PARTS)}")
+    parser.add_argument("--quick", action="store_true", help="short runs, one round, fewer flips")
+    parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
+    args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = parts - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {','.join(PARTS)}")
+    missing = [tool for tool in NEEDED if shutil.which(tool) is None]
+    if missing:
+        print(f"bench: {', '.join(missing)} not installed (make apt)", file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="node-dns-bench-"))
+    opts = common.Options.make(args.quick, workdir)
+    print(f"# node-dns benchmarks ({'quick' if args.quick else 'full'}): {', '.join(sorted(parts))}")
+    print(
+        f"server CPU {common.SERVER_CPU}, client CPU {common.CLIENT_CPU}; {common.load_note()}\n", flush=True
+    )
+    tables: list[Table] = []
+    started = time.monotonic()
+    try:
+        with ControlPlane() as plane:
+            steps = [
+                ("udp,tcp", lambda: qps.run(plane, opts, parts) if parts & {"udp", "tcp"} else []),
+                ("convergence", lambda: convergence.run(plane, opts) if "convergence" in parts else []),
+                ("scale", lambda: scale.run(plane, opts) if "scale" in parts else []),
+            ]
+            for name, step in steps:
+                try:
+                    for table in step():
+                        tables.append(table)
+                        print(table.markdown(), flush=True)
+                except Exception:
+                    print(
+                        f"bench: part {name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True
+                    )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    overview = summary.table(tables)
+    if overview.rows:
+        print(overview.markdown())
+    print(f"total {time.monotonic() - started:.0f}s; {common.load_note()}")
+    if args.json:
+        args.json.write_text(json.dumps({t.title: {"rows": t.rows, "raw": t.raw} for t in tables}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
