@@ -94,6 +94,42 @@ DnsName = Annotated[str, AfterValidator(_dns_name)]
 AnnotationKey = Annotated[str, AfterValidator(_annotation_key)]
 
 
+# --- issue 8 helpers: names, IP sources, static records --------------------------------------
+def _dns_label(value: str) -> str:
+    """One DNS label (a namespace, an area), lower-cased."""
+    label = value.strip().lower()
+    if not (label.isascii() and _LABEL.match(label)):
+        raise ValueError(f"{value!r} is not a DNS label (a-z, 0-9, '-', 1-63 chars)")
+    return label
+
+
+def _static_ips(value: Any) -> Any:
+    """Parse each IP of the static records (IPv4-mapped IPv6 folds to IPv4, like node IPs)."""
+    if not isinstance(value, dict):
+        return value
+    parsed: dict[str, list[model.IPAddress]] = {}
+    for area, ips in value.items():
+        addresses: list[model.IPAddress] = []
+        for ip in [ips] if isinstance(ips, str) else ips:
+            if not isinstance(ip, str):
+                addresses.append(ip)
+                continue
+            try:
+                address = model.parse_ip(ip)
+            except ValueError:
+                raise ValueError(f"{area}: {ip!r} is not an IPv4 or IPv6 address") from None
+            if address.is_unspecified or address.is_multicast or getattr(address, "scope_id", None):
+                raise ValueError(f"{area}: {ip} is an unspecified, multicast or zone-scoped address")
+            addresses.append(address)
+        key = area.strip().lower() if isinstance(area, str) else area  # Home= and home= are one area
+        parsed.setdefault(key, []).extend(addresses)
+    return parsed
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+IpSource = Literal["annotation", "external", "internal"]
+
+
 class NameServer(model.Frozen):
     """An NS target; in-zone names need glue so resolvers can reach them."""
 
@@ -263,6 +299,84 @@ class Settings(BaseSettings):
         return networks
 
     # --- end of the reliability group ------------------------------------------------------------
+
+    # --- records (issue 8): Services, IP sources, static records, answer limits, debug --------
+    services: bool = Field(
+        False,
+        description=(
+            "Serve <service>.<namespace>.<zone> for Services opted in by --service-annotation: the "
+            "IPs of healthy nodes hosting a ready endpoint. Needs get/list/watch on services and "
+            "endpointslices."
+        ),
+    )
+    service_annotation: AnnotationKey = Field(
+        "node-dns/expose", description='Service annotation that opts a Service in when its value is "true".'
+    )
+    service_namespaces: Annotated[tuple[DnsLabel, ...], NoDecode, BeforeValidator(_split_list)] = Field(
+        (),
+        description=(
+            "Namespaces whose Services are served (comma separated). Empty: all namespaces "
+            "(needs a ClusterRole); otherwise Roles in these namespaces are enough."
+        ),
+    )
+    ip_sources: Annotated[tuple[IpSource, ...], NoDecode, BeforeValidator(_split_list)] = Field(
+        ("annotation",),
+        description=(
+            "Where a node's IPs come from, in order: annotation (--ips-annotation), external "
+            "(status ExternalIP), internal (status InternalIP). The first source that yields an "
+            "address wins; the others are not mixed in."
+        ),
+    )
+    static_records: Annotated[
+        dict[DnsLabel, tuple[model.IPAddress, ...]],
+        NoDecode,
+        BeforeValidator(_static_ips),
+        BeforeValidator(_parse_static),
+    ] = Field(
+        default_factory=dict,
+        description=(
+            "Extra IPs per area, always served (also when no node lists the area): "
+            "'area=IP,IP; other=IP'. Fail-open thresholds count node IPs only."
+        ),
+    )
+    max_answers: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description=(
+            "At most this many A/AAAA records per UDP answer, rotating round-robin across queries "
+            "(0: off). TCP answers carry the full set."
+        ),
+    )
+    debug_endpoints: bool = Field(
+        False, description="Serve /debug/zone on the HTTP server: the zone file being served right now."
+    )
+
+    @field_validator("ip_sources")
+    @classmethod
+    def _ip_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one source is required (annotation, external, internal)")
+        if len(set(value)) != len(value):
+            raise ValueError("each source may appear once")
+        return value
+
+    @field_validator("service_namespaces")
+    @classmethod
+    def _namespaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("static_records")
+    @classmethod
+    def _static_areas(
+        cls, value: dict[str, tuple[model.IPAddress, ...]]
+    ) -> dict[str, tuple[model.IPAddress, ...]]:
+        for area in value:
+            if area in model.FAMILY_PREFIXES:
+                raise ValueError(f"area {area!r} is reserved for the family prefixes (v4., v6.)")
+        return value
+
+    # --- end of the records group ----------------------------------------------------------------
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -43,7 +43,9 @@ def truncated(msg: dns.message.Message) -> bool:
 
 def metric(text: str, name: str, labels: str | None = None) -> float | None:
     """The value of one sample in Prometheus text format; ``labels`` as written, e.g. 'area="x"'."""
-    pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else r"(?:\{\})?") + r" (\S+)$"
+    pattern = (
+        "^" + re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else r"(?:\{\})?") + r" (\S+)$"
+    )
     found = re.search(pattern, text, re.M)
     return float(found.group(1)) if found else None
 
