@@ -24,8 +24,10 @@ from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.sinks import http, metrics
 from node_dns.sources import kube, lister, nodes
+from node_dns.sources import services as service_source
 from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
+from node_dns.zone import dump
 from node_dns.zone import state as zone_state
 
 log = logging.getLogger("node_dns")
@@ -105,6 +107,8 @@ class Server:
     _http: Any = None
     _client: kube.Kube | None = None
     connection: kopf.ConnectionInfo | None = None
+    services: service_source.ServiceSource | None = None
+    _service_lister: service_source.ServiceLister | None = None
 
     # --- health -------------------------------------------------------------------------------
     def live(self) -> tuple[bool, Mapping[str, Any]]:
@@ -124,14 +128,16 @@ class Server:
 async def start(settings: Settings) -> Server:
     """Bind every listener and start the background tasks; kopf is started by :func:`serve`."""
     zone = zone_state.ZoneState(settings, area_policy(settings))
-    responder = responder_mod.Responder(zone.snapshot, edns_udp_size=settings.edns_udp_size)
+    responder = responder_mod.Responder(
+        zone.snapshot, edns_udp_size=settings.edns_udp_size, max_answers=settings.max_answers
+    )
     zone.subscribe(responder.update)
     tstate = transport_state.TransportState(
         idle_timeout=settings.tcp_idle_timeout,
         max_connections=settings.tcp_max_connections,
         max_queries=settings.tcp_max_queries,
     )
-    source = nodes.NodeSource(zone, nodes.Keys(areas=settings.areas_annotation, ips=settings.ips_annotation))
+    source = nodes.NodeSource(zone, node_keys(settings))
     server = Server(settings, zone, responder, source, tstate)
 
     limiter = rate_limiter(settings)
@@ -154,7 +160,12 @@ async def start(settings: Settings) -> Server:
         )
     )
     server._http, server.http_port = await http.start(
-        settings.http_address, settings.http_port, live=server.live, ready=server.ready, registry=registry
+        settings.http_address,
+        settings.http_port,
+        live=server.live,
+        ready=server.ready,
+        registry=registry,
+        extra_routes=debug_routes(settings, zone),
     )
     log.info(
         "serving zone %s on %s port %d (udp+tcp), http on %s:%d; SERVFAIL until nodes are listed",
@@ -167,11 +178,66 @@ async def start(settings: Settings) -> Server:
 
     cfg = await kube.load_configuration(settings.kubeconfig)
     server._client = kube.Kube(cfg)
-    node_lister = lister.Lister(source, server._client, resync_interval=settings.resync_interval)
+    if settings.services:
+        server.services = service_source.ServiceSource(zone, settings.service_annotation)
+        server._service_lister = service_source.ServiceLister(
+            server.services, cfg, settings.service_namespaces
+        )
+    node_lister = lister.Lister(
+        source,
+        server._client,
+        resync_interval=settings.resync_interval,
+        service_lister=server._service_lister,
+    )
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
     server.connection = kube.connection_info(cfg)
     return server
+
+
+def node_keys(settings: Settings) -> nodes.Keys:
+    return nodes.Keys(
+        areas=settings.areas_annotation, ips=settings.ips_annotation, ip_sources=settings.ip_sources
+    )
+
+
+def debug_routes(settings: Settings, zone: zone_state.ZoneState) -> dict[str, Any]:
+    """/debug/zone (issue 8): the zone file being served, when --debug-endpoints is on."""
+    if not settings.debug_endpoints:
+        return {}
+    return {"/debug/zone": lambda: dump.render(zone.snapshot)}
+
+
+def kopf_scope(settings: Settings) -> dict[str, Any]:
+    """Cluster-wide, unless Services are watched in listed namespaces only (Roles suffice then).
+
+    Nodes are cluster-scoped: kopf watches them cluster-wide either way.
+    """
+    if settings.services and settings.service_namespaces:
+        return {"clusterwide": False, "namespaces": list(settings.service_namespaces)}
+    return {"clusterwide": True}
+
+
+async def zone_file(settings: Settings) -> str:
+    """`node-dns zone`: one LIST of nodes (and Services/EndpointSlices), no watch, as a zone file."""
+    zone = zone_state.ZoneState(settings, area_policy(settings))
+    source = nodes.NodeSource(zone, node_keys(settings))
+    cfg = await kube.load_configuration(settings.kubeconfig)
+    client = kube.Kube(cfg)
+    service_lister = None
+    if settings.services:
+        service_facts = service_source.ServiceSource(zone, settings.service_annotation)
+        service_lister = service_source.ServiceLister(service_facts, cfg, settings.service_namespaces)
+    try:
+        once = lister.Lister(
+            source, client, resync_interval=settings.resync_interval, service_lister=service_lister
+        )
+        await once.list_once()
+    finally:
+        await client.close()
+        if service_lister is not None:
+            await service_lister.close()
+    return dump.render(zone.snapshot)
 
 
 async def _sweep(tstate: transport_state.TransportState) -> None:
@@ -202,6 +268,8 @@ async def stop(server: Server) -> None:
         await server._http.cleanup()
     if server._client is not None:
         await server._client.close()
+    if server._service_lister is not None:
+        await server._service_lister.close()
 
 
 async def serve(settings: Settings) -> int:
@@ -215,14 +283,16 @@ async def serve(settings: Settings) -> int:
         return connection
 
     registry = nodes.build_registry(server.source, login)
+    if server.services is not None:
+        service_source.register(registry, server.services)
     kopf_ready = asyncio.Event()
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
             settings=kopf_settings(settings),
             standalone=True,
-            clusterwide=True,
             ready_flag=kopf_ready,
+            **kopf_scope(settings),
         ),
         name="node-dns:kopf",
     )

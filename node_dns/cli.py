@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="watch nodes and serve the zone over UDP and TCP")
     _add_settings_flags(serve)
+    zone = commands.add_parser(
+        "zone",
+        help="print the zone that would be served right now (one read-only LIST, no watch)",
+        description=(
+            "List nodes (and Services/EndpointSlices with --services) once and print the zone "
+            "node-dns would serve from them as a zone file on stdout. Read-only; for troubleshooting."
+        ),
+    )
+    _add_settings_flags(zone)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -76,7 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"node-dns: {describe_error(error)}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_json)
+    if args.command == "zone":
+        return print_zone(settings)
     return run(settings)
+
+
+def print_zone(settings: Settings) -> int:
+    """`node-dns zone`: the zone file on stdout, logs on stderr; 1 if the cluster cannot be listed."""
+    try:
+        text = asyncio.run(app.zone_file(settings))
+    except Exception as error:
+        print(f"node-dns zone: cannot list the cluster: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
+    return 0
 
 
 def run(settings: Settings) -> int:

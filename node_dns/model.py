@@ -34,6 +34,36 @@ class NodeFacts(Frozen):
     deleting: bool = False
 
 
+FAMILY_PREFIXES: dict[str, int] = {"v4": 4, "v6": 6}
+"""First labels that select one address family: ``v4.<name>`` answers only A records and
+``v6.<name>`` only AAAA, for areas and Services alike. They are reserved: an area or a Service
+named ``v4`` or ``v6`` is rejected (with a warning), since its name would clash with a prefix."""
+
+
+class ServiceFacts(Frozen):
+    """What the zone needs to know about one Service: whether it is opted in to be served."""
+
+    namespace: str
+    name: str
+    exposed: bool = False
+
+
+class SliceFacts(Frozen):
+    """One EndpointSlice reduced to the nodes its endpoints run on.
+
+    ``ready``: nodes hosting an endpoint whose ``conditions.ready`` is true (or unset, as
+    kube-proxy reads it). ``terminating``: nodes hosting an endpoint that is serving and
+    terminating, the fallback when a Service has no ready endpoint at all.
+    """
+
+    namespace: str
+    name: str
+    service: str
+    """The Service it belongs to (label ``kubernetes.io/service-name``); empty if unlabelled."""
+    ready: frozenset[str] = frozenset()
+    terminating: frozenset[str] = frozenset()
+
+
 def parse_ip(text: str) -> IPAddress:
     """Parse an address, folding IPv4-mapped IPv6 (::ffff:1.2.3.4) into IPv4."""
     ip = ipaddress.ip_address(text.strip())

@@ -6,6 +6,7 @@ client's spelling of the name (0x20) and a cached response stays valid for any s
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from enum import Enum
@@ -93,6 +94,35 @@ def lookup(query: Query, snap: snapshot.Snapshot) -> Result:
     if query.qtype == snapshot.TYPE_NS and key == origin:
         result.additional = _glue(snap)
     return result
+
+
+def limit(result: Result, qtype: int, max_answers: int, turn: int) -> tuple[Result, int]:
+    """At most ``max_answers`` address records, a different window for each turn (issue 8).
+
+    Returns the result and how many distinct windows the RRset has (1: not limited). Window
+    ``turn % windows`` starts at record ``(turn * max_answers) % n`` and wraps around, so
+    consecutive turns hand out disjoint slices and every record is served equally often.
+    """
+    count = len(result.answer)
+    if (
+        max_answers <= 0
+        or count <= max_answers
+        or result.outcome is not Outcome.SUCCESS
+        or qtype not in (snapshot.TYPE_A, snapshot.TYPE_AAAA)
+    ):
+        return result, 1
+    windows = count // math.gcd(count, max_answers)
+    start = (turn % windows) * max_answers % count
+    picked = [result.answer[(start + j) % count] for j in range(max_answers)]
+    limited = Result(
+        result.outcome,
+        result.rcode,
+        result.authoritative,
+        answer=picked,
+        authority=result.authority,
+        additional=result.additional,
+    )
+    return limited, windows
 
 
 def _glue(snap: snapshot.Snapshot) -> list[bytes]:

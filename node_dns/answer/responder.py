@@ -64,14 +64,38 @@ def cache_key(data: bytes) -> tuple[bytes, int] | None:
     return data[2:12] + data[12:i].lower() + data[i : qend + 9], qend
 
 
+class _Rotation:
+    """UDP answers of one normalised query under ``max_answers``: one reply per window, built lazily.
+
+    ``turns`` is shared by every query of the same name and type, so the round-robin offset
+    moves per name whatever the client's EDNS shape, and it survives snapshot swaps.
+    """
+
+    __slots__ = ("key", "turns", "wires")
+
+    def __init__(self, turns: list[int], windows: int, key: tuple[str, str, str]) -> None:
+        self.turns = turns
+        self.wires: list[bytes | None] = [None] * windows
+        self.key = key
+
+
 class Responder:
     """Holds the current snapshot and its response caches (one per transport)."""
 
     def __init__(
-        self, snap: snapshot.Snapshot, *, edns_udp_size: int = 1232, max_cached: int = 50_000
+        self,
+        snap: snapshot.Snapshot,
+        *,
+        edns_udp_size: int = 1232,
+        max_cached: int = 50_000,
+        max_answers: int = 0,
     ) -> None:
         self.edns_udp_size = edns_udp_size
         self.max_cached = max_cached
+        self.max_answers = max_answers
+        """Issue 8: at most this many A/AAAA per UDP answer, rotating per name (0: off)."""
+        self._rotating: dict[bytes, _Rotation] = {}
+        self._turns: dict[tuple[bytes, int], list[int]] = {}
         self.stats = stats.QueryStats()
         self.snapshot = snap
         self._udp: dict[bytes, tuple[bytes, tuple[str, str, str]]] = {}
@@ -82,6 +106,7 @@ class Responder:
         self.snapshot = snap
         self._udp = {}
         self._tcp = {}
+        self._rotating = {}
 
     def respond_udp(self, data: bytes) -> bytes | None:
         found = cache_key(data)
@@ -92,6 +117,10 @@ class Responder:
                 self.stats.count(key)
                 qend = found[1]
                 return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
+            if self._rotating:  # answers limited by max_answers: only consulted on a miss
+                rotation = self._rotating.get(found[0])
+                if rotation is not None:
+                    return self._rotate(data, found[1], rotation)
         return self._full(data, tcp=False, found=found)
 
     def respond_tcp(self, data: bytes) -> bytes | None:
@@ -107,15 +136,41 @@ class Responder:
 
     def _full(self, data: bytes, *, tcp: bool, found: tuple[bytes, int] | None) -> bytes | None:
         proto = "tcp" if tcp else "udp"
-        reply = answer(data, self.snapshot, tcp=tcp, edns_udp_size=self.edns_udp_size)
-        if reply is None:
+        parsed = query.decode(data)
+        if parsed is None:
             self.stats.drop("not_a_query")
             return None
-        wire, qtype, rcode = reply
-        key = (proto, stats.qtype_label(qtype), stats.RCODES.get(rcode, "other"))
+        max_answers = 0 if tcp else self.max_answers
+        counter: list[int] | None = None
+        turn = 0
+        if max_answers:
+            turn_key = (b".".join(parsed.labels).lower(), parsed.qtype)
+            counter = self._turns.get(turn_key)
+            turn = counter[0] if counter is not None else 0
+        wire, rcode, windows = reply(
+            parsed,
+            self.snapshot,
+            tcp=tcp,
+            edns_udp_size=self.edns_udp_size,
+            max_answers=max_answers,
+            turn=turn,
+        )
+        key = (proto, stats.qtype_label(parsed.qtype), stats.RCODES.get(rcode, "other"))
         self.stats.count(key)
         if wire[2] & TC_BIT:
             self.stats.truncated[proto] += 1
+        if windows > 1:
+            if counter is None:
+                if len(self._turns) >= self.max_cached:
+                    self._turns.clear()
+                counter = self._turns[turn_key] = [turn]
+            counter[0] = turn + 1
+            if found is not None and wire[4:6] == b"\x00\x01":
+                if len(self._rotating) >= self.max_cached:
+                    self._rotating.clear()
+                rotation = self._rotating[found[0]] = _Rotation(counter, windows, key)
+                rotation.wires[turn % windows] = wire
+            return wire
         if found is not None and wire[4:6] == b"\x00\x01":  # only replies that echo the question
             cache = self._tcp if tcp else self._udp
             if len(cache) >= self.max_cached:
@@ -123,18 +178,68 @@ class Responder:
             cache[found[0]] = (wire, key)
         return wire
 
+    def _rotate(self, data: bytes, qend: int, rotation: _Rotation) -> bytes:
+        """The next window of a limited answer: cached per window, spliced like any hit."""
+        turn = rotation.turns[0]
+        rotation.turns[0] = turn + 1
+        index = turn % len(rotation.wires)
+        wire = rotation.wires[index]
+        if wire is None:
+            parsed = query.decode(data)
+            assert parsed is not None  # same normalised query as the one that made the rotation
+            wire, _, _ = reply(
+                parsed,
+                self.snapshot,
+                tcp=False,
+                edns_udp_size=self.edns_udp_size,
+                max_answers=self.max_answers,
+                turn=turn,
+            )
+            rotation.wires[index] = wire
+        self.stats.count(rotation.key)
+        return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
+
+
+def reply(
+    parsed: query.Query,
+    snap: snapshot.Snapshot,
+    *,
+    tcp: bool,
+    edns_udp_size: int,
+    max_answers: int = 0,
+    turn: int = 0,
+) -> tuple[bytes, int, int]:
+    """Look up and encode a decoded query: the response, its rcode and its number of windows.
+
+    With ``max_answers`` (UDP only) an A/AAAA answer larger than that is cut to window
+    ``turn``; the window count (1 when nothing was cut) tells the caller it rotates.
+    """
+    result = lookup.lookup(parsed, snap)
+    windows = 1
+    if max_answers and not tcp:
+        result, windows = lookup.limit(result, parsed.qtype, max_answers, turn)
+    limit = encode.MAX_TCP if tcp else encode.udp_limit(parsed, edns_udp_size)
+    return encode.encode(parsed, result, limit, edns_udp_size), int(result.rcode), windows
+
 
 def answer(
-    data: bytes, snap: snapshot.Snapshot, *, tcp: bool, edns_udp_size: int
+    data: bytes,
+    snap: snapshot.Snapshot,
+    *,
+    tcp: bool,
+    edns_udp_size: int,
+    max_answers: int = 0,
+    turn: int = 0,
 ) -> tuple[bytes, int, int] | None:
     """The reference path: decode, look up, encode. Pure: same input, same bytes.
 
     Returns the response with the query type and response code (for counting), or None when
-    the packet must be dropped.
+    the packet must be dropped. ``max_answers``/``turn``: see :func:`reply`.
     """
     parsed = query.decode(data)
     if parsed is None:
         return None
-    result = lookup.lookup(parsed, snap)
-    limit = encode.MAX_TCP if tcp else encode.udp_limit(parsed, edns_udp_size)
-    return encode.encode(parsed, result, limit, edns_udp_size), parsed.qtype, int(result.rcode)
+    wire, rcode, _ = reply(
+        parsed, snap, tcp=tcp, edns_udp_size=edns_udp_size, max_answers=max_answers, turn=turn
+    )
+    return wire, parsed.qtype, rcode

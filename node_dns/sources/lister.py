@@ -12,7 +12,7 @@ import logging
 import random
 import time
 
-from node_dns.sources import kube, nodes
+from node_dns.sources import kube, nodes, services
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,9 @@ class Lister:
         *,
         resync_interval: float,
         probe_interval: float = 2.0,
+        service_lister: services.ServiceLister | None = None,
     ) -> None:
+        self._services = service_lister
         self._source = source
         self._client = client
         self._resync = resync_interval
@@ -34,7 +36,12 @@ class Lister:
 
     async def list_once(self) -> None:
         started = time.monotonic()
+        # Services (issue 8) are fetched before nodes and applied before them, both only once
+        # every list is in: the first node list opens the gate, so it opens on complete data.
+        listings = await self._services.fetch() if self._services is not None else None
         items, version = await self._client.list_nodes()
+        if self._services is not None and listings is not None:
+            self._services.apply(listings)
         self._source.on_list(items, version)
         self._source.stats.lists["ok"] = self._source.stats.lists.get("ok", 0) + 1
         self._source.stats.reachable = True

@@ -34,6 +34,55 @@ class FactSink(Protocol):
 class Keys:
     areas: str
     ips: str
+    ip_sources: tuple[str, ...] = ("annotation",)
+    """Where IPs come from, in order (issue 8): the first source that yields an address wins."""
+
+
+ADDRESS_TYPES = {"external": "ExternalIP", "internal": "InternalIP"}
+
+
+def status_ips(status: Mapping[str, Any], address_type: str) -> tuple[model.IPAddress, ...]:
+    """Usable addresses of one type from ``status.addresses``; anything unparsable is skipped."""
+    ips: dict[model.IPAddress, None] = {}
+    for entry in status.get("addresses") or ():
+        if not isinstance(entry, Mapping) or entry.get("type") != address_type:
+            continue
+        try:
+            ip = model.parse_ip(str(entry.get("address", "")))
+        except ValueError:
+            continue
+        if not (ip.is_unspecified or ip.is_multicast or getattr(ip, "scope_id", None)):
+            ips[ip] = None
+    return tuple(ips)
+
+
+def node_ips(
+    body: Mapping[str, Any], keys: Keys
+) -> tuple[tuple[model.IPAddress, ...], list[parsing.Problem]]:
+    """The IPs of the first source in ``keys.ip_sources`` that yields any; problems of those read."""
+    notes = (body.get("metadata") or {}).get("annotations") or {}
+    status = body.get("status") or {}
+    problems: list[parsing.Problem] = []
+    for source in keys.ip_sources:
+        if source == "annotation":
+            ips, found = parsing.parse_ips(notes.get(keys.ips), keys.ips)
+            problems += found
+        else:
+            ips = status_ips(status, ADDRESS_TYPES[source])
+        if ips:
+            return ips, problems
+    return (), problems
+
+
+def _drop_reserved(areas: frozenset[str], key: str) -> tuple[frozenset[str], list[parsing.Problem]]:
+    """v4 and v6 are the family prefixes (v4.<area>): no area may take those names."""
+    reserved = areas & model.FAMILY_PREFIXES.keys()
+    if not reserved:
+        return areas, []
+    problems = [
+        parsing.Problem(key, area, "reserved for the family prefixes (v4., v6.)") for area in reserved
+    ]
+    return areas - reserved, problems
 
 
 def is_ready(status: Mapping[str, Any]) -> bool:
@@ -48,7 +97,9 @@ def facts_from_node(body: Mapping[str, Any], keys: Keys) -> tuple[model.NodeFact
     meta = body.get("metadata") or {}
     notes = meta.get("annotations") or {}
     areas, area_problems = parsing.parse_areas(notes.get(keys.areas), keys.areas)
-    ips, ip_problems = parsing.parse_ips(notes.get(keys.ips), keys.ips)
+    areas, reserved = _drop_reserved(areas, keys.areas)
+    area_problems += reserved
+    ips, ip_problems = node_ips(body, keys)
     spec = body.get("spec") or {}
     facts = model.NodeFacts(
         name=str(meta.get("name", "")),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from node_dns import model
 from node_dns.settings import Settings
 from node_dns.zone import build, snapshot
+from node_dns.zone import services as services_mod
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ class ZoneState:
         self._generation = 0
         self._ents: frozenset[snapshot.NameKey] = frozenset()
         self._names_dirty = True
+        # issue 8: static records (always served) and Services (when the source is on).
+        self._static_ips: dict[str, tuple[model.IPAddress, ...]] = dict(settings.static_records)
+        self._index = services_mod.ServiceIndex() if settings.services else None
+        self._services: dict[services_mod.ServiceKey, snapshot.Node] = {}
+        self._refresh(set(self._static_ips), None)
         self.snapshot = self._build()
 
     # --- reading ------------------------------------------------------------------------------
@@ -122,6 +128,7 @@ class ZoneState:
         known = self._versions.get(name)
         if ver is not None and known is not None and ver < known:
             return False  # older than what we hold: a late re-list line
+        before = {name: self._facts.get(name)} if self._index is not None else {}
         if facts is None:
             if ver is not None:
                 self._tombstones[name] = ver
@@ -129,7 +136,7 @@ class ZoneState:
         else:
             self._tombstones.pop(name, None)
             touched = self._put(facts, ver)
-        return self._refresh(touched, ver)
+        return self._refresh(touched, ver, services=self._hosted([name], before))
 
     def replace_all(
         self, nodes: Iterable[tuple[model.NodeFacts, str | None]], list_version: str | None
@@ -141,6 +148,7 @@ class ZoneState:
         slow list cannot undo newer events.
         """
         list_ver = _version(list_version)
+        before = dict(self._facts) if self._index is not None else {}
         seen: set[str] = set()
         touched: set[str] = set()
         for facts, version in nodes:
@@ -164,10 +172,103 @@ class ZoneState:
             self._tombstones = {n: v for n, v in self._tombstones.items() if v > list_ver}
         first = not self._synced
         self._synced = True
-        changed = self._refresh(touched, list_ver, force=first)
+        hosted = self._hosted(set(before) | set(self._facts), before)
+        changed = self._refresh(touched, list_ver, force=first, services=hosted)
         return changed or first
 
+    # --- Services (issue 8) -------------------------------------------------------------------
+    def apply_service(
+        self,
+        key: services_mod.ServiceKey,
+        facts: model.ServiceFacts | None,
+        version: str | None = None,
+    ) -> bool:
+        """One Service event; ``facts=None`` means it is gone. True if content moved."""
+        if self._index is None:
+            return False
+        touched = self._index.apply_service(key, facts, version)
+        return self._refresh(set(), _version(version), services=touched)
+
+    def apply_slice(
+        self,
+        key: tuple[str, str],
+        facts: model.SliceFacts | None,
+        version: str | None = None,
+    ) -> bool:
+        """One EndpointSlice event, keyed (namespace, slice name). True if content moved."""
+        if self._index is None:
+            return False
+        touched = self._index.apply_slice(key, facts, version)
+        return self._refresh(set(), _version(version), services=touched)
+
+    def replace_services(
+        self,
+        services: Iterable[tuple[model.ServiceFacts, str | None]],
+        services_version: str | None,
+        slices: Iterable[tuple[model.SliceFacts, str | None]],
+        slices_version: str | None,
+        namespace: str | None = None,
+    ) -> bool:
+        """Reconcile Services and slices (of one namespace, or all) against complete lists."""
+        if self._index is None:
+            return False
+        touched = self._index.replace_services(services, services_version, namespace)
+        touched |= self._index.replace_slices(slices, slices_version, namespace)
+        versions = [v for v in (_version(services_version), _version(slices_version)) if v is not None]
+        return self._refresh(set(), max(versions) if versions else None, services=touched)
+
+    @property
+    def services_served(self) -> int:
+        """Services with a name in the zone (opted in), for metrics and logs."""
+        return len(self._services)
+
     # --- internals ----------------------------------------------------------------------------
+    def _hosted(
+        self, names: Iterable[str], before: Mapping[str, model.NodeFacts | None]
+    ) -> set[services_mod.ServiceKey]:
+        """Services with endpoints on those of ``names`` whose facts changed since ``before``."""
+        if self._index is None:
+            return set()
+        hosted: set[services_mod.ServiceKey] = set()
+        for name in names:
+            if self._facts.get(name) is not before.get(name):
+                hosted |= self._index.on_node(name)
+        return hosted
+
+    def _healthy_facts(self, names: Iterable[str]) -> list[model.NodeFacts]:
+        healthy = []
+        for name in sorted(names):
+            facts = self._facts.get(name)
+            if facts is not None and self._policy.healthy(facts):
+                healthy.append(facts)
+        return healthy
+
+    def _service_node(self, key: services_mod.ServiceKey) -> snapshot.Node | None:
+        """Healthy nodes with a ready endpoint, else with a serving-but-terminating one, else NODATA."""
+        if self._index is None or not self._index.exposed(key) or key[1] in model.FAMILY_PREFIXES:
+            return None
+        ready, terminating = self._index.nodes(key)
+        chosen = self._healthy_facts(ready) or self._healthy_facts(terminating)
+        ips = [ip for f in chosen for ip in f.ips]
+        return snapshot.Node(build.address_rrsets(ips, self._settings.record_ttl))
+
+    def _refresh_services(self, keys: Iterable[services_mod.ServiceKey]) -> bool:
+        changed = False
+        for key in keys:
+            node = self._service_node(key)
+            old = self._services.get(key)
+            if node == old:
+                continue
+            changed = True
+            if node is None:
+                del self._services[key]
+                self._names_dirty = True
+            else:
+                if old is None:
+                    self._names_dirty = True
+                self._services[key] = node
+        return changed
+
     def _put(self, facts: model.NodeFacts, ver: int | None) -> set[str]:
         old = self._facts.get(facts.name)
         if ver is not None:
@@ -203,7 +304,8 @@ class ZoneState:
         if not members:
             self._area_counts.pop(area, None)
             self._failed_open.discard(area)
-            return None
+            static = self._static_ips.get(area)  # static records are served with no node at all
+            return snapshot.Node(build.address_rrsets(static, self._settings.record_ttl)) if static else None
         facts = [self._facts[n] for n in members]
         healthy = [f for f in facts if self._policy.healthy(f)]
         self._area_counts[area] = (len(healthy), len(facts))
@@ -223,10 +325,17 @@ class ZoneState:
             log.info("area %s is back above the fail-open threshold", area)
             self._failed_open.discard(area)
         ips = [ip for f in chosen for ip in f.ips]
+        ips.extend(self._static_ips.get(area, ()))  # never counted by the fail-open rule
         return snapshot.Node(build.address_rrsets(ips, self._settings.record_ttl))
 
-    def _refresh(self, areas: set[str], version: int | None, force: bool = False) -> bool:
-        changed = False
+    def _refresh(
+        self,
+        areas: set[str],
+        version: int | None,
+        force: bool = False,
+        services: Iterable[services_mod.ServiceKey] = (),
+    ) -> bool:
+        changed = self._refresh_services(services)
         for area in areas:
             node = self._area_node(area)
             old = self._areas.get(area)
@@ -280,6 +389,9 @@ class ZoneState:
         names: dict[snapshot.NameKey, snapshot.Node] = {}
         for area, node in self._areas.items():
             names[(area.encode("ascii"), *self._origin)] = node
+        for (namespace, service), node in self._services.items():
+            names[(service.encode("ascii"), namespace.encode("ascii"), *self._origin)] = node
+        _add_family_prefixes(names)
         for key, node in self._static.items():
             if key in names:
                 log.warning("area %s shadows a name server's glue; the glue is served", key[0])
@@ -308,6 +420,26 @@ class ZoneState:
         self.snapshot = self._build()
         for callback in self._subscribers:
             callback(self.snapshot)
+
+
+_EMPTY = snapshot.Node({})
+
+
+def _add_family_prefixes(names: dict[snapshot.NameKey, snapshot.Node]) -> None:
+    """v4.<name> with only the A records of <name>, v6.<name> with only its AAAA (issue 8).
+
+    Single-family names (the common case) reuse their own node for the matching prefix, so the
+    cost per publication is two dict inserts per name.
+    """
+    for key, node in list(names.items()):
+        a = node.rrsets.get(snapshot.TYPE_A)
+        aaaa = node.rrsets.get(snapshot.TYPE_AAAA)
+        names[(b"v4", *key)] = node if aaaa is None else _only(snapshot.TYPE_A, a)
+        names[(b"v6", *key)] = node if a is None else _only(snapshot.TYPE_AAAA, aaaa)
+
+
+def _only(rtype: int, rrset: snapshot.RRset | None) -> snapshot.Node:
+    return snapshot.Node({rtype: rrset}) if rrset is not None else _EMPTY
 
 
 def _empty_non_terminals(
