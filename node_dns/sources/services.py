@@ -185,6 +185,10 @@ def register(registry: kopf.OperatorRegistry, source: ServiceSource) -> None:
         source.on_slice_event(event.get("type"), event.get("object") or {})
 
 
+class ListError(Exception):
+    """A list request answered with an HTTP error (403 without RBAC, 5xx from a balancer)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """Complete lists of Services and EndpointSlices of one namespace (None: all namespaces)."""
@@ -246,7 +250,11 @@ class ServiceLister:
             if token:
                 kwargs["_continue"] = token
             response: Any = await call(*args, **kwargs)
-            page = json.loads(await response.read())
+            raw = await response.read()
+            # Unpreloaded responses are not checked by the client: a 403 would read as no items.
+            if not 200 <= response.status <= 299:
+                raise ListError(f"{response.status} listing {call.__name__}{args}: {raw[:300]!r}")
+            page = json.loads(raw)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             version = meta.get("resourceVersion") or version

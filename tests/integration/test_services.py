@@ -1,0 +1,202 @@
+"""Service records against a real apiserver: <service>.<namespace>.<zone> follows its endpoints.
+
+No controller-manager runs, so each test writes what it would: Pods bound to nodes (reported
+Ready as a kubelet would) and the Service's EndpointSlice pointing at them. Moving a pod means
+deleting it, creating it on another node and rewriting the slice, as a rollout does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dns.rcode
+import pytest
+
+from tests.harness.controlplane import ControlPlane
+from tests.harness.kube import Kube
+from tests.harness.nodedns import NodeDns
+from tests.integration import recordkit as rk
+
+pytestmark = pytest.mark.controlplane
+
+
+@pytest.fixture(scope="module")
+def server(control_plane: ControlPlane) -> Iterator[NodeDns]:
+    with NodeDns(control_plane.kubeconfig, extra_args=["--services"]) as running:
+        yield running
+
+
+def test_an_opted_in_service_follows_its_pod_from_node_to_node(kube: Kube, server: NodeDns) -> None:
+    n1, n2 = rk.node(kube, ips="192.0.2.11"), rk.node(kube, ips="192.0.2.12,2001:db8::12")
+    ns = rk.namespace(kube)
+    rk.service(kube, ns, "web")
+    qname = f"web.{ns}"
+    rk.converge(server, qname, ("NOERROR", []))  # opted in, no endpoint yet: NODATA
+
+    first = rk.pod(kube, ns, "web", n1, "10.244.1.5")
+    rk.write_slice(kube, ns, "web", [rk.endpoint(first, "10.244.1.5")])
+    rk.converge(server, qname, ("NOERROR", ["192.0.2.11"]))
+
+    # Roll the pod to n2: new pod Ready on n2, old one deleted, slice rewritten.
+    second = rk.pod(kube, ns, "web", n2, "10.244.2.7")
+    rk.write_slice(kube, ns, "web", [rk.endpoint(first, "10.244.1.5"), rk.endpoint(second, "10.244.2.7")])
+    rk.converge(server, qname, ("NOERROR", ["192.0.2.11", "192.0.2.12"]))
+    rk.delete_pod(kube, ns, first["metadata"]["name"])
+    rk.write_slice(kube, ns, "web", [rk.endpoint(second, "10.244.2.7")])
+
+    rk.converge(server, qname, ("NOERROR", ["192.0.2.12"]))
+    rk.converge(server, qname, ("NOERROR", ["2001:db8::12"]), rdtype="AAAA")
+
+
+def test_terminating_endpoints_are_the_fallback_then_nodata_then_gone(kube: Kube, server: NodeDns) -> None:
+    n1, n2 = rk.node(kube, ips="192.0.2.21"), rk.node(kube, ips="192.0.2.22")
+    ns = rk.namespace(kube)
+    rk.service(kube, ns, "api")
+    old = rk.pod(kube, ns, "api", n1, "10.244.1.9")
+    new = rk.pod(kube, ns, "api", n2, "10.244.2.9")
+    rk.write_slice(
+        kube, ns, "api", [rk.endpoint(old, "10.244.1.9"), rk.endpoint(new, "10.244.2.9", ready=False)]
+    )
+    rk.converge(server, f"api.{ns}", ("NOERROR", ["192.0.2.21"]))
+
+    # The old pod is deleted with a grace period: it stays Terminating but still serves, and
+    # the new one is not ready yet. With no ready endpoint the terminating one is served.
+    rk.delete_pod(kube, ns, old["metadata"]["name"], grace=300)
+    rk.write_slice(
+        kube,
+        ns,
+        "api",
+        [
+            rk.endpoint(old, "10.244.1.9", ready=False, serving=True, terminating=True),
+            rk.endpoint(new, "10.244.2.9", ready=False),
+        ],
+    )
+    rk.converge(server, f"api.{ns}", ("NOERROR", ["192.0.2.21"]))
+
+    # As soon as the new pod is ready, the terminating one is no longer served.
+    rk.write_slice(
+        kube,
+        ns,
+        "api",
+        [
+            rk.endpoint(old, "10.244.1.9", ready=False, serving=True, terminating=True),
+            rk.endpoint(new, "10.244.2.9"),
+        ],
+    )
+    rk.converge(server, f"api.{ns}", ("NOERROR", ["192.0.2.22"]))
+
+    # No endpoints at all: the name still exists while the Service is opted in (NODATA + SOA).
+    rk.write_slice(kube, ns, "api", [])
+    rk.converge(server, f"api.{ns}", ("NOERROR", []))
+    assert rk.nodata(rk.ask(server, f"api.{ns}"))
+
+    rk.expose(kube, ns, "api", None)
+    rk.converge(server, f"api.{ns}", ("NXDOMAIN", []))
+
+
+def test_endpoints_on_unhealthy_nodes_are_not_served(kube: Kube, server: NodeDns) -> None:
+    n1, n2 = rk.node(kube, ips="192.0.2.31"), rk.node(kube, ips="192.0.2.32")
+    ns = rk.namespace(kube)
+    rk.service(kube, ns, "web")
+    first, second = rk.pod(kube, ns, "web", n1, "10.244.1.3"), rk.pod(kube, ns, "web", n2, "10.244.2.3")
+    rk.write_slice(kube, ns, "web", [rk.endpoint(first, "10.244.1.3"), rk.endpoint(second, "10.244.2.3")])
+    rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.31", "192.0.2.32"]))
+
+    kube.set_ready(n1, False)
+    rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.32"]))
+    kube.cordon(n2)
+    rk.converge(server, f"web.{ns}", ("NOERROR", []))
+    kube.uncordon(n2)
+    kube.set_ready(n1, True)
+    rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.31", "192.0.2.32"]))
+
+    kube.delete_node(n1)
+    rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.32"]))
+
+
+def test_services_without_the_annotation_or_with_another_value_are_not_served(
+    kube: Kube, server: NodeDns
+) -> None:
+    n1 = rk.node(kube, ips="192.0.2.41")
+    ns = rk.namespace(kube)
+    rk.service(kube, ns, "quiet", exposed=False)
+    rk.service(kube, ns, "loud")
+    for name in ("quiet", "loud"):
+        p = rk.pod(kube, ns, name, n1, "10.244.1.4")
+        rk.write_slice(kube, ns, name, [rk.endpoint(p, "10.244.1.4")])
+    rk.converge(server, f"loud.{ns}", ("NOERROR", ["192.0.2.41"]))
+    assert rk.answer(server, f"quiet.{ns}") == ("NXDOMAIN", [])
+
+    rk.expose(kube, ns, "loud", "no")
+    rk.converge(server, f"loud.{ns}", ("NXDOMAIN", []))
+    rk.expose(kube, ns, "quiet", "true")
+    rk.converge(server, f"quiet.{ns}", ("NOERROR", ["192.0.2.41"]))
+
+    kube.call("DELETE", f"/api/v1/namespaces/{ns}/services/quiet")
+    rk.converge(server, f"quiet.{ns}", ("NXDOMAIN", []))
+
+
+def test_services_are_off_by_default(control_plane: ControlPlane) -> None:
+    kube = control_plane.kube
+    n1 = rk.node(kube, ips="192.0.2.51")
+    ns = rk.namespace(kube)
+    rk.service(kube, ns, "web")
+    p = rk.pod(kube, ns, "web", n1, "10.244.1.5")
+    rk.write_slice(kube, ns, "web", [rk.endpoint(p, "10.244.1.5")])
+
+    with NodeDns(control_plane.kubeconfig) as plain:
+        assert rk.answer(plain, f"web.{ns}") == ("NXDOMAIN", [])
+
+
+def test_a_service_restart_lists_services_before_answering(control_plane: ControlPlane) -> None:
+    """The synced gate includes Services: the first answer after start already has them."""
+    kube = control_plane.kube
+    n1 = rk.node(kube, ips="192.0.2.61")
+    ns = rk.namespace(kube)
+    rk.service(kube, ns, "web")
+    p = rk.pod(kube, ns, "web", n1, "10.244.1.6")
+    rk.write_slice(kube, ns, "web", [rk.endpoint(p, "10.244.1.6")])
+
+    with NodeDns(control_plane.kubeconfig, extra_args=["--services"]) as fresh:
+        # No converge: /readyz is 200, so the very first answer must be complete.
+        assert rk.answer(fresh, f"web.{ns}") == ("NOERROR", ["192.0.2.61"])
+
+
+def test_namespace_scoped_mode_needs_only_roles_in_those_namespaces(control_plane: ControlPlane) -> None:
+    kube = control_plane.kube
+    n1 = rk.node(kube, ips="192.0.2.71")
+    watched, other = rk.namespace(kube), rk.namespace(kube)
+    for ns in (watched, other):
+        rk.service(kube, ns, "web")
+        p = rk.pod(kube, ns, "web", n1, "10.244.1.7")
+        rk.write_slice(kube, ns, "web", [rk.endpoint(p, "10.244.1.7")])
+    # Nodes cluster-wide; Services and EndpointSlices only in `watched` (what the chart renders).
+    kubeconfig = rk.identity(
+        control_plane, cluster_rules=[rk.NODE_READER], roles={watched: rk.SERVICE_READER}
+    )
+
+    args = ["--services", f"--service-namespaces={watched}"]
+    with NodeDns(kubeconfig, extra_args=args) as scoped:
+        assert rk.answer(scoped, f"web.{watched}") == ("NOERROR", ["192.0.2.71"])
+        assert rk.answer(scoped, f"web.{other}") == ("NXDOMAIN", [])
+        # Watches work too, not only the lists.
+        n2 = rk.node(kube, ips="192.0.2.72")
+        p2 = rk.pod(kube, watched, "web", n2, "10.244.2.7")
+        rk.write_slice(kube, watched, "web", [rk.endpoint(p2, "10.244.2.7")])
+        rk.converge(scoped, f"web.{watched}", ("NOERROR", ["192.0.2.72"]))
+        logs = scoped.logs()
+
+    assert "403" not in logs and "Forbidden" not in logs, logs[-3000:]
+    assert "ERROR" not in logs, logs[-3000:]
+
+
+def test_without_rbac_for_services_it_never_becomes_ready(control_plane: ControlPlane) -> None:
+    """The Service lists are part of the synced gate: no silent zone without Services."""
+    kubeconfig = rk.identity(control_plane, cluster_rules=[rk.NODE_READER], roles={})
+    server = NodeDns(kubeconfig, extra_args=["--services"])
+    server.start()
+    try:
+        assert rk.never(server.ready, seconds=4.0)
+        assert rk.ask(server, "anything").rcode() == dns.rcode.SERVFAIL
+    finally:
+        server.stop()
