@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from node_dns import leader
 from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.sinks import http, metrics
@@ -109,6 +110,7 @@ class Server:
     connection: kopf.ConnectionInfo | None = None
     services: service_source.ServiceSource | None = None
     _service_lister: service_source.ServiceLister | None = None
+    leadership: leader.Leadership | None = None
 
     # --- health -------------------------------------------------------------------------------
     def live(self) -> tuple[bool, Mapping[str, Any]]:
@@ -122,6 +124,7 @@ class Server:
             "serial": self.zone.snapshot.serial,
             "apiserver_reachable": stats.reachable,
             "staleness_seconds": round(time.time() - stats.last_contact, 3) if stats.last_contact else None,
+            **(self.leadership.ready_detail() if self.leadership is not None else {}),
         }
 
 
@@ -152,11 +155,12 @@ async def start(settings: Settings) -> Server:
             source=source.stats,
             zone=zone,
             serial=lambda: zone.snapshot.serial,
-            areas=lambda: zone.snapshot.areas,
+            areas=lambda: zone.area_counts,
             tcp_connections=lambda: len(tstate.connections),
             tcp_refused=lambda: tstate.refused_connections,
             internal_errors=lambda: tstate.internal_errors,
             rate_limited=(lambda: limiter.stats.actions) if limiter is not None else None,
+            extra=lambda: server.leadership.metrics() if server.leadership is not None else iter(()),
         )
     )
     server._http, server.http_port = await http.start(
@@ -191,8 +195,27 @@ async def start(settings: Settings) -> Server:
     )
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
+    if settings.leader_elect:
+        server.leadership = start_leadership(settings, cfg, source)
+        server.tasks.update(server.leadership.start())
     server.connection = kube.connection_info(cfg)
     return server
+
+
+def start_leadership(settings: Settings, cfg: Any, source: nodes.NodeSource) -> leader.Leadership:
+    """Leader election (issue 5); its tasks are created before kopf starts (see serve())."""
+    config = leader.Config(
+        name=settings.leader_lease_name,
+        namespace=settings.leader_lease_namespace or "default",
+        identity=settings.leader_identity or "",
+        lease_duration=settings.leader_lease_duration,
+        renew_deadline=settings.leader_renew_deadline,
+        retry_period=settings.leader_retry_period,
+    )
+    leadership = leader.Leadership(cfg, config, record_events=bool(settings.leader_record_events))
+    if leadership.events is not None:
+        source.problem_listeners.append(leadership.events.update)
+    return leadership
 
 
 def node_keys(settings: Settings) -> nodes.Keys:
@@ -248,6 +271,9 @@ async def _sweep(tstate: transport_state.TransportState) -> None:
 
 async def stop(server: Server) -> None:
     """Close listeners, let TCP connections flush for a bounded time, then stop everything."""
+    if server.leadership is not None:
+        # First: stop leader-only work and release the Lease so another replica takes over now.
+        await server.leadership.shutdown()
     if server._udp is not None:
         server._udp.close()
     if server._tcp is not None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from node_dns import app, logs
 from node_dns.settings import Settings, describe_error
+from node_dns.sources import kube
 from node_dns.version import __version__
 
 
@@ -83,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(values)
     except ValidationError as error:
         print(f"node-dns: {describe_error(error)}", file=sys.stderr)
+        return 2
+    try:  # before anything binds or logs: a bad kubeconfig is a settings error too
+        asyncio.run(kube.load_configuration(settings.kubeconfig))
+    except kube.KubeconfigError as error:
+        print(f"node-dns: invalid setting --kubeconfig (NODE_DNS_KUBECONFIG): {error}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_json)
     if args.command == "zone":

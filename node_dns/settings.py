@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -378,6 +379,116 @@ class Settings(BaseSettings):
 
     # --- end of the records group ----------------------------------------------------------------
 
+    # --- leader election (issue 5) ---------------------------------------------------------------
+    leader_elect: bool = Field(
+        False,
+        description=(
+            "Elect a leader through a coordination.k8s.io/v1 Lease; only the leader performs "
+            "cluster-wide side effects (Events). Every replica serves DNS either way."
+        ),
+    )
+    leader_lease_name: DnsName = Field("node-dns", description="Name of the leader election Lease.")
+    leader_lease_namespace: str | None = Field(
+        None,
+        description=(
+            "Namespace of the Lease. Unset: the pod's namespace (service account mount), else default."
+        ),
+    )
+    leader_identity: str | None = Field(
+        None,
+        description="This replica's name in the Lease. Unset: $POD_NAME, else <hostname>_<random>.",
+    )
+    leader_lease_duration: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds a Lease stays valid without renewal; others take over after that.",
+    )
+    leader_renew_deadline: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description=(
+            "Seconds the leader may go without a successful renewal before it stops leading; "
+            "must be less than --leader-lease-duration."
+        ),
+    )
+    leader_retry_period: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description=(
+            "Seconds between attempts to acquire or renew (jittered up to 2.2x); "
+            "--leader-renew-deadline must exceed 1.2x this."
+        ),
+    )
+    leader_record_events: bool | None = Field(
+        None,
+        description=(
+            "The leader records invalid node annotations as Warning Events (namespace default, "
+            "needs events: create there). Unset: on with --leader-elect."
+        ),
+    )
+
+    @field_validator("leader_lease_namespace")
+    @classmethod
+    def _lease_namespace(cls, value: str | None) -> str:
+        if value is None:
+            try:
+                with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as file:
+                    value = file.read().strip() or "default"
+            except OSError:
+                value = "default"
+        if not _LABEL.match(value):
+            raise ValueError(f"{value!r} is not a valid namespace name (a DNS label)")
+        return value
+
+    @field_validator("leader_identity")
+    @classmethod
+    def _identity(cls, value: str | None) -> str:
+        if value is None:
+            import os
+            import secrets
+            import socket
+
+            value = os.environ.get("POD_NAME") or f"{socket.gethostname()}_{secrets.token_hex(4)}"
+        value = value.strip()
+        if not value or len(value) > 253:
+            raise ValueError("must be 1 to 253 characters")
+        return value
+
+    @field_validator("leader_renew_deadline")
+    @classmethod
+    def _renew_deadline(cls, value: float, info: ValidationInfo) -> float:
+        duration = info.data.get("leader_lease_duration")
+        if duration is not None and not value < duration:
+            raise ValueError(f"must be less than --leader-lease-duration ({duration:g}), got {value:g}")
+        return value
+
+    @field_validator("leader_retry_period")
+    @classmethod
+    def _retry_period(cls, value: float, info: ValidationInfo) -> float:
+        deadline = info.data.get("leader_renew_deadline")
+        if deadline is not None and not deadline > 1.2 * value:
+            raise ValueError(
+                f"must be less than --leader-renew-deadline / 1.2 ({deadline / 1.2:g}; 1.2 is "
+                f"client-go's jitter factor), got {value:g}"
+            )
+        return value
+
+    @field_validator("leader_record_events")
+    @classmethod
+    def _record_events(cls, value: bool | None, info: ValidationInfo) -> bool:
+        elect = bool(info.data.get("leader_elect"))
+        if value and not elect:
+            raise ValueError("needs --leader-elect: only an elected leader records events")
+        return elect if value is None else value
+
+    # --- end of the leader election group -------------------------------------------------------
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_level(cls, value: Any) -> Any:
@@ -428,8 +539,12 @@ def describe_error(error: ValidationError) -> str:
         field = loc[0] if loc else ""
         msg = item["msg"].removeprefix("Value error, ")
         if not field:
-            lines.append(f"invalid settings: {msg}")
-            continue
+            # Checks across fields say which setting they are about: "nameservers: ...".
+            named, sep, rest = msg.partition(": ")
+            if not (sep and named in Settings.model_fields):
+                lines.append(f"invalid settings: {msg}")
+                continue
+            field, msg = named, rest
         flag = "--" + field.replace("_", "-")
         env = "NODE_DNS_" + field.upper()
         if item["type"] == "missing":

@@ -13,13 +13,35 @@ from kubernetes_asyncio import client, config
 PAGE = 500
 
 
+class KubeconfigError(Exception):
+    """The client configuration cannot be loaded: a settings error (exit 2), not an outage."""
+
+
+def _any_file(paths: str) -> bool:
+    """Whether any of the ``:``-separated kubeconfig paths is a file (once, at startup)."""
+    return any(os.path.isfile(os.path.expanduser(p)) for p in paths.split(os.pathsep) if p)
+
+
 async def load_configuration(kubeconfig: str | None) -> client.Configuration:
-    """--kubeconfig, else in-cluster when running in a pod, else $KUBECONFIG or ~/.kube/config."""
+    """--kubeconfig, else in-cluster when running in a pod, else $KUBECONFIG or ~/.kube/config.
+
+    Every failure becomes one :class:`KubeconfigError` line. A missing file is detected here,
+    before the library logs a warning of its own about it.
+    """
     cfg = client.Configuration()
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    try:
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        else:
+            paths = str(kubeconfig or config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION)
+            if not _any_file(paths):
+                raise KubeconfigError(f"no kubeconfig file at {paths}")
+            await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    except KubeconfigError:
+        raise
+    except Exception as error:
+        detail = " ".join(str(error).split())[:300] or type(error).__name__
+        raise KubeconfigError(f"cannot load the Kubernetes client configuration: {detail}") from error
     return cfg
 
 
@@ -41,6 +63,20 @@ def connection_info(cfg: client.Configuration) -> kopf.ConnectionInfo:
         certificate_path=cfg.cert_file or None,
         private_key_path=cfg.key_file or None,
     )
+
+
+class ListError(Exception):
+    """A node list failed: nothing of it may be used (a partial list would drop live nodes)."""
+
+
+def _status_message(body: bytes) -> str:
+    """The ``message`` of a Kubernetes Status body, else the start of the body."""
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace")
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message or status)[:300]
 
 
 class Kube:
@@ -75,7 +111,14 @@ class Kube:
             if token:
                 kwargs["_continue"] = token
             response: Any = await core.list_node(**kwargs)
-            page = json.loads(await response.read())
+            body = await response.read()
+            # Without preloading, the client does not raise on HTTP errors: a 403 or a 410 (expired
+            # continue token) would read as an empty, complete list and empty the zone.
+            if not 200 <= response.status <= 299:
+                raise ListError(f"listing nodes: HTTP {response.status} {_status_message(body)}")
+            page = json.loads(body)
+            if not isinstance(page, dict) or page.get("kind") != "NodeList":
+                raise ListError(f"listing nodes: not a NodeList: {str(page)[:200]}")
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             version = meta.get("resourceVersion") or version

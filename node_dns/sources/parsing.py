@@ -44,7 +44,8 @@ def parse_areas(value: str | None, key: str) -> tuple[frozenset[str], list[Probl
         entries = entries[:MAX_ENTRIES]
     for entry in entries:
         area = entry.lower()
-        if _LABEL.match(area):
+        # isascii first: str.lower() folds some non-ASCII letters into ASCII (KELVIN SIGN -> 'k').
+        if entry.isascii() and _LABEL.match(area):
             areas.add(area)
         else:
             problems.append(Problem(key, _shown(entry), "not a DNS label (a-z, 0-9, '-', 1-63 chars)"))
@@ -66,6 +67,10 @@ def parse_ips(value: str | None, key: str) -> tuple[tuple[model.IPAddress, ...],
             ip = model.parse_ip(entry)
         except ValueError:
             problems.append(Problem(key, _shown(entry), "not an IPv4 or IPv6 address"))
+            continue
+        if getattr(ip, "scope_id", None) is not None:
+            # fe80::1%eth0 packs to the same 16 bytes as fe80::1: a zone index means nothing in DNS.
+            problems.append(Problem(key, _shown(entry), "IPv6 zone index (%...) is not allowed"))
             continue
         if ip.is_unspecified or ip.is_multicast:
             problems.append(Problem(key, _shown(entry), "unspecified or multicast address"))

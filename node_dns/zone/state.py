@@ -102,6 +102,15 @@ class ZoneState:
     def failed_open(self) -> frozenset[str]:
         return frozenset(self._failed_open)
 
+    @property
+    def area_counts(self) -> Mapping[str, tuple[int, int]]:
+        """(healthy, member) node counts per area, current even when no snapshot was published.
+
+        ``snapshot.areas`` is only as fresh as the last content change: an unhealthy node
+        joining or leaving an area moves no served bytes, so it publishes nothing.
+        """
+        return dict(self._area_counts)
+
     def node_states(self) -> Mapping[str, int]:
         """Count of nodes by state, for metrics."""
         counts = {"healthy": 0, "not_ready": 0, "cordoned": 0, "deleting": 0}

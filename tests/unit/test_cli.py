@@ -1,0 +1,233 @@
+"""The command line: every bad setting exits 2 with exactly one stderr line naming its flag and
+env var, before anything binds a socket or talks to the apiserver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node_dns import cli
+from node_dns.settings import Settings
+from node_dns.version import __version__
+
+REQUIRED = {
+    "zone": "lb.example.net",
+    "nameservers": "ns1.lb.example.net=192.0.2.53",
+    "soa_email": "hostmaster@example.net",
+}
+
+# (setting, bad value): one row per rule a setting has.
+BAD = [
+    ("zone", "bad_zone.example"),
+    ("zone", ""),
+    ("zone", "a" * 64 + ".example"),
+    ("nameservers", ""),
+    ("nameservers", "ns1.lb.example.net"),  # in the zone, without glue
+    ("nameservers", "ns1.example.org=300.1.1.1"),
+    ("nameservers", "bad_name.example.org"),
+    ("soa_email", "hostmaster"),
+    ("soa_email", "a@b@example.net"),
+    ("record_ttl", "-1"),
+    ("record_ttl", "thirty"),
+    ("ns_ttl", "-1"),
+    ("soa_ttl", "2147483648"),
+    ("soa_refresh", "0"),
+    ("soa_retry", "0"),
+    ("soa_expire", "0"),
+    ("negative_ttl", "86401"),
+    ("areas_annotation", "bad key!"),
+    ("ips_annotation", "/no-prefix"),
+    ("resync_interval", "1"),
+    ("dns_address", "localhost"),
+    ("dns_port", "65536"),
+    ("dns_port", "-1"),
+    ("edns_udp_size", "511"),
+    ("edns_udp_size", "4097"),
+    ("tcp_idle_timeout", "0"),
+    ("tcp_max_connections", "0"),
+    ("tcp_max_queries", "0"),
+    ("http_address", "999.1.1.1"),
+    ("http_port", "http"),
+    ("log_level", "loud"),
+]
+BAD_IDS = [f"{name}={value[:20]}" for name, value in BAD]
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_var(name: str) -> str:
+    return "NODE_DNS_" + name.upper()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No NODE_DNS_* from the developer's shell, and a kubeconfig that loads."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("NODE_DNS_"):
+            monkeypatch.delenv(key)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def serve_argv(**values: str) -> list[str]:
+    merged = {**REQUIRED, **values}
+    return ["serve", *(f"{flag(k)}={v}" for k, v in merged.items())]
+
+
+def assert_one_line_naming(err: str, name: str) -> None:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert flag(name) in lines[0]
+    assert env_var(name) in lines[0]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD, ids=BAD_IDS)
+def test_bad_flag_exits_2_with_one_line_naming_flag_and_env(
+    name: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(serve_argv(**{name: value}), capsys)
+
+    assert code == 2
+    assert out == ""
+    assert_one_line_naming(err, name)
+
+
+@pytest.mark.parametrize(("name", "value"), BAD, ids=BAD_IDS)
+def test_bad_env_var_exits_2_with_one_line_naming_flag_and_env(
+    name: str, value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, good in REQUIRED.items():
+        monkeypatch.setenv(env_var(key), good)
+    monkeypatch.setenv(env_var(name), value)
+
+    code, _, err = run_main(["serve"], capsys)
+
+    assert code == 2
+    assert_one_line_naming(err, name)
+
+
+@pytest.mark.parametrize(("name", "value"), [("log_json", "maybe"), ("cordoned_healthy", "perhaps")])
+def test_bad_boolean_env_var_exits_2_naming_it(
+    name: str, value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(env_var(name), value)
+
+    code, _, err = run_main(serve_argv(), capsys)
+
+    assert code == 2
+    assert_one_line_naming(err, name)
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_missing_required_setting_exits_2_naming_it(missing: str, capsys: pytest.CaptureFixture[str]) -> None:
+    values = {k: v for k, v in REQUIRED.items() if k != missing}
+    argv = ["serve", *(f"{flag(k)}={v}" for k, v in values.items())]
+
+    code, _, err = run_main(argv, capsys)
+
+    assert code == 2
+    assert_one_line_naming(err, missing)
+    assert "required" in err
+
+
+def test_several_bad_settings_still_give_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(serve_argv(record_ttl="-1", dns_port="99999"), capsys)
+
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "--record-ttl" in err and "--dns-port" in err
+
+
+def test_missing_kubeconfig_file_exits_2_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run_main(serve_argv(kubeconfig=str(tmp_path / "absent")), capsys)
+
+    assert code == 2
+    assert_one_line_naming(err, "kubeconfig")
+    assert "absent" in err
+
+
+@pytest.mark.parametrize(
+    "content", ["garbage: [", "apiVersion: v1\nkind: Config\n", ""], ids=["not-yaml", "no-context", "empty"]
+)
+def test_unusable_kubeconfig_exits_2_naming_the_flag(
+    content: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+
+    code, _, err = run_main(serve_argv(kubeconfig=str(path)), capsys)
+
+    assert code == 2
+    assert_one_line_naming(err, "kubeconfig")
+
+
+def test_no_kubeconfig_anywhere_exits_2_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(
+        "kubernetes_asyncio.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "nowhere")
+    )
+
+    code, _, err = run_main(serve_argv(), capsys)
+
+    assert code == 2
+    assert_one_line_naming(err, "kubeconfig")
+
+
+def test_every_setting_has_a_flag_on_serve(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    help_text = capsys.readouterr().out
+
+    for name in Settings.model_fields:
+        assert flag(name) in help_text
+
+
+def test_flag_wins_over_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_DNS_RECORD_TTL", "99")
+
+    settings = cli.load_settings({**REQUIRED, "record_ttl": "7"})
+
+    assert settings.record_ttl == 7
+
+
+def test_env_var_used_when_no_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODE_DNS_RECORD_TTL", "99")
+
+    settings = cli.load_settings({**REQUIRED, "record_ttl": None})
+
+    assert settings.record_ttl == 99
+
+
+def test_version_command_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["version"], capsys)
+
+    assert code == 0
+    assert out.strip() == f"node-dns {__version__}"
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main([], capsys)
+
+    assert code == 2
+    assert "serve" in out
