@@ -988,10 +988,19 @@ def run_chart_identity(
 
 
 @pytest.mark.controlplane
+@pytest.mark.parametrize(
+    "features",
+    [
+        {},
+        {"services": {"enabled": True}},
+        {"services": {"enabled": True, "namespaces": ["default"]}},
+    ],
+    ids=["defaults", "services-all-namespaces", "services-one-namespace"],
+)
 def test_controller_with_the_chart_identity_serves_dns_without_403s(
-    audited_plane: ControlPlane, helm: Helm
+    audited_plane: ControlPlane, helm: Helm, features: dict[str, Any]
 ) -> None:
-    username, _, logs, answer, _ = run_chart_identity(audited_plane, helm, {}, wait=2.0)
+    username, _, logs, answer, _ = run_chart_identity(audited_plane, helm, features, wait=2.0)
 
     assert answer == {"203.0.113.7"}
     assert forbidden_requests(audited_plane, username) == []
