@@ -179,10 +179,10 @@ def delete_slice(kube: Kube, ns: str, name: str) -> None:
 
 def identity(
     plane: ControlPlane, *, cluster_rules: list[Mapping[str, Any]], roles: Mapping[str, list[Any]]
-) -> Path:
+) -> tuple[Path, str]:
     """A ServiceAccount with a ClusterRole of ``cluster_rules`` and a Role per namespace in ``roles``.
 
-    Returns a kubeconfig for its token, once RBAC lets it list nodes.
+    Returns a kubeconfig for its token and its user name, once RBAC lets it list nodes.
     """
     kube = plane.kube
     home, account = unique("dns-home"), unique("dns-sa")
@@ -205,7 +205,7 @@ def identity(
             wait_for(lambda path=path: as_sa.request("GET", path)[0] == 200, timeout=10, what="RBAC")
     finally:
         as_sa.close()
-    return kube.kubeconfig_for_token(token)
+    return kube.kubeconfig_for_token(token), f"system:serviceaccount:{home}:{account}"
 
 
 # --- DNS ------------------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def test_namespace_scoped_mode_needs_only_roles_in_those_namespaces(control_plan
         p = rk.pod(kube, ns, "web", n1, "10.244.1.7")
         rk.write_slice(kube, ns, "web", [rk.endpoint(p, "10.244.1.7")])
     # Nodes cluster-wide; Services and EndpointSlices only in `watched` (what the chart renders).
-    kubeconfig = rk.identity(
+    kubeconfig, _ = rk.identity(
         control_plane, cluster_rules=[rk.NODE_READER], roles={watched: rk.SERVICE_READER}
     )
 
@@ -192,7 +192,7 @@ def test_namespace_scoped_mode_needs_only_roles_in_those_namespaces(control_plan
 
 def test_without_rbac_for_services_it_never_becomes_ready(control_plane: ControlPlane) -> None:
     """The Service lists are part of the synced gate: no silent zone without Services."""
-    kubeconfig = rk.identity(control_plane, cluster_rules=[rk.NODE_READER], roles={})
+    kubeconfig, _ = rk.identity(control_plane, cluster_rules=[rk.NODE_READER], roles={})
     server = NodeDns(kubeconfig, extra_args=["--services"])
     server.start()
     try:
