@@ -33,6 +33,13 @@ class Lister:
         self._resync = resync_interval
         self._probe = probe_interval
         self.synced = asyncio.Event()
+        self._reconcile_requested = False
+        source.on_relisted = self.request_reconcile
+
+    def request_reconcile(self) -> None:
+        """Ask for a full list at the next probe tick (cheap to call once per listed object)."""
+        if self.synced.is_set():
+            self._reconcile_requested = True
 
     async def list_once(self) -> None:
         started = time.monotonic()
@@ -61,7 +68,9 @@ class Lister:
         while True:
             now = time.monotonic()
             try:
-                if now >= next_list or unreachable_since is not None or not self.synced.is_set():
+                due = now >= next_list or self._reconcile_requested
+                if due or unreachable_since is not None or not self.synced.is_set():
+                    self._reconcile_requested = False
                     await self.list_once()
                     if unreachable_since is not None:
                         log.info(

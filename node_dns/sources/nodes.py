@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -133,6 +133,8 @@ class NodeSource:
         self._keys = keys
         self._raw: dict[str, tuple[str | None, str | None]] = {}
         self.stats = SourceStats()
+        self.on_relisted: Callable[[], None] | None = None
+        """Called for objects of a (re-)listing, so a full reconcile can follow it."""
         self.problem_listeners: list[Any] = []
         """Callables (node name, problems) called when a node's bad entries change."""
 
@@ -158,6 +160,9 @@ class NodeSource:
 
     def on_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         kind = event_type or "LISTED"
+        if event_type is None and self.on_relisted is not None:
+            # kopf re-lists after a 410 without reporting what vanished: reconcile soon.
+            self.on_relisted()
         self.stats.events[kind] = self.stats.events.get(kind, 0) + 1
         now = time.time()
         self.stats.last_event = now
