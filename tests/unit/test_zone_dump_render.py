@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import dns.name
 import dns.rdatatype
 import dns.zone
+import pytest
 
 from node_dns import model
 from node_dns.zone import dump
@@ -80,3 +85,19 @@ def test_an_unsynced_zone_says_so() -> None:
 
     assert "NOT SYNCED" in text
     assert "lb.example.net. 300 IN SOA ns1.lb.example.net. hostmaster.example.net. 0 " in text
+
+
+@pytest.mark.skipif(shutil.which("nsd-checkzone") is None, reason="nsd-checkzone (Debian nsd) not installed")
+def test_nsd_accepts_the_dump(tmp_path: Path) -> None:
+    path = tmp_path / "lb.example.net.zone"
+    path.write_text(dump.render(zone_with_everything().snapshot))
+
+    result = subprocess.run(
+        ["nsd-checkzone", "lb.example.net", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
