@@ -90,6 +90,7 @@ class ZoneState:
         self._static_ips: dict[str, tuple[model.IPAddress, ...]] = dict(settings.static_records)
         self._index = services_mod.ServiceIndex() if settings.services else None
         self._services: dict[services_mod.ServiceKey, snapshot.Node] = {}
+        self._prefixed: dict[snapshot.NameKey, snapshot.Node] = {}
         self._refresh(set(self._static_ips), None)
         self.snapshot = self._build()
 
@@ -269,6 +270,7 @@ class ZoneState:
             if node == old:
                 continue
             changed = True
+            self._set_families((key[1].encode("ascii"), key[0].encode("ascii"), *self._origin), node)
             if node is None:
                 del self._services[key]
                 self._names_dirty = True
@@ -277,6 +279,22 @@ class ZoneState:
                     self._names_dirty = True
                 self._services[key] = node
         return changed
+
+    def _set_families(self, key: snapshot.NameKey, node: snapshot.Node | None) -> None:
+        """Keep v4.<name> and v6.<name> of one area or Service in step with it (issue 8).
+
+        Kept incrementally, so a publication adds them with one ``dict.update``.
+        """
+        v4, v6 = (b"v4", *key), (b"v6", *key)
+        if node is None:
+            self._prefixed.pop(v4, None)
+            self._prefixed.pop(v6, None)
+            return
+        a = node.rrsets.get(snapshot.TYPE_A)
+        aaaa = node.rrsets.get(snapshot.TYPE_AAAA)
+        # Single-family names (the common case) reuse their own node for the matching prefix.
+        self._prefixed[v4] = node if aaaa is None else _only(snapshot.TYPE_A, a)
+        self._prefixed[v6] = node if a is None else _only(snapshot.TYPE_AAAA, aaaa)
 
     def _put(self, facts: model.NodeFacts, ver: int | None) -> set[str]:
         old = self._facts.get(facts.name)
@@ -351,6 +369,7 @@ class ZoneState:
             if node == old:
                 continue
             changed = True
+            self._set_families((area.encode("ascii"), *self._origin), node)
             if node is None:
                 del self._areas[area]
                 self._names_dirty = True
@@ -400,7 +419,7 @@ class ZoneState:
             names[(area.encode("ascii"), *self._origin)] = node
         for (namespace, service), node in self._services.items():
             names[(service.encode("ascii"), namespace.encode("ascii"), *self._origin)] = node
-        _add_family_prefixes(names)
+        names.update(self._prefixed)  # v4./v6. names of areas and Services
         for key, node in self._static.items():
             if key in names:
                 log.warning("area %s shadows a name server's glue; the glue is served", key[0])
@@ -432,19 +451,6 @@ class ZoneState:
 
 
 _EMPTY = snapshot.Node({})
-
-
-def _add_family_prefixes(names: dict[snapshot.NameKey, snapshot.Node]) -> None:
-    """v4.<name> with only the A records of <name>, v6.<name> with only its AAAA (issue 8).
-
-    Single-family names (the common case) reuse their own node for the matching prefix, so the
-    cost per publication is two dict inserts per name.
-    """
-    for key, node in list(names.items()):
-        a = node.rrsets.get(snapshot.TYPE_A)
-        aaaa = node.rrsets.get(snapshot.TYPE_AAAA)
-        names[(b"v4", *key)] = node if aaaa is None else _only(snapshot.TYPE_A, a)
-        names[(b"v6", *key)] = node if a is None else _only(snapshot.TYPE_AAAA, aaaa)
 
 
 def _only(rtype: int, rrset: snapshot.RRset | None) -> snapshot.Node:
