@@ -46,27 +46,39 @@ class TcpProtocol(asyncio.Protocol):
             return
         self._buffer += data
         buffer = self._buffer
-        while len(buffer) >= 2:
-            length = (buffer[0] << 8) | buffer[1]
-            if len(buffer) < 2 + length:
-                if len(buffer) > 2 + 65535:
-                    self.abort()
-                return
-            message = bytes(buffer[2 : 2 + length])
-            del buffer[: 2 + length]
-            started = perf_counter()
-            try:
-                wire = self._responder.respond_tcp(message)
-            except Exception as error:
-                self._state.report_error("tcp", error)
-                wire = None
-            if wire is not None:
-                self.transport.write(len(wire).to_bytes(2, "big") + wire)
-            self._histogram.observe(perf_counter() - started)
-            self._answered += 1
-            if self._answered >= self._state.max_queries:
-                self.shutdown()
-                return
+        replies: list[bytes] = []  # written with one call: pipelined queries cost one send
+        try:
+            while len(buffer) >= 2:
+                length = (buffer[0] << 8) | buffer[1]
+                if len(buffer) < 2 + length:
+                    if len(buffer) > 2 + 65535:
+                        self._write(replies)
+                        self.abort()
+                    return
+                message = bytes(buffer[2 : 2 + length])
+                del buffer[: 2 + length]
+                started = perf_counter()
+                try:
+                    wire = self._responder.respond_tcp(message)
+                except Exception as error:
+                    self._state.report_error("tcp", error)
+                    wire = None
+                if wire is not None:
+                    replies.append(len(wire).to_bytes(2, "big"))
+                    replies.append(wire)
+                self._histogram.observe(perf_counter() - started)
+                self._answered += 1
+                if self._answered >= self._state.max_queries:
+                    self._write(replies)
+                    self.shutdown()
+                    return
+        finally:
+            self._write(replies)
+
+    def _write(self, replies: list[bytes]) -> None:
+        if replies and self.transport is not None:
+            self.transport.write(b"".join(replies))
+            replies.clear()
 
     def pause_writing(self) -> None:
         if self.transport is not None:

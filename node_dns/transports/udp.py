@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 from time import perf_counter
 from typing import Any
 
 from node_dns.answer import responder as responder_mod
-from node_dns.transports import ratelimit
+from node_dns.transports import batch, ratelimit
 from node_dns.transports import state as state_mod
+
+log = logging.getLogger("node_dns.transports")
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
@@ -57,6 +61,13 @@ async def listen(
     limiter: ratelimit.RateLimiter | None = None,
 ) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
+    if limiter is None and batch.available:  # the limiter needs the asyncio path's address tuples
+        try:
+            return batch.listen(host, port, responder, state, loop)
+        except (OSError, NotImplementedError) as error:
+            if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+                raise
+            log.debug("batched UDP unavailable (%s); using the asyncio datagram endpoint", error)
     transport, _ = await loop.create_datagram_endpoint(
         lambda: UdpProtocol(responder, state, limiter), local_addr=(host, port), reuse_port=False
     )

@@ -10,16 +10,23 @@ for the same normalised question, and each response must equal ``responder.answe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import random
+import socket
 import struct
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node_dns import model
 from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
+from node_dns.transports import batch, udp
+from node_dns.transports.state import TransportState
 from node_dns.zone import snapshot
 from node_dns.zone.state import AreaPolicy, ZoneState
 
@@ -101,6 +108,7 @@ def mixed_case(draw: st.DrawFn, name: bytes) -> bytes:
 
 
 def wire_name(labels: list[bytes]) -> bytes:
+    """Labels to wire form (no compression)."""
     return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
 
 
@@ -229,3 +237,92 @@ def test_cache_bound_keeps_answers_exact(data: st.DataObject) -> None:
         check(responder, packet, respell(data.draw, packet))
         assert len(responder._udp) <= 2
         assert len(responder._tcp) <= 2
+
+
+def _exchange(port: int, family: int, host: str, packets: list[bytes]) -> dict[int, bytes]:
+    """Send the packets in bursts of 16 (so the server reads batches); collect replies by ID."""
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        replies: dict[int, bytes] = {}
+        for start in range(0, len(packets), 16):
+            burst = packets[start : start + 16]
+            for packet in burst:
+                sock.sendto(packet, (host, port))
+            expected = sum(1 for packet in burst if not packet[2] & 0x80)
+            got = 0
+            with contextlib.suppress(TimeoutError):
+                while got < expected:
+                    reply = sock.recv(65535)
+                    replies[int.from_bytes(reply[:2], "big")] = reply
+                    got += 1
+        return replies
+
+
+def _packets(world_state: ZoneState) -> list[bytes]:
+    rng = random.Random(1)
+    zone = world_state.snapshot.zone
+    packets = []
+    for qid in range(300):
+        name = rng.choice([zone, f"area-{rng.randrange(3)}.{zone}", f"NoWhere.{zone}", "example.com"])
+        spelt = "".join(c.upper() if rng.random() < 0.5 else c for c in name)
+        qtype = rng.choice([1, 28, 6, 2, 16, 255, 252])
+        edns = rng.choice([None, 512, 1232, 4096])
+        packet = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1 if edns else 0) + wire_name(
+            [label.encode() for label in spelt.split(".")]
+        )
+        packet += struct.pack("!HH", qtype, 1)
+        if edns:
+            packet += b"\x00" + struct.pack("!HHIH", 41, edns, 0x8000 * rng.randrange(2), 0)
+        if qid % 50 == 7:
+            packet = packet[:2] + b"\x81\x00" + packet[4:]  # a response: never answered
+        if qid % 50 == 9:
+            packet += b"\x00" * 60_000  # one big datagram: FORMERR from both
+        packets.append(packet)
+    return packets
+
+
+def _zone_with_big_area() -> ZoneState:
+    state = ZoneState(
+        Settings(
+            zone="lb.example.net", nameservers="ns1.lb.example.net=192.0.2.53", soa_email="h@example.net"
+        )
+    )
+    nodes = [
+        model.NodeFacts(
+            name=f"n{i}",
+            areas=frozenset({f"area-{i % 3}"}),
+            ips=(ipaddress.IPv4Address(0x0A000001 + i), ipaddress.IPv6Address(0xFD00 << 112 | i)),
+            ready=True,
+        )
+        for i in range(120)
+    ]
+    state.replace_all([(n, None) for n in nodes], "5")
+    return state
+
+
+@pytest.mark.skipif(not batch.available, reason="recvmmsg/sendmmsg need Linux")
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+async def test_batched_udp_sends_what_the_asyncio_path_sends(family: int, host: str) -> None:
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    state = _zone_with_big_area()
+    loop = asyncio.get_running_loop()
+    replies = []
+    for batched in (True, False):
+        responder = responder_mod.Responder(state.snapshot)
+        tstate = TransportState()
+        if batched:
+            transport: asyncio.DatagramTransport = batch.listen(host, 0, responder, tstate, loop)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda r=responder, t=tstate: udp.UdpProtocol(r, t), local_addr=(host, 0)
+            )
+        try:
+            port = transport.get_extra_info("sockname")[1]
+            replies.append(await loop.run_in_executor(None, _exchange, port, family, host, _packets(state)))
+        finally:
+            transport.close()
+        assert tstate.internal_errors == 0
+    batched_replies, asyncio_replies = replies
+    assert len(asyncio_replies) == 300 - 6  # responses are never answered
+    assert batched_replies == asyncio_replies
