@@ -35,6 +35,8 @@ class Lister:
         self.synced = asyncio.Event()
         self._reconcile_requested = False
         source.on_relisted = self.request_reconcile
+        if service_lister is not None:
+            service_lister.source.on_relisted = self.request_reconcile
 
     def request_reconcile(self) -> None:
         """Ask for a full list at the next probe tick (cheap to call once per listed object)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -114,6 +114,8 @@ class ServiceSource:
         self._annotation = annotation
         self._warned: set[tuple[str, str]] = set()
         self.stats = nodes.SourceStats()
+        self.on_relisted: Callable[[], None] | None = None
+        """Called for objects of a kopf (re-)listing: after a 410, what vanished gets no event."""
 
     def _service(self, body: Mapping[str, Any]) -> model.ServiceFacts:
         facts = service_facts(body, self._annotation)
@@ -135,6 +137,8 @@ class ServiceSource:
         return facts
 
     def _count(self, kind: str, event_type: str | None) -> None:
+        if event_type is None and self.on_relisted is not None:
+            self.on_relisted()
         label = f"{kind}:{event_type or 'LISTED'}"
         self.stats.events[label] = self.stats.events.get(label, 0) + 1
         now = time.time()

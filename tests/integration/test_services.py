@@ -7,6 +7,7 @@ deleting it, creating it on another node and rewriting the slice, as a rollout d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import dns.rcode
@@ -200,3 +201,34 @@ def test_without_rbac_for_services_it_never_becomes_ready(control_plane: Control
         assert rk.ask(server, "anything").rcode() == dns.rcode.SERVFAIL
     finally:
         server.stop()
+
+
+def test_a_service_deleted_during_a_watch_gap_with_410_disappears() -> None:
+    """kopf re-lists after 410 Gone without a DELETED event: node-dns' own re-list removes it."""
+    from tests.reliability.test_outage import second_apiserver
+
+    with ControlPlane(apiserver_args=["--etcd-compaction-interval=5s", "--watch-cache=false"]) as plane:
+        kube = plane.kube
+        n1, n2 = rk.node(kube, ips="192.0.2.81"), rk.node(kube, ips="192.0.2.82")
+        ns = rk.namespace(kube)
+        slices = {}
+        for name in ("stays", "goes"):
+            rk.service(kube, ns, name)
+            p = rk.pod(kube, ns, name, n1, "10.244.1.8")
+            slices[name] = rk.write_slice(kube, ns, name, [rk.endpoint(p, "10.244.1.8")])
+        with NodeDns(plane.kubeconfig, extra_args=["--services", "--resync-interval=3600"]) as server:
+            rk.converge(server, f"goes.{ns}", ("NOERROR", ["192.0.2.81"]))
+            rk.converge(server, f"stays.{ns}", ("NOERROR", ["192.0.2.81"]))
+            plane.stop_apiserver()
+            with second_apiserver(plane) as other:
+                other.call("DELETE", f"/api/v1/namespaces/{ns}/services/goes")
+                rk.delete_slice(other, ns, slices["goes"])
+                moved = rk.pod(other, ns, "stays", n2, "10.244.2.8")
+                rk.write_slice(other, ns, "stays", [rk.endpoint(moved, "10.244.2.8")])
+                for index in range(20):  # move etcd's revision well past what node-dns saw
+                    other.annotate(n2, {"example.net/churn": str(index)})
+                time.sleep(12)  # two compaction rounds
+            assert rk.answer(server, f"goes.{ns}") == ("NOERROR", ["192.0.2.81"]), "stale while cut off"
+            plane.start_apiserver()
+            rk.converge(server, f"goes.{ns}", ("NXDOMAIN", []))
+            rk.converge(server, f"stays.{ns}", ("NOERROR", ["192.0.2.82"]))

@@ -165,3 +165,17 @@ def test_events_and_lists_reach_the_sink_with_keys_and_versions() -> None:
     assert replace[1] == [(model.ServiceFacts(namespace="shop", name="web", exposed=True), "7")]
     assert replace[2] == "20" and replace[4] == "21" and replace[5] == "shop"
     assert replace[3][0][0].ready == {"n1"}
+
+
+def test_listed_objects_ask_for_a_reconcile_and_watch_events_do_not() -> None:
+    source = services.ServiceSource(Sink(), ANNOTATION)
+    calls: list[None] = []
+    source.on_relisted = lambda: calls.append(None)
+
+    source.on_service_event("ADDED", service())
+    source.on_slice_event("MODIFIED", endpoint_slice(endpoint("n1")))
+    assert calls == []
+
+    source.on_service_event(None, service())
+    source.on_slice_event(None, endpoint_slice(endpoint("n1")))
+    assert len(calls) == 2
