@@ -144,6 +144,17 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its children (NSD answers from a forked child)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 # --- DNS helpers -----------------------------------------------------------------------------
 
 
@@ -280,6 +291,13 @@ class PerfResult:
     lost: int
     avg_latency_ms: float
     rcodes: dict[str, int]
+    server_cpu_s: float = float("nan")
+    """CPU the server process (and its children) used during the run."""
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Answers per second of server CPU: less sensitive to other load than QPS."""
+        return self.completed / self.server_cpu_s if self.server_cpu_s > 0 else float("nan")
 
 
 _FIELDS = {
@@ -300,6 +318,7 @@ def dnsperf(
     edns: bool = False,
     clients: int = 1,
     outstanding: int = 100,
+    pid: int | None = None,
 ) -> PerfResult:
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(mix.path), "-l", f"{seconds:g}"]
     argv += ["-c", str(clients), "-q", str(outstanding), "-T", "1", "-t", "2"]
@@ -307,7 +326,9 @@ def dnsperf(
         argv += ["-m", "tcp"]
     if edns:
         argv += ["-e"]
+    before = tree_cpu_seconds(pid) if pid else 0.0
     done = subprocess.run(pinned(argv, CLIENT_CPU), capture_output=True, text=True, timeout=seconds + 60)
+    used = tree_cpu_seconds(pid) - before if pid else float("nan")
     text = done.stdout
     values = {}
     for key, pattern in _FIELDS.items():
@@ -326,6 +347,7 @@ def dnsperf(
         int(values["lost"]),
         values["latency"] * 1000,
         codes,
+        used,
     )
 
 

@@ -149,8 +149,9 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         common.wait_answering(process.dns_port, common.query_bytes(f"{small_areas[0]}.{common.ZONE}", 1))
         quiet(process.pid or 0)
         raw["rss_idle_mb"] = common.rss_mb(process.pid or 0)
-        small = qps.measure({"node-dns": process.dns_port}, small_mix, opts)["node-dns"]
-        small_edns = qps.measure({"node-dns": process.dns_port}, small_mix, opts, edns=True)["node-dns"]
+        alone = qps.Fleet(process, {"node-dns": process.dns_port}, {"node-dns": process.pid or 0})
+        small = qps.measure(alone, small_mix, opts)["node-dns"]
+        small_edns = qps.measure(alone, small_mix, opts, edns=True)["node-dns"]
 
     # --- 5,000 nodes ------------------------------------------------------------------------
     count, areas, big = opts.scale_nodes, opts.scale_areas, opts.big_area
@@ -173,17 +174,19 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         raw["idle_cpu_rate"] = idle_rate
         zone_file = peers.write_zone(opts.workdir, plane.list_nodes(), process.dns_port)
         ports = {"node-dns": process.dns_port}
+        servers = qps.Fleet(process, ports, {"node-dns": pid})
         nsd: peers.Server | None = None
         if shutil.which("nsd"):
             nsd = peers.Nsd(opts.workdir / "nsd-scale", zone_file)
             nsd.start()
             ports["NSD"] = nsd.port
+            servers.pids["NSD"] = nsd.pid
         try:
             area_names = [common.area_name(i) for i in range(areas)]
             differences = peers.compare(ports, [*qps.sample_queries(area_names), (f"big.{common.ZONE}", "A")])
             mix = common.write_mix(opts.workdir / "mix-scale.txt", area_names)
-            plain = qps.measure(ports, mix, opts)
-            edns = qps.measure(ports, mix, opts, edns=True)
+            plain = qps.measure(servers, mix, opts)
+            edns = qps.measure(servers, mix, opts, edns=True)
             mix_queries = [
                 (line.split()[0], {"A": 1, "AAAA": 28, "TXT": 16, "SOA": 6}[line.split()[1]])
                 for line in mix.path.read_text().splitlines()[:500]
@@ -201,8 +204,8 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
             big_mix = common.write_queries(
                 opts.workdir / "mix-big.txt", [(f"big.{common.ZONE}", "A"), (f"Big.{common.ZONE}", "AAAA")]
             )
-            big_tcp = qps.measure(ports, big_mix, opts, tcp=True, clients=8)
-            mix_tcp = qps.measure(ports, mix, opts, tcp=True, clients=8)
+            big_tcp = qps.measure(servers, big_mix, opts, tcp=True, clients=8)
+            mix_tcp = qps.measure(servers, mix, opts, tcp=True, clients=8)
         finally:
             if nsd is not None:
                 nsd.stop()
