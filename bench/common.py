@@ -155,6 +155,17 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def quiet(pid: int, *, below: float = 0.03, window: float = 0.5, timeout: float = 60.0) -> float:
+    """Wait until the process uses less than ``below`` of a CPU over ``window``; returns seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - before < below * window:
+            break
+    return time.monotonic() - started
+
+
 # --- DNS helpers -----------------------------------------------------------------------------
 
 

@@ -26,17 +26,6 @@ TARGETS = {"cold_start_s": 10.0, "rss_5k_mb": 200.0, "rss_idle_mb": 60.0, "cpu_p
 PEER = {"cold_start_s": "0.6 s", "rss_5k_mb": "67 MB"}
 
 
-def quiet(pid: int, *, below: float = 0.03, window: float = 0.5, timeout: float = 60.0) -> float:
-    """Wait until the process uses less than ``below`` of a CPU over ``window``; returns seconds waited."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        before = common.cpu_seconds(pid)
-        time.sleep(window)
-        if common.cpu_seconds(pid) - before < below * window:
-            break
-    return time.monotonic() - started
-
-
 def cold_start(plane: ControlPlane, probe_name: str) -> tuple[NodeDns, float, float]:
     """Start node-dns; seconds to the first answer of any kind and to the first non-SERVFAIL one."""
     process = common.node_dns(plane)
@@ -94,7 +83,7 @@ def cpu_per_update(
         deadline = time.monotonic() + 30
         while present(process.dns_port, chosen[-1], areas) != state and time.monotonic() < deadline:
             time.sleep(0.02)
-        quiet(pid, timeout=10)
+        common.quiet(pid, timeout=10)
         spent = common.cpu_seconds(pid) - before - idle_rate * (time.monotonic() - started)
         per_update.append(spent / updates * 1000)
     return per_update, idle_rate
@@ -147,7 +136,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     small_mix = common.write_mix(opts.workdir / "mix-small.txt", small_areas)
     with common.node_dns(plane) as process:
         common.wait_answering(process.dns_port, common.query_bytes(f"{small_areas[0]}.{common.ZONE}", 1))
-        quiet(process.pid or 0)
+        common.quiet(process.pid or 0)
         raw["rss_idle_mb"] = common.rss_mb(process.pid or 0)
         alone = qps.Fleet(process, {"node-dns": process.dns_port}, {"node-dns": process.pid or 0})
         small = qps.measure(alone, small_mix, opts)["node-dns"]
@@ -167,7 +156,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     assert process is not None
     try:
         pid = process.pid or 0
-        raw["settle_s"] = quiet(pid)
+        raw["settle_s"] = common.quiet(pid)
         raw["rss_5k_mb"] = common.rss_mb(pid)
         per_update, idle_rate = cpu_per_update(plane, process, count, areas, opts.updates)
         raw["cpu_per_update_ms"] = per_update
