@@ -41,7 +41,6 @@ class TcpProtocol(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = time.monotonic()
         if self._closing or self.transport is None:
             return
         self._buffer += data
@@ -57,6 +56,7 @@ class TcpProtocol(asyncio.Protocol):
                     return
                 message = bytes(buffer[2 : 2 + length])
                 del buffer[: 2 + length]
+                self.last_activity = time.monotonic()  # whole messages only: a byte-by-byte trickle is idle
                 started = perf_counter()
                 try:
                     wire = self._responder.respond_tcp(message)

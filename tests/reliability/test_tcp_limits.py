@@ -194,3 +194,31 @@ def test_idle_timeout_closes_a_silent_connection(control_plane: ControlPlane, ar
                 assert sock.recv(1) == b""
             waited = time.monotonic() - started
         assert 0.9 <= waited <= 3.5
+
+
+def test_a_client_that_trickles_a_query_byte_by_byte_is_closed(
+    control_plane: ControlPlane, area: str
+) -> None:
+    """A slow writer: half a message, one byte at a time, never finished (slowloris)."""
+    idle_timeout = 2.0
+    with NodeDns(control_plane.kubeconfig, extra_args=[f"--tcp-idle-timeout={idle_timeout}"]) as server:
+        message = framed(dns.message.make_query(area, "A").to_wire())
+        with socket.create_connection(server.dns_address, timeout=5) as sock:
+            started = time.monotonic()
+            closed_after: float | None = None
+            for byte in message[:-1]:  # ~40 bytes at 2/s: longer than the test waits
+                try:
+                    sock.send(bytes([byte]))
+                except (BrokenPipeError, ConnectionResetError):
+                    closed_after = time.monotonic() - started
+                    break
+                if _tcp_connections(server) == 0:
+                    closed_after = time.monotonic() - started
+                    break
+                time.sleep(0.5)
+                if time.monotonic() - started > 5 * idle_timeout:
+                    break
+        # others were never affected
+        assert addresses(ask(server.dns_address, area, tcp=True)) == {IP}
+    assert closed_after is not None, "a trickling client held its connection past the idle timeout"
+    assert closed_after <= idle_timeout + 2.5
