@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -253,7 +254,9 @@ def replicas(cluster: Cluster, count: int = 3, *, events: bool = True) -> Iterat
             list(pool.map(lambda p: p.stop(5), procs.values()))
         for name, proc in procs.items():
             logs = proc.logs()
-            assert " 403" not in logs and "Forbidden" not in logs, f"{name} was denied something:\n{logs}"
+            assert not re.search(r"\b403\b", logs) and "Forbidden" not in logs, (
+                f"{name} was denied something:\n{logs}"
+            )
             assert "Traceback" not in logs, f"{name} logged a traceback:\n{logs}"
 
 
