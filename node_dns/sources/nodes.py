@@ -19,6 +19,9 @@ from node_dns.sources import parsing
 
 log = logging.getLogger(__name__)
 
+LOGGED_PROBLEMS = 5
+"""Bad entries logged one by one per node and change; the rest are summed in one line."""
+
 
 class FactSink(Protocol):
     """Where facts go (the zone state). Two methods: one event, or a complete list."""
@@ -144,15 +147,22 @@ class NodeSource:
         raw = (notes.get(self._keys.areas), notes.get(self._keys.ips))
         if self._raw.get(facts.name) != raw:
             self._raw[facts.name] = raw
-            for problem in problems:
+            for index, problem in enumerate(problems):
                 key = problem.annotation
                 self.stats.invalid_entries[key] = self.stats.invalid_entries.get(key, 0) + 1
+                if index < LOGGED_PROBLEMS:
+                    log.warning(
+                        "node %s: skipped %s entry %r: %s",
+                        facts.name,
+                        problem.annotation,
+                        problem.entry,
+                        problem.reason,
+                    )
+            if len(problems) > LOGGED_PROBLEMS:
                 log.warning(
-                    "node %s: skipped %s entry %r: %s",
+                    "node %s: skipped %d more invalid annotation entries (counted in metrics)",
                     facts.name,
-                    problem.annotation,
-                    problem.entry,
-                    problem.reason,
+                    len(problems) - LOGGED_PROBLEMS,
                 )
             for listener in self.problem_listeners:
                 listener(facts.name, problems)
