@@ -41,25 +41,36 @@ class _NoCompression(dict[object, int]):
         return None
 
 
+_RECORDS: dict[tuple[model.IPAddress, int], tuple[bytes, str]] = {}
+"""(address, TTL) -> (wire tail, text): an area is rebuilt on every change of one of its
+nodes, and encoding its other members again each time was most of the cost of an update."""
+_RECORDS_MAX = 100_000
+
+
+def _record(ip: model.IPAddress, ttl: int) -> tuple[bytes, str]:
+    key = (ip, ttl)
+    found = _RECORDS.get(key)
+    if found is None:
+        if len(_RECORDS) >= _RECORDS_MAX:
+            _RECORDS.clear()
+        rtype = snapshot.TYPE_A if ip.version == 4 else snapshot.TYPE_AAAA
+        found = _RECORDS[key] = (_tail(rtype, ttl, ip.packed), str(ip))
+    return found
+
+
 def address_rrsets(ips: Iterable[model.IPAddress], ttl: int) -> dict[int, snapshot.RRset]:
     """A and AAAA RRsets in a stable order (numeric), so every replica answers identically."""
-    v4 = sorted({ip for ip in ips if ip.version == 4})
-    v6 = sorted({ip for ip in ips if ip.version == 6})
+    ips = list(ips)
+    # key=int: the order of ipaddress' own comparison (by number within a version), far cheaper
+    v4 = sorted({ip for ip in ips if ip.version == 4}, key=int)
+    v6 = sorted({ip for ip in ips if ip.version == 6}, key=int)
     result: dict[int, snapshot.RRset] = {}
-    if v4:
-        result[snapshot.TYPE_A] = snapshot.RRset(
-            snapshot.TYPE_A,
-            ttl,
-            tuple(_tail(snapshot.TYPE_A, ttl, ip.packed) for ip in v4),
-            tuple(str(ip) for ip in v4),
-        )
-    if v6:
-        result[snapshot.TYPE_AAAA] = snapshot.RRset(
-            snapshot.TYPE_AAAA,
-            ttl,
-            tuple(_tail(snapshot.TYPE_AAAA, ttl, ip.packed) for ip in v6),
-            tuple(str(ip) for ip in v6),
-        )
+    for rtype, members in ((snapshot.TYPE_A, v4), (snapshot.TYPE_AAAA, v6)):
+        if members:
+            records = [_record(ip, ttl) for ip in members]
+            result[rtype] = snapshot.RRset(
+                rtype, ttl, tuple(tail for tail, _ in records), tuple(text for _, text in records)
+            )
     return result
 
 
