@@ -19,6 +19,7 @@ import asyncio
 import ctypes
 import errno
 import logging
+import mmap
 import socket
 import struct
 import sys
@@ -32,7 +33,7 @@ log = logging.getLogger("node_dns.transports")
 
 BATCH = 64
 RECV_SLOT = 65536
-"""Room for any UDP datagram: untouched pages of the buffer cost no memory."""
+"""Room for any UDP datagram."""
 SEND_SLOT = 4096
 """UDP replies never exceed the EDNS size we advertise (at most 4096); bigger ones use sendto."""
 NAME_SLOT = 128  # sizeof(struct sockaddr_storage)
@@ -107,7 +108,9 @@ class BatchedUdp(asyncio.DatagramTransport):
         self._recvmmsg = _LIBC.recvmmsg
         self._sendmmsg = _LIBC.sendmmsg
 
-        self._rbuf = ctypes.create_string_buffer(BATCH * RECV_SLOT)
+        # Anonymous memory: pages the kernel never writes to (most of each 64 KiB slot) stay unallocated.
+        self._rmap = mmap.mmap(-1, BATCH * RECV_SLOT)
+        self._rbuf = (ctypes.c_char * (BATCH * RECV_SLOT)).from_buffer(self._rmap)
         self._sbuf = ctypes.create_string_buffer(BATCH * SEND_SLOT)
         self._names = ctypes.create_string_buffer(BATCH * NAME_SLOT)
         self._riov = (_Iovec * BATCH)()
@@ -124,7 +127,7 @@ class BatchedUdp(asyncio.DatagramTransport):
                 vec[i].hdr.namelen = NAME_SLOT
                 vec[i].hdr.iov = ctypes.addressof(iov) + i * _IS
                 vec[i].hdr.iovlen = 1
-        self._rmem = memoryview(self._rbuf).cast("B")
+        self._rmem = memoryview(self._rmap)
         self._smem = memoryview(self._sbuf).cast("B")
         self._rvmem = memoryview(self._rvec).cast("B")
         self._svmem = memoryview(self._svec).cast("B")
