@@ -156,13 +156,15 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 def quiet(pid: int, *, below: float = 0.03, window: float = 0.5, timeout: float = 60.0) -> float:
-    """Wait until the process uses less than ``below`` of a CPU over ``window``; returns seconds waited."""
+    """Wait until the process used less than ``below`` of a CPU in each of four windows in a row
+    (a single quiet window can fall between the end of a list and the start of the watch's
+    replay); returns the seconds waited."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
+    calm = 0
+    while time.monotonic() - started < timeout and calm < 4:
         before = cpu_seconds(pid)
         time.sleep(window)
-        if cpu_seconds(pid) - before < below * window:
-            break
+        calm = calm + 1 if cpu_seconds(pid) - before < below * window else 0
     return time.monotonic() - started
 
 
