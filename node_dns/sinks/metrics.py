@@ -18,6 +18,8 @@ from prometheus_client.registry import Collector
 from node_dns.answer import stats as answer_stats
 from node_dns.version import __version__
 
+WATCH_EVENT_TYPES = ("LISTED", "ADDED", "MODIFIED", "DELETED")
+
 
 class SourceStatsView(Protocol):
     events: dict[str, int]
@@ -159,7 +161,8 @@ class NodeDnsCollector(Collector):
 
         src = self._in.source
         events = CounterMetricFamily("node_dns_watch_events", "Node watch events, by type.", labels=["type"])
-        for kind, count in sorted(src.events.items()):
+        # Known types start at 0 so alerts and rate() see a series before the first event.
+        for kind, count in sorted({**dict.fromkeys(WATCH_EVENT_TYPES, 0), **src.events}.items()):
             events.add_metric([kind], count)
         yield events
         yield _gauge(

@@ -93,10 +93,14 @@ class Lister:
                 self._source.stats.reachable = False
                 if unreachable_since is None:
                     unreachable_since = now
-                    log.warning("apiserver unreachable, serving the last known zone: %s", _brief(error))
+                    log.warning(
+                        "cannot read from the apiserver, serving the last known zone: %s", _brief(error)
+                    )
                 elif failures % 30 == 0:
                     log.warning(
-                        "apiserver still unreachable after %.0fs: %s", now - unreachable_since, _brief(error)
+                        "apiserver reads failing for %.0fs: %s",
+                        now - unreachable_since,
+                        _brief(error),
                     )
                 await self._client.refresh()
             await asyncio.sleep(self._probe if self.synced.is_set() else min(self._probe, 1.0))
