@@ -32,16 +32,6 @@ def serial_newer(a: int, b: int) -> bool:
     return a != b and ((a - b) % SERIAL_MODULO) < 2**31
 
 
-def _version(value: str | None) -> int | None:
-    """resourceVersions are opaque, but every apiserver backed by etcd gives integers."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class AreaPolicy:
     """How the addresses of an area are chosen from its members.
@@ -134,7 +124,7 @@ class ZoneState:
     # --- writing ------------------------------------------------------------------------------
     def apply(self, name: str, facts: model.NodeFacts | None, version: str | None = None) -> bool:
         """Apply one watch event; ``facts=None`` means the node is gone. True if content moved."""
-        ver = _version(version)
+        ver = services_mod.version(version)
         known = self._versions.get(name)
         if ver is not None and known is not None and ver < known:
             return False  # older than what we hold: a late re-list line
@@ -157,13 +147,13 @@ class ZoneState:
         taken, and listed nodes older than what the watch already delivered are ignored, so a
         slow list cannot undo newer events.
         """
-        list_ver = _version(list_version)
+        list_ver = services_mod.version(list_version)
         before = dict(self._facts) if self._index is not None else {}
         seen: set[str] = set()
         touched: set[str] = set()
         for facts, version in nodes:
             seen.add(facts.name)
-            ver = _version(version)
+            ver = services_mod.version(version)
             known = self._versions.get(facts.name)
             tomb = self._tombstones.get(facts.name)
             if ver is not None and known is not None and ver < known:
@@ -197,7 +187,7 @@ class ZoneState:
         if self._index is None:
             return False
         touched = self._index.apply_service(key, facts, version)
-        return self._refresh(set(), _version(version), services=touched)
+        return self._refresh(set(), services_mod.version(version), services=touched)
 
     def apply_slice(
         self,
@@ -209,7 +199,7 @@ class ZoneState:
         if self._index is None:
             return False
         touched = self._index.apply_slice(key, facts, version)
-        return self._refresh(set(), _version(version), services=touched)
+        return self._refresh(set(), services_mod.version(version), services=touched)
 
     def replace_services(
         self,
@@ -224,7 +214,11 @@ class ZoneState:
             return False
         touched = self._index.replace_services(services, services_version, namespace)
         touched |= self._index.replace_slices(slices, slices_version, namespace)
-        versions = [v for v in (_version(services_version), _version(slices_version)) if v is not None]
+        versions = [
+            v
+            for v in (services_mod.version(services_version), services_mod.version(slices_version))
+            if v is not None
+        ]
         return self._refresh(set(), max(versions) if versions else None, services=touched)
 
     @property
