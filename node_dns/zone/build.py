@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from dnslib import AAAA, NS, SOA, A, DNSBuffer, DNSLabel
 
@@ -56,6 +57,54 @@ def _record(ip: model.IPAddress, ttl: int) -> tuple[bytes, str]:
         rtype = snapshot.TYPE_A if ip.version == 4 else snapshot.TYPE_AAAA
         found = _RECORDS[key] = (_tail(rtype, ttl, ip.packed), str(ip))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRecords:
+    """One node's addresses encoded once, so rebuilding its area only merges and sorts.
+
+    Each family is a tuple of (number, (wire tail, text)); the number identifies an address
+    within its family unless an IPv6 address carries a scope (``plain`` is then False and
+    :func:`merged_rrsets` falls back to :func:`address_rrsets`).
+    """
+
+    ips: tuple[model.IPAddress, ...]
+    v4: tuple[tuple[int, tuple[bytes, str]], ...]
+    v6: tuple[tuple[int, tuple[bytes, str]], ...]
+    plain: bool
+
+
+def address_records(ips: Iterable[model.IPAddress], ttl: int) -> AddressRecords:
+    ips = tuple(ips)
+    v4, v6 = [], []
+    plain = True
+    for ip in ips:
+        if ip.version == 4:
+            v4.append((int(ip), (_tail(snapshot.TYPE_A, ttl, ip.packed), str(ip))))
+        else:
+            plain = plain and ip.scope_id is None
+            v6.append((int(ip), (_tail(snapshot.TYPE_AAAA, ttl, ip.packed), str(ip))))
+    return AddressRecords(ips, tuple(v4), tuple(v6), plain)
+
+
+def merged_rrsets(groups: Iterable[AddressRecords], ttl: int) -> dict[int, snapshot.RRset]:
+    """What ``address_rrsets`` gives for all the groups' addresses, without re-encoding any."""
+    groups = list(groups)
+    if not all(group.plain for group in groups):
+        return address_rrsets([ip for group in groups for ip in group.ips], ttl)
+    v4: dict[int, tuple[bytes, str]] = {}
+    v6: dict[int, tuple[bytes, str]] = {}
+    for group in groups:
+        v4.update(group.v4)
+        v6.update(group.v6)
+    result: dict[int, snapshot.RRset] = {}
+    for rtype, records in ((snapshot.TYPE_A, v4), (snapshot.TYPE_AAAA, v6)):
+        if records:
+            ordered = [records[number] for number in sorted(records)]
+            result[rtype] = snapshot.RRset(
+                rtype, ttl, tuple(tail for tail, _ in ordered), tuple(text for _, text in ordered)
+            )
+    return result
 
 
 def address_rrsets(ips: Iterable[model.IPAddress], ttl: int) -> dict[int, snapshot.RRset]:

@@ -62,6 +62,8 @@ class ZoneState:
         self._policy = policy or AreaPolicy(cordoned_healthy=settings.cordoned_healthy)
         self._origin = build.name_key(settings.zone)
         self._facts: dict[str, model.NodeFacts] = {}
+        self._records: dict[str, build.AddressRecords] = {}
+        """Each node's addresses, encoded when they change, not each time its area is rebuilt."""
         self._versions: dict[str, int] = {}
         self._tombstones: dict[str, int] = {}
         self._members: dict[str, set[str]] = {}
@@ -297,6 +299,8 @@ class ZoneState:
         if old == facts:
             return set()
         self._facts[facts.name] = facts
+        if old is None or old.ips != facts.ips:
+            self._records[facts.name] = build.address_records(facts.ips, self._settings.record_ttl)
         old_areas = old.areas if old else frozenset()
         for area in old_areas - facts.areas:
             self._leave(area, facts.name)
@@ -306,6 +310,7 @@ class ZoneState:
 
     def _remove(self, name: str) -> set[str]:
         old = self._facts.pop(name, None)
+        self._records.pop(name, None)
         self._versions.pop(name, None)
         if old is None:
             return set()
@@ -345,9 +350,12 @@ class ZoneState:
         elif area in self._failed_open:
             log.info("area %s is back above the fail-open threshold", area)
             self._failed_open.discard(area)
-        ips = [ip for f in chosen for ip in f.ips]
-        ips.extend(self._static_ips.get(area, ()))  # never counted by the fail-open rule
-        return snapshot.Node(build.address_rrsets(ips, self._settings.record_ttl))
+        ttl = self._settings.record_ttl
+        groups = [self._records[f.name] for f in chosen]
+        static = self._static_ips.get(area)
+        if static:  # never counted by the fail-open rule
+            groups.append(build.address_records(static, ttl))
+        return snapshot.Node(build.merged_rrsets(groups, ttl))
 
     def _refresh(
         self,

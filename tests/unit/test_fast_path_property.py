@@ -27,7 +27,7 @@ from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.transports import batch, udp
 from node_dns.transports.state import TransportState
-from node_dns.zone import snapshot
+from node_dns.zone import build, snapshot
 from node_dns.zone.state import AreaPolicy, ZoneState
 
 ZONES = ("lb.example.net", "example.org", "x.y.z.test", "a")
@@ -326,3 +326,27 @@ async def test_batched_udp_sends_what_the_asyncio_path_sends(family: int, host: 
     batched_replies, asyncio_replies = replies
     assert len(asyncio_replies) == 300 - 6  # responses are never answered
     assert batched_replies == asyncio_replies
+
+
+@st.composite
+def maybe_scoped(draw: st.DrawFn) -> model.IPAddress:
+    ip = draw(ips())
+    if ip.version == 6 and draw(st.integers(0, 5)) == 0:
+        return ipaddress.IPv6Address(f"{ip}%{draw(st.sampled_from(['eth0', '1']))}")
+    return ip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            maybe_scoped() | st.sampled_from(["192.0.2.1", "2001:db8::1"]).map(model.parse_ip), max_size=5
+        )
+    ),
+    st.integers(0, 2**31 - 1),
+)
+def test_area_records_merge_like_address_rrsets(nodes: list[list[model.IPAddress]], ttl: int) -> None:
+    """ZoneState merges per-node encoded records; the RRsets must equal encoding all addresses."""
+    groups = [build.address_records(node, ttl) for node in nodes]
+    flat = [ip for node in nodes for ip in node]
+    assert build.merged_rrsets(groups, ttl) == build.address_rrsets(flat, ttl)
