@@ -130,6 +130,8 @@ class Nsd(Server):
     """NSD with one server process, response rate limiting off, minimal responses."""
 
     name = "NSD"
+    tcp_query_count = 0
+    """NSD's default: no cap on queries per TCP connection."""
 
     def argv(self) -> list[str]:
         conf = self.workdir / "nsd.conf"
@@ -153,6 +155,7 @@ class Nsd(Server):
     minimal-responses: yes
     refuse-any: yes
     tcp-count: 256
+    tcp-query-count: {self.tcp_query_count}
 remote-control:
     control-enable: no
 zone:
@@ -161,6 +164,13 @@ zone:
 """
         )
         return ["nsd", "-d", "-c", str(conf)]
+
+
+class CappedNsd(Nsd):
+    """NSD closing TCP connections after 1000 queries, as node-dns does by default."""
+
+    name = "NSD capped"
+    tcp_query_count = 1000
 
 
 class Knot(Server):

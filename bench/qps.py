@@ -23,6 +23,7 @@ PEER_TCP = 0.07
 SMALL_NODES, SMALL_AREAS = 10, 2
 
 
+CAPPED = peers.CappedNsd.name
 UNCAPPED = "node-dns uncapped"
 """node-dns with --tcp-max-queries=1000000: no per-connection cap, like NSD's and Knot's defaults."""
 
@@ -72,11 +73,13 @@ def fleet(
             found.ports[UNCAPPED] = other.dns_port
             found.pids[UNCAPPED] = other.pid or 0
         zone_file = peers.write_zone(opts.workdir, plane.list_nodes(), port)
-        kinds: list[type[peers.Server]] = [peers.Nsd] + ([peers.Knot] if with_knot else [])
+        kinds: list[type[peers.Server]] = [peers.Nsd]
+        kinds += [peers.Knot] if with_knot else []
+        kinds += [peers.CappedNsd] if uncapped else []
         for kind in kinds:
-            if shutil.which("nsd" if kind is peers.Nsd else "knotd") is None:
+            if shutil.which("knotd" if kind is peers.Knot else "nsd") is None:
                 continue
-            server = kind(opts.workdir / kind.name.lower(), zone_file)
+            server = kind(opts.workdir / kind.name.lower().replace(" ", "-"), zone_file)
             server.start()
             stack.callback(server.stop)
             found.peers.append(server)
@@ -131,14 +134,26 @@ def spreads(results: dict[str, list[common.PerfResult]]) -> str:
     return "; ".join(f"{n} {common.spread([r.qps for r in rs])}" for n, rs in results.items())
 
 
+def _headers(results: dict[str, list[common.PerfResult]], shown: Sequence[str]) -> list[str]:
+    peers_ = [n for n in results if not n.startswith("node-dns")]
+    return [
+        "queries",
+        *[f"{n} QPS" for n in shown],
+        *[f"node-dns / {p}" for p in peers_],
+        *[f"per CPU-s / {p}" for p in peers_],
+        "Go peer / NSD",
+        "node-dns lost",
+    ]
+
+
 def _rows(
-    label: str, results: dict[str, list[common.PerfResult]], ours: str, peer: str
+    label: str, results: dict[str, list[common.PerfResult]], ours: str, shown: Sequence[str], peer: str
 ) -> tuple[list[object], float]:
-    """QPS of every server, our ratios to each peer (QPS and per CPU-second), the Go peer's ratio."""
+    """QPS of the shown servers, our ratios to each peer (QPS and per CPU-second), the Go peer's."""
     names = [n for n in results if not n.startswith("node-dns")]
     mine = qps(results[ours])
     share = mine / qps(results["NSD"]) if "NSD" in results else float("nan")
-    row: list[object] = [label, *[qps(results[n]) for n in results]]
+    row: list[object] = [label, *[qps(results[n]) for n in shown]]
     row += [ratio(mine, qps(results[n])) for n in names]
     row += [ratio(per_cpu(results[ours]), per_cpu(results[n])) for n in names]
     row += [peer, lost(results[ours])]
@@ -151,26 +166,19 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
     mix = common.write_mix(opts.workdir / "mix-small.txt", areas)
     tables: list[Table] = []
     with fleet(plane, opts, areas, uncapped="tcp" in parts) as found:
-        peer_names = [name for name in found.ports if not name.startswith("node-dns")]
         equivalence = (
             "all servers gave the same rcode, AA, TC, answer and authority on the sample queries"
             if not found.differences
             else "DIFFERENCES between servers:\n" + "\n".join(found.differences)
         )
-        headers = [
-            "queries",
-            *[f"{n} QPS" for n in found.ports if n != UNCAPPED],
-            *[f"node-dns / {p}" for p in peer_names],
-            *[f"per CPU-s / {p}" for p in peer_names],
-            "Go peer / NSD",
-            "node-dns lost",
-        ]
         if "udp" in parts:
-            udp_servers = found.only("node-dns", *peer_names)
-            table = Table(f"UDP, {SMALL_NODES} nodes in {SMALL_AREAS} areas (dnsperf -c 1 -q 100)", headers)
+            udp_servers = found.only("node-dns", "NSD", "Knot")
+            shown = list(udp_servers.ports)
+            table = Table(f"UDP, {SMALL_NODES} nodes in {SMALL_AREAS} areas (dnsperf -c 1 -q 100)", [])
             for label, edns, peer in (("no EDNS", False, PEER_UDP), ("EDNS (-e)", True, PEER_UDP_EDNS)):
                 results = measure(udp_servers, mix, opts, edns=edns)
-                row, share = _rows(label, results, "node-dns", f"{peer:.2f}x")
+                table.headers = _headers(results, shown)
+                row, share = _rows(label, results, "node-dns", shown, f"{peer:.2f}x")
                 table.rows.append(row)
                 table.raw[label] = {n: [(r.qps, r.per_cpu_second) for r in rs] for n, rs in results.items()}
                 table.raw.setdefault("summary", []).append(
@@ -188,13 +196,11 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
             ]
             tables.append(table)
         if "tcp" in parts:
-            table = Table(
-                "TCP, 8 connections (dnsperf -m tcp -c 8)",
-                [headers[0], *[f"{n} QPS" for n in found.ports], *headers[len(found.ports) :]],
-            )
             results = measure(found, mix, opts, tcp=True, clients=8)
+            shown = list(found.ports)
+            table = Table("TCP, 8 connections (dnsperf -m tcp -c 8)", _headers(results, shown))
             for ours, label in (("node-dns", "defaults"), (UNCAPPED, "no per-connection cap")):
-                row, share = _rows(label, results, ours, f"{PEER_TCP:.2f}x")
+                row, share = _rows(label, results, ours, shown, f"{PEER_TCP:.2f}x")
                 if ours == "node-dns":
                     table.raw["summary"] = [
                         (
@@ -212,9 +218,10 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
             table.notes += [
                 "defaults: node-dns closes a connection after --tcp-max-queries=1000 answers and "
                 "drops the queries pipelined behind it; dnsperf reconnects but waits out its 2 s "
-                "timeout for each dropped query, which is most of the gap. NSD and Knot have no "
-                "such cap by default; 'no per-connection cap' is node-dns with "
-                "--tcp-max-queries=1000000",
+                "timeout for each dropped query, which is most of the gap and makes this figure "
+                "vary from run to run. NSD and Knot have no such cap by default. "
+                f"'{UNCAPPED}' is node-dns with --tcp-max-queries=1000000; '{CAPPED}' is NSD with "
+                "tcp-query-count: 1000, the same cap as node-dns' default",
                 common.load_note(),
             ]
             tables.append(table)
