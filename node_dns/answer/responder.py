@@ -98,8 +98,9 @@ class Responder:
         self._turns: dict[tuple[bytes, int], list[int]] = {}
         self.stats = stats.QueryStats()
         self.snapshot = snap
-        self._udp: dict[bytes, tuple[bytes, tuple[str, str, str]]] = {}
-        self._tcp: dict[bytes, tuple[bytes, tuple[str, str, str]]] = {}
+        # normalised query -> (response, counter key, truncated): a hit counts what a miss counts
+        self._udp: dict[bytes, tuple[bytes, tuple[str, str, str], bool]] = {}
+        self._tcp: dict[bytes, tuple[bytes, tuple[str, str, str], bool]] = {}
 
     def update(self, snap: snapshot.Snapshot) -> None:
         """Swap to a new snapshot; its caches start empty."""
@@ -113,8 +114,10 @@ class Responder:
         if found is not None:
             hit = self._udp.get(found[0])
             if hit is not None:
-                wire, key = hit
+                wire, key, truncated = hit
                 self.stats.count(key)
+                if truncated:
+                    self.stats.truncated["udp"] += 1
                 qend = found[1]
                 return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
             if self._rotating:  # answers limited by max_answers: only consulted on a miss
@@ -128,8 +131,10 @@ class Responder:
         if found is not None:
             hit = self._tcp.get(found[0])
             if hit is not None:
-                wire, key = hit
+                wire, key, truncated = hit
                 self.stats.count(key)
+                if truncated:
+                    self.stats.truncated["tcp"] += 1
                 qend = found[1]
                 return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
         return self._full(data, tcp=True, found=found)
@@ -157,7 +162,8 @@ class Responder:
         )
         key = (proto, stats.qtype_label(parsed.qtype), stats.RCODES.get(rcode, "other"))
         self.stats.count(key)
-        if wire[2] & TC_BIT:
+        truncated = bool(wire[2] & TC_BIT)
+        if truncated:
             self.stats.truncated[proto] += 1
         if windows > 1:
             if counter is None:
@@ -175,7 +181,7 @@ class Responder:
             cache = self._tcp if tcp else self._udp
             if len(cache) >= self.max_cached:
                 cache.clear()  # a flood of unique names must not grow memory without bound
-            cache[found[0]] = (wire, key)
+            cache[found[0]] = (wire, key, truncated)
         return wire
 
     def _rotate(self, data: bytes, qend: int, rotation: _Rotation) -> bytes:
@@ -197,6 +203,8 @@ class Responder:
             )
             rotation.wires[index] = wire
         self.stats.count(rotation.key)
+        if wire[2] & TC_BIT:
+            self.stats.truncated["udp"] += 1
         return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
 
 

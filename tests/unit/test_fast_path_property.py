@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node_dns import model
+from node_dns.answer import query, stats
 from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.transports import batch, udp
@@ -190,40 +191,63 @@ def respell(draw: st.DrawFn, packet: bytes) -> bytes:
     return qid + packet[2:12] + mixed_case(draw, packet[12:end]) + packet[end:]
 
 
-def reference(packet: bytes, snap: snapshot.Snapshot, *, tcp: bool, size: int) -> bytes | None:
-    reply = responder_mod.answer(packet, snap, tcp=tcp, edns_udp_size=size)
-    return None if reply is None else reply[0]
+class Expected:
+    """The counters the full path alone would have kept: the fast path must count the same."""
+
+    def __init__(self) -> None:
+        self.responses: dict[tuple[str, str, str], int] = {}
+        self.truncated = {"udp": 0, "tcp": 0}
+        self.dropped = 0
+
+    def answer(self, packet: bytes, snap: snapshot.Snapshot, *, tcp: bool, size: int) -> bytes | None:
+        reply = responder_mod.answer(packet, snap, tcp=tcp, edns_udp_size=size)
+        proto = "tcp" if tcp else "udp"
+        if reply is None:
+            self.dropped += 1
+            return None
+        wire, qtype, rcode = reply
+        key = (proto, stats.qtype_label(qtype), stats.RCODES.get(rcode, "other"))
+        self.responses[key] = self.responses.get(key, 0) + 1
+        self.truncated[proto] += bool(wire[2] & 0x02)
+        return wire
+
+    def assert_counted_like(self, responder: responder_mod.Responder) -> None:
+        assert responder.stats.responses == self.responses
+        assert responder.stats.truncated == self.truncated
+        assert responder.stats.dropped.get("not_a_query", 0) == self.dropped
 
 
-def check(responder: responder_mod.Responder, packet: bytes, primer: bytes) -> None:
+def check(responder: responder_mod.Responder, packet: bytes, primer: bytes, expected: Expected) -> None:
     snap, size = responder.snapshot, responder.edns_udp_size
     for tcp in (False, True):
         respond = responder.respond_tcp if tcp else responder.respond_udp
-        assert respond(primer) == reference(primer, snap, tcp=tcp, size=size)
+        assert respond(primer) == expected.answer(primer, snap, tcp=tcp, size=size)
         for attempt in ("miss or hit", "hit"):
             got = respond(packet)
-            want = reference(packet, snap, tcp=tcp, size=size)
+            want = expected.answer(packet, snap, tcp=tcp, size=size)
             assert got == want, f"{'tcp' if tcp else 'udp'} {attempt}: {packet.hex()}"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fast_path_equals_full_path(data: st.DataObject) -> None:
     world = data.draw(worlds())
     size = data.draw(st.sampled_from([512, 1232, 1232, 4096]) | st.integers(512, 4096))
     responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=size)
     world.state.subscribe(responder.update)
+    expected = Expected()
     for _ in range(data.draw(st.integers(1, 12))):
         packet = data.draw(queries(world))
-        check(responder, packet, packet)
-        check(responder, packet, respell(data.draw, packet))
+        check(responder, packet, packet, expected)
+        check(responder, packet, respell(data.draw, packet), expected)
     # a new snapshot: the cache must not leak answers of the old one
     node = data.draw(node_facts("node-0", world.areas))
     world.state.apply(node.name, node, "1000000")
     assert responder.snapshot is world.state.snapshot
     for _ in range(data.draw(st.integers(1, 8))):
         packet = data.draw(queries(world))
-        check(responder, packet, respell(data.draw, packet))
+        check(responder, packet, respell(data.draw, packet), expected)
+    expected.assert_counted_like(responder)
 
 
 @settings(max_examples=150, deadline=None)
@@ -232,11 +256,13 @@ def test_cache_bound_keeps_answers_exact(data: st.DataObject) -> None:
     """A tiny cache bound forces clears between miss and hit: still the same bytes."""
     world = data.draw(worlds())
     responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=1232, max_cached=2)
+    expected = Expected()
     for _ in range(data.draw(st.integers(3, 15))):
         packet = data.draw(queries(world))
-        check(responder, packet, respell(data.draw, packet))
+        check(responder, packet, respell(data.draw, packet), expected)
         assert len(responder._udp) <= 2
         assert len(responder._tcp) <= 2
+    expected.assert_counted_like(responder)
 
 
 def _exchange(port: int, family: int, host: str, packets: list[bytes]) -> dict[int, bytes]:
@@ -350,3 +376,37 @@ def test_area_records_merge_like_address_rrsets(nodes: list[list[model.IPAddress
     groups = [build.address_records(node, ttl) for node in nodes]
     flat = [ip for node in nodes for ip in node]
     assert build.merged_rrsets(groups, ttl) == build.address_rrsets(flat, ttl)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_rotating_answers_equal_the_full_path(data: st.DataObject) -> None:
+    """With max_answers, UDP answers rotate per name: the cached windows must be the bytes the
+    full path gives for the same turn, and the turn must move exactly as the full path's."""
+    world = data.draw(worlds())
+    limit = data.draw(st.integers(1, 4))
+    size = data.draw(st.sampled_from([512, 1232, 4096]))
+    responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=size, max_answers=limit)
+    world.state.subscribe(responder.update)
+    turns: dict[tuple[bytes, int], int] = {}
+    packets = [data.draw(queries(world)) for _ in range(data.draw(st.integers(1, 6)))]
+    for step in range(data.draw(st.integers(1, 30))):
+        if step == 10:  # a new snapshot: windows are rebuilt, turns go on
+            node = data.draw(node_facts("node-0", world.areas))
+            world.state.apply(node.name, node, "1000000")
+        packet = respell(data.draw, data.draw(st.sampled_from(packets)))
+        got = responder.respond_udp(packet)
+        parsed = query.decode(packet)
+        if parsed is None:
+            assert got is None
+            continue
+        key = (b".".join(parsed.labels).lower(), parsed.qtype)
+        turn = turns.get(key, 0)
+        wire, _, windows = responder_mod.reply(
+            parsed, responder.snapshot, tcp=False, edns_udp_size=size, max_answers=limit, turn=turn
+        )
+        if windows > 1:
+            turns[key] = turn + 1
+        assert got == wire, f"turn {turn} of {windows}: {packet.hex()}"
+        tcp_reply = responder_mod.answer(packet, responder.snapshot, tcp=True, edns_udp_size=size)
+        assert responder.respond_tcp(packet) == (tcp_reply[0] if tcp_reply else None)
