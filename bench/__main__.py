@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench import common, convergence, qps, scale, summary
@@ -50,11 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with ControlPlane() as plane:
-            steps = [
-                ("udp,tcp", lambda: qps.run(plane, opts, parts) if parts & {"udp", "tcp"} else []),
-                ("convergence", lambda: convergence.run(plane, opts) if "convergence" in parts else []),
-                ("scale", lambda: scale.run(plane, opts) if "scale" in parts else []),
-            ]
+            steps: list[tuple[str, Callable[[], list[Table]]]] = []
+            if parts & {"udp", "tcp"}:
+                steps.append(("udp,tcp", lambda: qps.run(plane, opts, parts)))
+            if "convergence" in parts:
+                steps.append(("convergence", lambda: convergence.run(plane, opts)))
+            if "scale" in parts:
+                steps.append(("scale", lambda: scale.run(plane, opts)))
             for name, step in steps:
                 try:
                     for table in step():

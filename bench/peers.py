@@ -35,12 +35,14 @@ TYPE_NAMES = {1: "A", 2: "NS", 6: "SOA", 28: "AAAA"}
 
 def settings() -> Settings:
     """The settings node-dns runs with in the bench (see :func:`bench.common.node_dns`)."""
-    return Settings(
-        zone=common.ZONE,
-        nameservers=common.NAMESERVERS,
-        soa_email=common.SOA_EMAIL,
-        areas_annotation=AREAS_ANNOTATION,
-        ips_annotation=IPS_ANNOTATION,
+    return Settings.model_validate(
+        {
+            "zone": common.ZONE,
+            "nameservers": common.NAMESERVERS,
+            "soa_email": common.SOA_EMAIL,
+            "areas_annotation": AREAS_ANNOTATION,
+            "ips_annotation": IPS_ANNOTATION,
+        }
     )
 
 

@@ -134,11 +134,11 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     small_areas = [common.area_name(i) for i in range(qps.SMALL_AREAS)]
     common.populate(plane, common.node_specs(qps.SMALL_NODES, qps.SMALL_AREAS))
     small_mix = common.write_mix(opts.workdir / "mix-small.txt", small_areas)
-    with common.node_dns(plane) as process:
-        common.wait_answering(process.dns_port, common.query_bytes(f"{small_areas[0]}.{common.ZONE}", 1))
-        common.quiet(process.pid or 0)
-        raw["rss_idle_mb"] = common.rss_mb(process.pid or 0)
-        alone = qps.Fleet(process, {"node-dns": process.dns_port}, {"node-dns": process.pid or 0})
+    with common.node_dns(plane) as idle:
+        common.wait_answering(idle.dns_port, common.query_bytes(f"{small_areas[0]}.{common.ZONE}", 1))
+        common.quiet(idle.pid or 0)
+        raw["rss_idle_mb"] = common.rss_mb(idle.pid or 0)
+        alone = qps.Fleet(idle, {"node-dns": idle.dns_port}, {"node-dns": idle.pid or 0})
         small = qps.measure(alone, small_mix, opts)["node-dns"]
         small_edns = qps.measure(alone, small_mix, opts, edns=True)["node-dns"]
 
