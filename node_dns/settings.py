@@ -206,7 +206,13 @@ class Settings(BaseSettings):
         1024, ge=1, le=1_000_000, description="Concurrent TCP connections; more are refused."
     )
     tcp_max_queries: int = Field(
-        1000, ge=1, le=1_000_000, description="Queries answered on one TCP connection before it closes."
+        0,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Queries answered on one TCP connection before it closes (0: no cap, as NSD and Knot; "
+            "queries already received are still answered)."
+        ),
     )
 
     # --- HTTP: health and metrics -----------------------------------------------------------

@@ -22,7 +22,8 @@ class Connection(Protocol):
 class TransportState:
     idle_timeout: float = 10.0
     max_connections: int = 1024
-    max_queries: int = 1000
+    max_queries: int = 0
+    """Queries per connection before it closes; 0 means no cap."""
     connections: set[Connection] = field(default_factory=set)
     refused_connections: int = 0
     internal_errors: int = 0

@@ -68,7 +68,7 @@ class TcpProtocol(asyncio.Protocol):
                     replies.append(wire)
                 self._histogram.observe(perf_counter() - started)
                 self._answered += 1
-                if self._answered >= self._state.max_queries:
+                if self._state.max_queries and self._answered >= self._state.max_queries:
                     self._write(replies)
                     self.shutdown()
                     return

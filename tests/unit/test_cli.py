@@ -46,7 +46,7 @@ BAD = [
     ("edns_udp_size", "4097"),
     ("tcp_idle_timeout", "0"),
     ("tcp_max_connections", "0"),
-    ("tcp_max_queries", "0"),
+    ("tcp_max_queries", "-1"),
     ("http_address", "999.1.1.1"),
     ("http_port", "http"),
     ("log_level", "loud"),
