@@ -135,6 +135,25 @@ def node_dns(plane: ControlPlane, *extra_args: str) -> NodeDns:
     return process
 
 
+def wait_replayed(process: NodeDns, nodes: int, timeout: float = 120.0) -> float:
+    """Wait until the node watch has replayed its initial listing (``nodes`` LISTED events in
+    /metrics) and the process is idle again; returns the seconds waited. Until then node-dns
+    answers from its own list, but its CPU and memory are not settled."""
+    started = time.monotonic()
+    pattern = re.compile(r'^node_dns_watch_events_total\{type="LISTED"\} ([\d.e+]+)$', re.M)
+    while time.monotonic() - started < timeout:
+        try:
+            _, text = process.http_get("/metrics")
+        except OSError:
+            text = ""
+        match = pattern.search(text)
+        if match and float(match.group(1)) >= nodes:
+            break
+        time.sleep(0.2)
+    quiet(process.pid or 0)
+    return time.monotonic() - started
+
+
 def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 

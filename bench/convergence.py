@@ -40,7 +40,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         port = process.dns_port
         last_area = f"{common.area_name(AREAS - 1)}.{common.ZONE}"
         common.wait_answering(port, common.query_bytes(last_area, common.TYPE_A))
-        common.quiet(process.pid or 0)  # the watch has replayed the initial listing
+        common.wait_replayed(process, NODES)
         prober = common.Prober(port, timeout=0.5)
         with common.on_cpu(common.CLIENT_CPU), ThreadPoolExecutor(1) as pool:
 

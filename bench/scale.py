@@ -136,7 +136,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     small_mix = common.write_mix(opts.workdir / "mix-small.txt", small_areas)
     with common.node_dns(plane) as idle:
         common.wait_answering(idle.dns_port, common.query_bytes(f"{small_areas[0]}.{common.ZONE}", 1))
-        common.quiet(idle.pid or 0)
+        common.wait_replayed(idle, qps.SMALL_NODES)
         raw["rss_idle_mb"] = common.rss_mb(idle.pid or 0)
         alone = qps.Fleet(idle, {"node-dns": idle.dns_port}, {"node-dns": idle.pid or 0})
         small = qps.measure(alone, small_mix, opts)["node-dns"]
@@ -156,7 +156,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     assert process is not None
     try:
         pid = process.pid or 0
-        raw["settle_s"] = common.quiet(pid)
+        raw["settle_s"] = common.wait_replayed(process, count)
         raw["rss_5k_mb"] = common.rss_mb(pid)
         per_update, idle_rate = cpu_per_update(plane, process, count, areas, opts.updates)
         raw["cpu_per_update_ms"] = per_update
@@ -196,7 +196,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
             raw["rss_after_udp_mb"] = common.rss_mb(pid)
             with common.node_dns(plane, "--tcp-max-queries=1000000") as uncapped:
                 common.wait_answering(uncapped.dns_port, common.query_bytes(probe_name, 1))
-                common.quiet(uncapped.pid or 0)
+                common.wait_replayed(uncapped, count)
                 tcp_servers = qps.Fleet(
                     process,
                     {**ports, qps.UNCAPPED: uncapped.dns_port},
@@ -261,7 +261,8 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         f"cold starts: {', '.join(f'{a:.2f}' for _, a in starts)} s (process start, Python imports "
         "included, to the first non-SERVFAIL answer to a UDP query loop)",
         f"creating the nodes took {raw['create_s']:.0f} s; after authoritative, node-dns was busy "
-        f"another {raw['settle_s']:.1f} s (kopf replaying the initial listing) before RSS was read",
+        f"another {raw['settle_s']:.1f} s (kopf replaying the initial listing, then retiring its "
+        "per-object workers) before RSS was read",
         f"CPU per update = process CPU over {opts.updates} Ready flips sent one after another through "
         f"the apiserver, minus the idle rate ({idle_rate * 1000:.1f} ms/s)",
         common.load_note(),
