@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from bench import common, peers
 from bench.report import Table, ratio
+from node_dns.settings import Settings
 from tests.harness.controlplane import ControlPlane
 from tests.harness.nodedns import NodeDns
 
@@ -24,8 +25,9 @@ SMALL_NODES, SMALL_AREAS = 10, 2
 
 
 CAPPED = peers.CappedNsd.name
-UNCAPPED = "node-dns uncapped"
-"""node-dns with --tcp-max-queries=1000000: no per-connection cap, like NSD's and Knot's defaults."""
+OURS_CAPPED = "node-dns capped"
+"""node-dns with --tcp-max-queries=1000, to compare with NSD's tcp-query-count: 1000."""
+DEFAULT_CAP = int(Settings.model_fields["tcp_max_queries"].default)
 
 
 @dataclass
@@ -59,7 +61,7 @@ def fleet(
     areas: Sequence[str],
     *,
     with_knot: bool = True,
-    uncapped: bool = False,
+    capped: bool = False,
 ) -> Iterator[Fleet]:
     """node-dns on the cluster's current nodes, plus NSD (and Knot) on a zone file written from them."""
     with contextlib.ExitStack() as stack:
@@ -67,15 +69,15 @@ def fleet(
         port = process.dns_port
         common.wait_answering(port, common.query_bytes(f"{areas[0]}.{common.ZONE}", common.TYPE_A))
         found = Fleet(process, {"node-dns": port}, {"node-dns": process.pid or 0})
-        if uncapped:
-            other = stack.enter_context(common.node_dns(plane, "--tcp-max-queries=1000000"))
+        if capped:
+            other = stack.enter_context(common.node_dns(plane, "--tcp-max-queries=1000"))
             common.wait_answering(other.dns_port, common.query_bytes(f"{areas[0]}.{common.ZONE}", 1))
-            found.ports[UNCAPPED] = other.dns_port
-            found.pids[UNCAPPED] = other.pid or 0
+            found.ports[OURS_CAPPED] = other.dns_port
+            found.pids[OURS_CAPPED] = other.pid or 0
         zone_file = peers.write_zone(opts.workdir, plane.list_nodes(), port)
         kinds: list[type[peers.Server]] = [peers.Nsd]
         kinds += [peers.Knot] if with_knot else []
-        kinds += [peers.CappedNsd] if uncapped else []
+        kinds += [peers.CappedNsd] if capped else []
         for kind in kinds:
             if shutil.which("knotd" if kind is peers.Knot else "nsd") is None:
                 continue
@@ -165,7 +167,7 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
     common.populate(plane, common.node_specs(SMALL_NODES, SMALL_AREAS))
     mix = common.write_mix(opts.workdir / "mix-small.txt", areas)
     tables: list[Table] = []
-    with fleet(plane, opts, areas, uncapped="tcp" in parts) as found:
+    with fleet(plane, opts, areas, capped="tcp" in parts) as found:
         equivalence = (
             "all servers gave the same rcode, AA, TC, answer and authority on the sample queries"
             if not found.differences
@@ -199,7 +201,7 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
             results = measure(found, mix, opts, tcp=True, clients=8)
             shown = list(found.ports)
             table = Table("TCP, 8 connections (dnsperf -m tcp -c 8)", _headers(results, shown))
-            for ours, label in (("node-dns", "defaults"), (UNCAPPED, "no per-connection cap")):
+            for ours, label in (("node-dns", "defaults"), (OURS_CAPPED, "1,000 queries per connection")):
                 row, share = _rows(label, results, ours, shown, f"{PEER_TCP:.2f}x")
                 if ours == "node-dns":
                     table.raw["summary"] = [
@@ -215,13 +217,13 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
             table.raw["tcp"] = {n: [(r.qps, r.per_cpu_second) for r in rs] for n, rs in results.items()}
             if opts.rounds > 1:
                 table.notes.append(f"QPS range over {opts.rounds} rounds: {spreads(results)}")
+            cap = f"closes a connection after {DEFAULT_CAP} answers" if DEFAULT_CAP else "has no cap"
             table.notes += [
-                "defaults: node-dns closes a connection after --tcp-max-queries=1000 answers and "
-                "drops the queries pipelined behind it; dnsperf reconnects but waits out its 2 s "
-                "timeout for each dropped query, which is most of the gap and makes this figure "
-                "vary from run to run. NSD and Knot have no such cap by default. "
-                f"'{UNCAPPED}' is node-dns with --tcp-max-queries=1000000; '{CAPPED}' is NSD with "
-                "tcp-query-count: 1000, the same cap as node-dns' default",
+                f"defaults: node-dns {cap} on queries per connection; NSD and Knot have none. "
+                f"'{OURS_CAPPED}' (--tcp-max-queries=1000) and '{CAPPED}' (tcp-query-count: 1000) "
+                "close each connection after 1,000 answers and drop the queries pipelined behind "
+                "it; dnsperf reconnects but waits out its 2 s timeout for each dropped query, so "
+                "capped figures vary from run to run",
                 common.load_note(),
             ]
             tables.append(table)
