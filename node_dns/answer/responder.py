@@ -14,7 +14,7 @@ from node_dns.answer import encode, lookup, query, stats
 from node_dns.zone import snapshot
 
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
-_OPT_TYPE = b"\x00\x29"
+_ROOT_OPT = b"\x00\x00\x29"  # owner: the root; type: OPT
 TC_BIT = 0x02
 
 
@@ -38,19 +38,15 @@ def cache_key(data: bytes) -> tuple[bytes, int] | None:
             return None
         i += length + 1
     qend = i + 5
-    arcount = data[10:12]
-    if arcount == b"\x00\x00":
+    if data[10] or data[11] > 1:  # ARCOUNT: none, or the OPT record
+        return None
+    if not data[11]:
         if qend != size:
             return None
         return data[2:12] + data[12:i].lower() + data[i:], qend
-    if (
-        arcount != b"\x00\x01"
-        or size < qend + 11
-        or data[qend] != 0
-        or data[qend + 1 : qend + 3] != _OPT_TYPE
-    ):
+    if size < qend + 11 or data[qend : qend + 3] != _ROOT_OPT:
         return None
-    rdlength = int.from_bytes(data[qend + 9 : qend + 11], "big")
+    rdlength = data[qend + 9] << 8 | data[qend + 10]
     if qend + 11 + rdlength != size:
         return None
     if rdlength:
@@ -58,7 +54,7 @@ def cache_key(data: bytes) -> tuple[bytes, int] | None:
         while offset < end:  # options are ignored, but must be well-formed
             if offset + 4 > end:
                 return None
-            offset += 4 + int.from_bytes(data[offset + 2 : offset + 4], "big")
+            offset += 4 + (data[offset + 2] << 8 | data[offset + 3])
         if offset != end:
             return None
     return data[2:12] + data[12:i].lower() + data[i : qend + 9], qend
