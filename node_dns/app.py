@@ -18,13 +18,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
 from node_dns import leader
 from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.sinks import http, metrics
-from node_dns.sources import kube, lister, nodes
+from node_dns.sources import kopf, kube, lister, nodes
 from node_dns.sources import services as service_source
 from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
@@ -107,7 +105,7 @@ class Server:
     _tcp: asyncio.Server | None = None
     _http: Any = None
     _client: kube.Kube | None = None
-    connection: kopf.ConnectionInfo | None = None
+    credentials: kube.Credentials | None = None
     services: service_source.ServiceSource | None = None
     _service_lister: service_source.ServiceLister | None = None
     leadership: leader.Leadership | None = None
@@ -180,12 +178,12 @@ async def start(settings: Settings) -> Server:
         server.http_port,
     )
 
-    cfg = await kube.load_configuration(settings.kubeconfig)
-    server._client = kube.Kube(cfg)
+    server.credentials = kube.Credentials(settings.kubeconfig)
+    server._client = kube.Kube(server.credentials, await server.credentials.load())
     if settings.services:
         server.services = service_source.ServiceSource(zone, settings.service_annotation)
         server._service_lister = service_source.ServiceLister(
-            server.services, cfg, settings.service_namespaces
+            server.services, server._client, settings.service_namespaces
         )
     node_lister = lister.Lister(
         source,
@@ -196,9 +194,9 @@ async def start(settings: Settings) -> Server:
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
     if settings.leader_elect:
+        cfg = await kube.load_configuration(settings.kubeconfig)
         server.leadership = start_leadership(settings, cfg, source)
         server.tasks.update(server.leadership.start())
-    server.connection = kube.connection_info(cfg)
     return server
 
 
@@ -245,12 +243,12 @@ async def zone_file(settings: Settings) -> str:
     """`node-dns zone`: one LIST of nodes (and Services/EndpointSlices), no watch, as a zone file."""
     zone = zone_state.ZoneState(settings, area_policy(settings))
     source = nodes.NodeSource(zone, node_keys(settings))
-    cfg = await kube.load_configuration(settings.kubeconfig)
-    client = kube.Kube(cfg)
+    credentials = kube.Credentials(settings.kubeconfig)
+    client = kube.Kube(credentials, await credentials.load())
     service_lister = None
     if settings.services:
         service_facts = service_source.ServiceSource(zone, settings.service_annotation)
-        service_lister = service_source.ServiceLister(service_facts, cfg, settings.service_namespaces)
+        service_lister = service_source.ServiceLister(service_facts, client, settings.service_namespaces)
     try:
         once = lister.Lister(
             source, client, resync_interval=settings.resync_interval, service_lister=service_lister
@@ -258,8 +256,6 @@ async def zone_file(settings: Settings) -> str:
         await once.list_once()
     finally:
         await client.close()
-        if service_lister is not None:
-            await service_lister.close()
     return dump.render(zone.snapshot)
 
 
@@ -294,8 +290,6 @@ async def stop(server: Server) -> None:
         await server._http.cleanup()
     if server._client is not None:
         await server._client.close()
-    if server._service_lister is not None:
-        await server._service_lister.close()
 
 
 async def serve(settings: Settings) -> int:
@@ -303,10 +297,11 @@ async def serve(settings: Settings) -> int:
     server = await start(settings)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    connection = server.connection
+    credentials = server.credentials
 
     async def login() -> kopf.ConnectionInfo | None:
-        return connection
+        # kopf logs in at start and again after a 401: re-read rotated tokens each time.
+        return await credentials.load() if credentials is not None else None
 
     registry = nodes.build_registry(server.source, login)
     if server.services is not None:

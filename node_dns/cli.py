@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"node-dns: {describe_error(error)}", file=sys.stderr)
         return 2
     try:  # before anything binds or logs: a bad kubeconfig is a settings error too
-        asyncio.run(kube.load_configuration(settings.kubeconfig))
+        asyncio.run(kube.Credentials(settings.kubeconfig).load())
     except kube.KubeconfigError as error:
         print(f"node-dns: invalid setting --kubeconfig (NODE_DNS_KUBECONFIG): {error}", file=sys.stderr)
         return 2

@@ -17,11 +17,9 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kubernetes_asyncio import client as k8s
 from prometheus_client.core import Metric
 
 from node_dns.leader import metrics
-from node_dns.leader.client import KubeEvents, KubeLeases
 from node_dns.leader.elector import Config, Elector, Status
 from node_dns.leader.events import InvalidAnnotationEvents
 from node_dns.leader.tasks import LeaderTask, LeaderTasks
@@ -40,7 +38,12 @@ __all__ = [
 class Leadership:
     """Leader election for one process, built from a kubernetes-asyncio configuration."""
 
-    def __init__(self, cfg: k8s.Configuration, config: Config, *, record_events: bool) -> None:
+    def __init__(self, cfg: Any, config: Config, *, record_events: bool) -> None:
+        # kubernetes-asyncio is imported only when leader election is on (36 MB of models).
+        from kubernetes_asyncio import client as k8s
+
+        from node_dns.leader.client import KubeEvents, KubeLeases
+
         self._api = k8s.ApiClient(configuration=cfg)
         self.tasks = LeaderTasks()
         self.elector = Elector(KubeLeases(self._api, config.namespace, config.name), config, self.tasks)

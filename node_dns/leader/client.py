@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kubernetes_asyncio import client
+if TYPE_CHECKING:  # imported at run time only when leader election starts (36 MB of models)
+    from kubernetes_asyncio import client
 
 
 class ApiError(Exception):
@@ -64,6 +65,8 @@ class KubeLeases:
     """One Lease through ``coordination.k8s.io/v1``."""
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
+        from kubernetes_asyncio import client
+
         self._api: Any = client.CoordinationV1Api(api)  # raw responses: not what the stubs say
         self.namespace = namespace
         self.name = name
@@ -101,6 +104,8 @@ class KubeEvents:
     """Reading Nodes (for their uid) and creating core/v1 Events."""
 
     def __init__(self, api: client.ApiClient, timeout: float = 10.0) -> None:
+        from kubernetes_asyncio import client
+
         self._core: Any = client.CoreV1Api(api)
         self._timeout = timeout
 

@@ -12,10 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import kopf
-
 from node_dns import model
-from node_dns.sources import parsing
+from node_dns.sources import kopf, parsing
 
 log = logging.getLogger(__name__)
 

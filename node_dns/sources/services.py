@@ -14,18 +14,14 @@ the lists are per namespace, so Roles in those namespaces are enough.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import kopf
-from kubernetes_asyncio import client
-
 from node_dns import model
-from node_dns.sources import kube, nodes
+from node_dns.sources import kopf, kube, nodes
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +185,6 @@ def register(registry: kopf.OperatorRegistry, source: ServiceSource) -> None:
         source.on_slice_event(event.get("type"), event.get("object") or {})
 
 
-class ListError(Exception):
-    """A list request answered with an HTTP error (403 without RBAC, 5xx from a balancer)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Listing:
     """Complete lists of Services and EndpointSlices of one namespace (None: all namespaces)."""
@@ -205,63 +197,32 @@ class Listing:
 
 
 class ServiceLister:
-    """Lists Services and EndpointSlices, cluster-wide or per namespace, as raw JSON pages."""
+    """Lists Services and EndpointSlices, cluster-wide or per namespace, as raw JSON pages.
 
-    def __init__(
-        self,
-        source: ServiceSource,
-        cfg: client.Configuration,
-        namespaces: tuple[str, ...] = (),
-        timeout: float = 30.0,
-    ) -> None:
+    It shares the node lister's :class:`kube.Kube` (one session, one set of credentials).
+    """
+
+    def __init__(self, source: ServiceSource, api: kube.Kube, namespaces: tuple[str, ...] = ()) -> None:
         self.source = source
-        self._api = client.ApiClient(configuration=cfg)
+        self._api = api
         self._namespaces = namespaces
-        self._timeout = timeout
-
-    async def close(self) -> None:
-        await self._api.close()
 
     async def fetch(self) -> list[Listing]:
         """Every scope listed completely, or an exception: nothing is applied half-way."""
-        core = client.CoreV1Api(self._api)
-        discovery = client.DiscoveryV1Api(self._api)
+        scopes: list[tuple[str | None, str]] = (
+            [(None, "")] if not self._namespaces else [(ns, f"/namespaces/{ns}") for ns in self._namespaces]
+        )
         listings = []
-        if not self._namespaces:
-            services, services_version = await self._pages(core.list_service_for_all_namespaces)
-            slices, slices_version = await self._pages(discovery.list_endpoint_slice_for_all_namespaces)
-            listings.append(Listing(None, services, services_version, slices, slices_version))
-        for namespace in self._namespaces:
-            services, services_version = await self._pages(core.list_namespaced_service, namespace)
-            slices, slices_version = await self._pages(discovery.list_namespaced_endpoint_slice, namespace)
+        for namespace, prefix in scopes:
+            services, services_version = await self._api.list_pages(
+                f"/api/v1{prefix}/services", "ServiceList"
+            )
+            slices, slices_version = await self._api.list_pages(
+                f"/apis/discovery.k8s.io/v1{prefix}/endpointslices", "EndpointSliceList"
+            )
             listings.append(Listing(namespace, services, services_version, slices, slices_version))
         return listings
 
     def apply(self, listings: list[Listing]) -> None:
         for listing in listings:
             self.source.on_list(listing)
-
-    async def _pages(self, call: Any, *args: Any) -> tuple[list[Mapping[str, Any]], str | None]:
-        items: list[Mapping[str, Any]] = []
-        token: str | None = None
-        version: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "limit": kube.PAGE,
-                "_preload_content": False,
-                "_request_timeout": self._timeout,
-            }
-            if token:
-                kwargs["_continue"] = token
-            response: Any = await call(*args, **kwargs)
-            raw = await response.read()
-            # Unpreloaded responses are not checked by the client: a 403 would read as no items.
-            if not 200 <= response.status <= 299:
-                raise ListError(f"{response.status} listing {call.__name__}{args}: {raw[:300]!r}")
-            page = json.loads(raw)
-            items.extend(page.get("items") or [])
-            meta = page.get("metadata") or {}
-            version = meta.get("resourceVersion") or version
-            token = meta.get("continue")
-            if not token:
-                return items, version

@@ -1,26 +1,27 @@
 """The lister's own LIST: only a complete, successful list may count as one. An HTTP error on any
 page (403 with read-only RBAC gone wrong, 410 for an expired continue token, a proxy's 503) must
-fail the whole list, never read as an empty or partial one that would empty the zone."""
+fail the whole list, never read as an empty or partial one that would empty the zone.
+
+The pages come from an HTTP server on loopback (a 410 for an expired continue token cannot be
+provoked on demand from a real apiserver); the client under test is the real one.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client
+from aiohttp import web
 
-from node_dns.sources import kube
+from node_dns.sources import kopf, kube
 
 
 class FakeResponse:
     def __init__(self, status: int, body: Any) -> None:
         self.status = status
-        self._body = body if isinstance(body, bytes) else json.dumps(body).encode()
-
-    async def read(self) -> bytes:
-        return self._body
+        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
 
 
 def node_list(names: list[str], *, cont: str | None = None, version: str = "77") -> dict[str, Any]:
@@ -46,28 +47,45 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+class Pages(list[FakeResponse]):
+    """Responses handed out in order, one per GET /api/v1/nodes; the requests are recorded."""
+
+    url = ""
+    requests: list[dict[str, str]]
+
+
 @pytest.fixture
-def pages(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeResponse]]:
-    """Responses handed out in order by CoreV1Api.list_node, one per page requested."""
-    queue: list[FakeResponse] = []
+async def pages() -> AsyncIterator[Pages]:
+    queue = Pages()
+    queue.requests = []
 
-    async def list_node(self: Any, **kwargs: Any) -> FakeResponse:
-        assert kwargs["_preload_content"] is False
-        return queue.pop(0)
+    async def list_node(request: web.Request) -> web.Response:
+        queue.requests.append({**request.query, "authorization": request.headers.get("Authorization", "")})
+        page = queue.pop(0)
+        return web.Response(status=page.status, body=page.body, content_type="application/json")
 
-    monkeypatch.setattr(client.CoreV1Api, "list_node", list_node)
+    app = web.Application()
+    app.router.add_get("/api/v1/nodes", list_node)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    queue.url = f"http://127.0.0.1:{port}"
     yield queue
+    await runner.cleanup()
 
 
-async def list_with(queue: list[FakeResponse]) -> tuple[list[Any], str | None]:
-    api = kube.Kube(client.Configuration())
+async def list_with(queue: Pages) -> tuple[list[Any], str | None]:
+    info = kopf.ConnectionInfo(server=queue.url, scheme="Bearer", token="t0k3n")
+    api = kube.Kube(kube.Credentials(None), info)
     try:
         return await api.list_nodes()
     finally:
         await api.close()
 
 
-async def test_pages_are_joined_into_one_list_with_the_last_version(pages: list[FakeResponse]) -> None:
+async def test_pages_are_joined_into_one_list_with_the_last_version(pages: Pages) -> None:
     pages += [
         FakeResponse(200, node_list(["a", "b"], cont="t1")),
         FakeResponse(200, node_list(["c"], version="78")),
@@ -79,7 +97,7 @@ async def test_pages_are_joined_into_one_list_with_the_last_version(pages: list[
     assert version == "78"
 
 
-async def test_forbidden_list_fails_instead_of_reading_as_empty(pages: list[FakeResponse]) -> None:
+async def test_forbidden_list_fails_instead_of_reading_as_empty(pages: Pages) -> None:
     pages.append(FakeResponse(403, status(403, "Forbidden", 'nodes is forbidden: User "x" cannot list')))
 
     with pytest.raises(kube.ListError, match=r"403 .*forbidden"):
@@ -87,7 +105,7 @@ async def test_forbidden_list_fails_instead_of_reading_as_empty(pages: list[Fake
 
 
 async def test_expired_continue_token_fails_instead_of_giving_a_partial_list(
-    pages: list[FakeResponse],
+    pages: Pages,
 ) -> None:
     pages += [
         FakeResponse(200, node_list(["a"], cont="t1")),
@@ -98,15 +116,29 @@ async def test_expired_continue_token_fails_instead_of_giving_a_partial_list(
         await list_with(pages)
 
 
-async def test_non_json_error_page_fails(pages: list[FakeResponse]) -> None:
+async def test_non_json_error_page_fails(pages: Pages) -> None:
     pages.append(FakeResponse(503, b"<html>no healthy upstream</html>"))
 
     with pytest.raises(kube.ListError, match="503"):
         await list_with(pages)
 
 
-async def test_success_status_with_something_other_than_a_node_list_fails(pages: list[FakeResponse]) -> None:
+async def test_success_status_with_something_other_than_a_node_list_fails(pages: Pages) -> None:
     pages.append(FakeResponse(200, {"kind": "Status", "status": "Success"}))
 
     with pytest.raises(kube.ListError):
         await list_with(pages)
+
+
+async def test_each_page_asks_for_the_next_with_the_continue_token_and_the_bearer_token(pages: Pages) -> None:
+    pages += [
+        FakeResponse(200, node_list(["a"], cont="t1")),
+        FakeResponse(200, node_list(["b"])),
+    ]
+
+    await list_with(pages)
+
+    assert pages.requests == [
+        {"limit": str(kube.PAGE), "authorization": "Bearer t0k3n"},
+        {"limit": str(kube.PAGE), "continue": "t1", "authorization": "Bearer t0k3n"},
+    ]

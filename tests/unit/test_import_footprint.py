@@ -1,0 +1,38 @@
+"""What starting node-dns loads: kubernetes-asyncio (36 MB of generated models) only when leader
+election asks for it. Each check runs in a fresh interpreter, since this one has imported more."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(done.stdout.split())
+
+
+def test_the_command_line_entry_point_does_not_load_kubernetes_asyncio() -> None:
+    loaded = _loaded_after("import node_dns.cli")
+
+    assert "kopf" in loaded
+    assert "kubernetes_asyncio" not in loaded
+
+
+def test_kopf_is_usable_and_kubernetes_asyncio_importable_afterwards() -> None:
+    loaded = _loaded_after(
+        "from node_dns.sources import kopf\n"
+        "assert kopf.OperatorRegistry and kopf.ConnectionInfo\n"
+        "import kubernetes_asyncio.client\n"
+    )
+
+    assert "kubernetes_asyncio" in loaded
+
+
+def test_the_leader_package_leaves_the_import_to_when_an_election_starts() -> None:
+    loaded = _loaded_after("import node_dns.leader, node_dns.leader.client, node_dns.app")
+
+    assert "kubernetes_asyncio" not in loaded
