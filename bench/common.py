@@ -175,12 +175,13 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 def quiet(pid: int, *, below: float = 0.03, window: float = 0.5, timeout: float = 60.0) -> float:
-    """Wait until the process used less than ``below`` of a CPU in each of four windows in a row
-    (a single quiet window can fall between the end of a list and the start of the watch's
-    replay); returns the seconds waited."""
+    """Wait until the process used less than ``below`` of a CPU in each of six windows in a row;
+    returns the seconds waited. A single quiet window can fall between the end of a list and the
+    start of the watch's replay, and the reconcile list that a replay asks for runs at the
+    lister's next 2 s tick: three quiet seconds are past both."""
     started = time.monotonic()
     calm = 0
-    while time.monotonic() - started < timeout and calm < 4:
+    while time.monotonic() - started < timeout and calm < 6:
         before = cpu_seconds(pid)
         time.sleep(window)
         calm = calm + 1 if cpu_seconds(pid) - before < below * window else 0

@@ -59,6 +59,7 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     ks.peering.standalone = True
     ks.peering.mandatory = False
     ks.persistence.finalizer = "node-dns.invalid/never-used"
+    ks.persistence.diffbase_storage = nodes.NoDiffBase()
     ks.networking.error_backoffs = RetryForever()
     ks.watching.reconnect_backoff = 1.0
     return ks

@@ -102,7 +102,9 @@ def facts_from_node(body: Mapping[str, Any], keys: Keys) -> tuple[model.NodeFact
     area_problems += reserved
     ips, ip_problems = node_ips(body, keys)
     spec = body.get("spec") or {}
-    facts = model.NodeFacts(
+    # Every field is already validated above: construct without pydantic re-validating the IPs
+    # (~4% of the CPU per node update at 5,000 nodes).
+    facts = model.NodeFacts.model_construct(
         name=str(meta.get("name", "")),
         areas=areas,
         ips=ips,
@@ -208,3 +210,21 @@ def build_registry(source: NodeSource, login: Any) -> kopf.OperatorRegistry:
         source.on_event(event.get("type"), event.get("object") or {})
 
     return registry
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff-base for event handlers only: nothing to build, keep or compare.
+
+    kopf deep-copies every object into an "essence" on every event to detect changes for
+    on.create/update handlers; node-dns has none, and that copy was ~9% of the CPU per node
+    update at 5,000 nodes. Nothing is stored on the objects either way (read-only).
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None

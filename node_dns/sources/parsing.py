@@ -5,6 +5,7 @@ One bad entry must never cost a node its other entries, nor any other node anyth
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -32,10 +33,35 @@ def _shown(entry: str) -> str:
     return entry if len(entry) <= 64 else entry[:61] + "..."
 
 
+# Both parsers are pure and their inputs repeat: every event of a node carries the same
+# annotation values until someone edits them (a Ready flip changes only the status). Caching by
+# value saves the parse (IP parsing was ~6% of the CPU per node update at 5,000 nodes). Results
+# are immutable; problem lists are copied out, since callers extend them. Long values are not
+# cached, so the cache stays small (at most CACHE_SIZE x CACHE_VALUE_LIMIT characters).
+CACHE_SIZE = 8192
+CACHE_VALUE_LIMIT = 512
+
+
 def parse_areas(value: str | None, key: str) -> tuple[frozenset[str], list[Problem]]:
     """Comma separated, trimmed, lower-cased; each must be a DNS label."""
     if not value:
         return frozenset(), []
+    parse = _parse_areas if len(value) <= CACHE_VALUE_LIMIT else _parse_areas.__wrapped__
+    areas, problems = parse(value, key)
+    return areas, list(problems)
+
+
+def parse_ips(value: str | None, key: str) -> tuple[tuple[model.IPAddress, ...], list[Problem]]:
+    """Comma separated IPv4/IPv6 addresses; IPv4-mapped IPv6 folds to IPv4; duplicates dropped."""
+    if not value:
+        return (), []
+    parse = _parse_ips if len(value) <= CACHE_VALUE_LIMIT else _parse_ips.__wrapped__
+    ips, problems = parse(value, key)
+    return ips, list(problems)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _parse_areas(value: str, key: str) -> tuple[frozenset[str], tuple[Problem, ...]]:
     areas: set[str] = set()
     problems: list[Problem] = []
     entries = _entries(value)
@@ -49,13 +75,11 @@ def parse_areas(value: str | None, key: str) -> tuple[frozenset[str], list[Probl
             areas.add(area)
         else:
             problems.append(Problem(key, _shown(entry), "not a DNS label (a-z, 0-9, '-', 1-63 chars)"))
-    return frozenset(areas), problems
+    return frozenset(areas), tuple(problems)
 
 
-def parse_ips(value: str | None, key: str) -> tuple[tuple[model.IPAddress, ...], list[Problem]]:
-    """Comma separated IPv4/IPv6 addresses; IPv4-mapped IPv6 folds to IPv4; duplicates dropped."""
-    if not value:
-        return (), []
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _parse_ips(value: str, key: str) -> tuple[tuple[model.IPAddress, ...], tuple[Problem, ...]]:
     ips: dict[model.IPAddress, None] = {}
     problems: list[Problem] = []
     entries = _entries(value)
@@ -76,4 +100,4 @@ def parse_ips(value: str | None, key: str) -> tuple[tuple[model.IPAddress, ...],
             problems.append(Problem(key, _shown(entry), "unspecified or multicast address"))
             continue
         ips[ip] = None
-    return tuple(ips), problems
+    return tuple(ips), tuple(problems)

@@ -5,6 +5,7 @@ dnslib encodes each rdata once here; the answer path only concatenates these byt
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -135,12 +136,17 @@ def soa_rrset(
     ttl: int,
 ) -> snapshot.RRset:
     """rname is in DNS form already: dots inside the mailbox's local part are escaped."""
-    labels = _split_escaped(rname)
-    rdata = _pack(
-        SOA(DNSLabel(mname), DNSLabel(labels), (serial, refresh, retry, expire, minimum)),
-    )
+    rdata = _soa_names(mname, rname) + struct.pack("!IIIII", serial, refresh, retry, expire, minimum)
     text = f"{mname}. {rname}. {serial} {refresh} {retry} {expire} {minimum}"
     return snapshot.RRset(snapshot.TYPE_SOA, ttl, (_tail(snapshot.TYPE_SOA, ttl, rdata),), (text,))
+
+
+@functools.lru_cache(maxsize=16)
+def _soa_names(mname: str, rname: str) -> bytes:
+    """MNAME and RNAME of an SOA, packed once: the snapshot of every update carries a new serial,
+    and packing the names through dnslib was a sixth of a zone update's CPU."""
+    rdata = _pack(SOA(DNSLabel(mname), DNSLabel(_split_escaped(rname)), (0, 0, 0, 0, 0)))
+    return rdata[:-20]  # the five 32-bit numbers follow the names
 
 
 def ns_rrset(names: Iterable[str], ttl: int) -> snapshot.RRset:

@@ -306,3 +306,22 @@ def test_list_passes_every_node_and_the_list_version() -> None:
     ((listed, version),) = sink.lists
     assert version == "7"
     assert [(f.name, v) for f, v in listed] == [("a", "3"), ("b", "4")]
+
+
+def test_a_cached_parse_hands_out_a_fresh_problem_list_each_time() -> None:
+    first_ips, first = parsing.parse_ips("192.0.2.1, nope", "k")
+    first.append(parsing.Problem("k", "added by a caller", "x"))
+
+    again_ips, again = parsing.parse_ips("192.0.2.1, nope", "k")
+
+    assert again_ips == first_ips
+    assert [p.entry for p in again] == ["nope"]
+
+
+def test_values_too_long_for_the_cache_are_parsed_the_same() -> None:
+    value = ", ".join(f"10.0.{i // 250}.{i % 250 + 1}" for i in range(100))
+    assert len(value) > parsing.CACHE_VALUE_LIMIT
+
+    ips, problems = parsing.parse_ips(value, "k")
+
+    assert len(ips) == 100 and problems == []
