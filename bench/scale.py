@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 import random
 import shutil
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench import common, peers, qps
@@ -66,27 +68,44 @@ def present(port: int, index: int, areas: int) -> bool:
 
 
 def cpu_per_update(
-    plane: ControlPlane, process: NodeDns, count: int, areas: int, updates: int
-) -> tuple[list[float], float]:
-    """Process CPU per Ready flip (ms), measured twice (to NotReady, back to Ready), idle rate removed."""
-    pid = process.pid or 0
+    plane: ControlPlane, process: NodeDns, count: int, areas: int, updates: int, others: Mapping[str, int]
+) -> tuple[dict[str, list[float]], float]:
+    """Process CPU per Ready flip (ms), measured twice (to NotReady, back to Ready), idle rate removed,
+    for node-dns and for ``others`` (name -> pid) watching the same flips."""
+    pids = {"node-dns": process.pid or 0, **others}
     rng = random.Random(5)
     chosen = rng.sample(range(count), updates)
-    before = common.cpu_seconds(pid)
+    before = {name: common.cpu_seconds(pid) for name, pid in pids.items()}
     time.sleep(2.0)
-    idle_rate = (common.cpu_seconds(pid) - before) / 2.0
-    per_update = []
+    idle = {name: (common.cpu_seconds(pid) - before[name]) / 2.0 for name, pid in pids.items()}
+    per_update: dict[str, list[float]] = {name: [] for name in pids}
     for state in (False, True):
-        before, started = common.cpu_seconds(pid), time.monotonic()
+        before, started = {name: common.cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
         for index in chosen:
             plane.set_ready(f"node-{index:05d}", state)
         deadline = time.monotonic() + 30
         while present(process.dns_port, chosen[-1], areas) != state and time.monotonic() < deadline:
             time.sleep(0.02)
-        common.quiet(pid, timeout=10)
-        spent = common.cpu_seconds(pid) - before - idle_rate * (time.monotonic() - started)
-        per_update.append(spent / updates * 1000)
-    return per_update, idle_rate
+        for pid in pids.values():
+            common.quiet(pid, timeout=10)
+        for name, pid in pids.items():
+            spent = common.cpu_seconds(pid) - before[name] - idle[name] * (time.monotonic() - started)
+            per_update[name].append(spent / updates * 1000)
+    return per_update, idle["node-dns"]
+
+
+def kopf_floor(plane: ControlPlane, count: int) -> subprocess.Popen[str]:
+    """bench.kopf_floor on the server CPU: kopf with node-dns' settings and a handler doing nothing,
+    returned once it has been handed every node of its initial listing."""
+    argv = [sys.executable, "-m", "bench.kopf_floor", str(plane.kubeconfig), str(count)]
+    floor = subprocess.Popen(
+        common.pinned(argv, common.SERVER_CPU), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert floor.stdout is not None
+    if floor.stdout.readline().strip() != "listed":  # blocks until listed, or '' if it died
+        floor.kill()
+        raise RuntimeError("bench.kopf_floor ended before listing the nodes")
+    return floor
 
 
 def in_process_costs(kube: Kube, count: int, updates: int) -> dict[str, float]:
@@ -158,8 +177,22 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         pid = process.pid or 0
         raw["settle_s"] = common.wait_replayed(process, count)
         raw["rss_5k_mb"] = common.rss_mb(pid)
-        per_update, idle_rate = cpu_per_update(plane, process, count, areas, opts.updates)
+        floor = kopf_floor(plane, count)
+        try:
+            # kopf retires each object's worker after queueing.idle_timeout (5 s) without events:
+            # for 5,000 listed objects that is a burst 5 s after the listing, not idle time.
+            time.sleep(6.0)
+            common.quiet(floor.pid, timeout=120)
+            raw["rss_kopf_floor_mb"] = common.rss_mb(floor.pid)
+            updates, idle_rate = cpu_per_update(
+                plane, process, count, areas, opts.updates, {"kopf alone": floor.pid}
+            )
+        finally:
+            floor.terminate()
+            floor.wait(timeout=10)
+        per_update, per_update_floor = updates["node-dns"], updates["kopf alone"]
         raw["cpu_per_update_ms"] = per_update
+        raw["cpu_per_update_kopf_alone_ms"] = per_update_floor
         raw["idle_cpu_rate"] = idle_rate
         zone_file = peers.write_zone(opts.workdir, plane.list_nodes(), process.dns_port)
         ports = {"node-dns": process.dns_port}
@@ -237,6 +270,13 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
             f"{update_ms:.2f} ms ({', '.join(f'{v:.2f}' for v in per_update)})",
             "< 1 ms",
             verdict(update_ms < TARGETS["cpu_per_update_ms"]),
+            "",
+        ],
+        [
+            "  kopf alone, same settings, a handler doing nothing (same flips)",
+            f"{common.median(per_update_floor):.2f} ms ({', '.join(f'{v:.2f}' for v in per_update_floor)})",
+            "",
+            f"{common.median(per_update_floor) / update_ms:.0%} of node-dns'",
             "",
         ],
         ["  of which Node body -> facts (in-process)", f"{costs['facts_from_node_ms']:.3f} ms", "", "", ""],
