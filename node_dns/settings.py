@@ -221,7 +221,11 @@ class Settings(BaseSettings):
 
     # --- Kubernetes access ----------------------------------------------------------------------
     kubeconfig: str | None = Field(
-        None, description="Path to a kubeconfig. Unset: in-cluster config, else $KUBECONFIG."
+        None,
+        description=(
+            "Path(s) to a kubeconfig (':'-separated). Unset: the pod's service account, else "
+            "$KUBECONFIG or ~/.kube/config. Exec plugins and auth providers are supported."
+        ),
     )
 
     # --- logging -------------------------------------------------------------------------------
