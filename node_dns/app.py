@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from node_dns import leader
+from node_dns import heap, leader
 from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.sinks import http, metrics
@@ -194,6 +194,7 @@ async def start(settings: Settings) -> Server:
     )
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
+    server.tasks["heap"] = asyncio.create_task(heap.trim_periodically(), name="node-dns:heap-trim")
     if settings.leader_elect:
         cfg = await kube.load_configuration(settings.kubeconfig)
         server.leadership = start_leadership(settings, cfg, source)

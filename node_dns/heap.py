@@ -1,0 +1,43 @@
+"""Freed heap memory given back to the operating system, now and then.
+
+A node list of 5,000 Nodes is tens of MB of JSON and dicts that live for a fraction of a second
+(node-dns' own paged list at start and on every resync, kopf's unpaged listing of the watch).
+glibc keeps most of that freed memory in its arenas, so RSS stays at the high-water mark of the
+last list: ~30 MB above the live data at 5,000 nodes. ``malloc_trim(0)`` returns the free pages;
+it walks the heap in a few milliseconds, so it runs on a timer, not after each event. Without
+glibc (musl, macOS) this does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 30.0
+
+
+def trimmer() -> Callable[[], int] | None:
+    """glibc's ``malloc_trim(0)``, or None where it does not exist."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: int(trim(0))
+
+
+async def trim_periodically(interval: float = INTERVAL) -> None:
+    trim = trimmer()
+    if trim is None:
+        log.debug("malloc_trim is not available: freed heap memory stays with the allocator")
+        return
+    while True:
+        await asyncio.sleep(interval)
+        trim()
