@@ -38,6 +38,12 @@ class ZoneView(Protocol):
     @property
     def failed_open(self) -> frozenset[str]: ...
 
+    @property
+    def services_failed_open(self) -> frozenset[tuple[str, str]]: ...
+
+    @property
+    def services_served(self) -> int: ...
+
     def node_states(self) -> Mapping[str, int]: ...
 
 
@@ -154,6 +160,19 @@ class NodeDnsCollector(Collector):
         for area in sorted(self._in.zone.failed_open):
             failed.add_metric([area], 1)
         yield failed
+        yield _gauge(
+            "node_dns_services",
+            "Services served (opted in by annotation, with a name in the zone).",
+            self._in.zone.services_served,
+        )
+        failed_services = GaugeMetricFamily(
+            "node_dns_service_failed_open",
+            "1 while a Service has too few healthy endpoint nodes and serves every known one.",
+            labels=["namespace", "service"],
+        )
+        for namespace, service in sorted(self._in.zone.services_failed_open):
+            failed_services.add_metric([namespace, service], 1)
+        yield failed_services
         yield _gauge("node_dns_zone_serial", "SOA serial of the zone being served.", self._in.serial())
         yield _gauge(
             "node_dns_zone_synced", "1 once a complete node list has been loaded.", int(self._in.zone.synced)

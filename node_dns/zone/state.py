@@ -70,6 +70,7 @@ class ZoneState:
         self._areas: dict[str, snapshot.Node] = {}
         self._area_counts: dict[str, tuple[int, int]] = {}
         self._failed_open: set[str] = set()
+        self._services_failed_open: set[services_mod.ServiceKey] = set()
         self._static = self._static_names()
         self._ns = build.ns_rrset((ns.name for ns in settings.nameservers), settings.ns_ttl)
         self._subscribers: list[Subscriber] = []
@@ -94,6 +95,11 @@ class ZoneState:
     @property
     def failed_open(self) -> frozenset[str]:
         return frozenset(self._failed_open)
+
+    @property
+    def services_failed_open(self) -> frozenset[services_mod.ServiceKey]:
+        """(namespace, service) of Services served from unhealthy nodes by the fail-open rule."""
+        return frozenset(self._services_failed_open)
 
     @property
     def area_counts(self) -> Mapping[str, tuple[int, int]]:
@@ -250,11 +256,41 @@ class ZoneState:
         return healthy
 
     def _service_node(self, key: services_mod.ServiceKey) -> snapshot.Node | None:
-        """Healthy nodes with a ready endpoint, else with a serving-but-terminating one, else NODATA."""
+        """Healthy nodes with a ready endpoint, else with a serving-but-terminating one, else NODATA.
+
+        The fail-open rule of areas applies to the tier served (ready endpoints if a healthy node
+        hosts one, else terminating ones, else whichever exists): below the minimum, every known
+        node of that tier is served, so a partition that makes every node look NotReady does not
+        empty Services any more than areas.
+        """
         if self._index is None or not self._index.exposed(key) or key[1] in model.FAMILY_PREFIXES:
+            self._services_failed_open.discard(key)
             return None
         ready, terminating = self._index.nodes(key)
-        chosen = self._healthy_facts(ready) or self._healthy_facts(terminating)
+        chosen = self._healthy_facts(ready)
+        tier = ready
+        if not chosen and terminating:
+            chosen, tier = self._healthy_facts(terminating), terminating
+            if not chosen and ready:
+                tier = ready
+        known = [f for f in (self._facts.get(n) for n in sorted(tier)) if f is not None]
+        healthy = len(chosen)
+        if self._policy.fails_open(healthy, len(known)):
+            chosen = known
+            if key not in self._services_failed_open:
+                log.warning(
+                    "service %s/%s has %d of %d endpoint nodes healthy, below the fail-open "
+                    "threshold: serving all %d",
+                    key[0],
+                    key[1],
+                    healthy,
+                    len(known),
+                    len(known),
+                )
+                self._services_failed_open.add(key)
+        elif key in self._services_failed_open:
+            log.info("service %s/%s is back above the fail-open threshold", key[0], key[1])
+            self._services_failed_open.discard(key)
         ips = [ip for f in chosen for ip in f.ips]
         return snapshot.Node(build.address_rrsets(ips, self._settings.record_ttl))
 
