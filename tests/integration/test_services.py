@@ -18,6 +18,7 @@ from tests.harness.controlplane import ControlPlane
 from tests.harness.kube import Kube
 from tests.harness.nodedns import NodeDns
 from tests.integration import recordkit as rk
+from tests.integration.livedns import metric
 
 pytestmark = pytest.mark.controlplane
 
@@ -106,14 +107,44 @@ def test_endpoints_on_unhealthy_nodes_are_not_served(kube: Kube, server: NodeDns
 
     kube.set_ready(n1, False)
     rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.32"]))
-    kube.cordon(n2)
-    rk.converge(server, f"web.{ns}", ("NOERROR", []))
-    kube.uncordon(n2)
     kube.set_ready(n1, True)
     rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.31", "192.0.2.32"]))
 
     kube.delete_node(n1)
     rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.32"]))
+
+
+def _service_on_two_nodes(kube: Kube, first_ip: str, second_ip: str) -> tuple[str, str, str]:
+    n1, n2 = rk.node(kube, ips=first_ip), rk.node(kube, ips=second_ip)
+    ns = rk.namespace(kube)
+    rk.service(kube, ns, "web")
+    first, second = rk.pod(kube, ns, "web", n1, "10.244.1.7"), rk.pod(kube, ns, "web", n2, "10.244.2.7")
+    rk.write_slice(kube, ns, "web", [rk.endpoint(first, "10.244.1.7"), rk.endpoint(second, "10.244.2.7")])
+    return ns, n1, n2
+
+
+def test_a_service_whose_endpoint_nodes_all_look_unhealthy_fails_open(kube: Kube, server: NodeDns) -> None:
+    ns, n1, n2 = _service_on_two_nodes(kube, "192.0.2.33", "192.0.2.34")
+    rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.33", "192.0.2.34"]))
+
+    kube.set_ready(n1, False)
+    kube.cordon(n2)
+    rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.33", "192.0.2.34"]))
+    assert metric(server, "node_dns_service_failed_open", namespace=ns, service="web") == 1.0
+
+    kube.uncordon(n2)
+    rk.converge(server, f"web.{ns}", ("NOERROR", ["192.0.2.34"]))
+    assert metric(server, "node_dns_service_failed_open", namespace=ns, service="web") is None
+
+
+def test_without_fail_open_unhealthy_endpoint_nodes_give_nodata(control_plane: ControlPlane) -> None:
+    kube = control_plane.kube
+    ns, n1, n2 = _service_on_two_nodes(kube, "192.0.2.35", "192.0.2.36")
+    kube.set_ready(n1, False)
+    kube.set_ready(n2, False)
+
+    with NodeDns(control_plane.kubeconfig, extra_args=["--services", "--no-fail-open"]) as strict:
+        rk.converge(strict, f"web.{ns}", ("NOERROR", []))
 
 
 def test_services_without_the_annotation_or_with_another_value_are_not_served(
