@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the test tools (kube-apiserver, etcd, CoreDNS, Helm) from the Go module proxy into a cache
+# Builds the test tools (kube-apiserver, etcd, CoreDNS, Helm, promtool) from the Go module proxy into a cache
 # directory. Idempotent: a tool whose binary already reports the pinned version is not rebuilt.
 # Release-binary downloads are unreachable here, so everything is compiled from module sources.
 set -euo pipefail
@@ -93,6 +93,19 @@ build_helm() {
   check helm "$HELM_VERSION" version --short
 }
 
-targets=${*:-etcd apiserver coredns helm}
+build_promtool() {
+  have promtool "$PROMETHEUS_VERSION" --version && { echo "tools: promtool $PROMETHEUS_VERSION cached"; return; }
+  # Prometheus 3.x.y is published to the module proxy as v0.3xx.y (3.16.0 -> v0.316.0).
+  local major minor patch module
+  IFS=. read -r major minor patch <<< "${PROMETHEUS_VERSION#v}"
+  module=v0.${major}$(printf %02d "$minor").${patch}
+  GOBIN=$work/bin go install \
+    -ldflags "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}" \
+    "github.com/prometheus/prometheus/cmd/promtool@$module"
+  install_bin "$work/bin/promtool" promtool
+  check promtool "$PROMETHEUS_VERSION" --version
+}
+
+targets=${*:-etcd apiserver coredns helm promtool}
 for t in $targets; do (build_"$t"); done
 echo "tools: all in $TOOLS_DIR"
