@@ -19,6 +19,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 INTERVAL = 30.0
+FIRST = 2.0
+"""The first trim comes soon after start: what imports and the first node list left freed."""
 
 
 def trimmer() -> Callable[[], int] | None:
@@ -33,11 +35,12 @@ def trimmer() -> Callable[[], int] | None:
     return lambda: int(trim(0))
 
 
-async def trim_periodically(interval: float = INTERVAL) -> None:
+async def trim_periodically(interval: float = INTERVAL, first: float = FIRST) -> None:
     trim = trimmer()
     if trim is None:
         log.debug("malloc_trim is not available: freed heap memory stays with the allocator")
         return
+    await asyncio.sleep(first)
     while True:
-        await asyncio.sleep(interval)
         trim()
+        await asyncio.sleep(interval)
