@@ -12,14 +12,10 @@ from typing import Any
 import dns.rcode
 import dns.rdatatype
 import pytest
-from prometheus_client import generate_latest
 
 from node_dns import app
-from node_dns.answer import stats
-from node_dns.sinks import metrics
-from node_dns.sources import nodes
 from node_dns.zone.state import AreaPolicy, ZoneState
-from tests.unit.zonekit import ask, facts, query, settings
+from tests.unit.zonekit import ask, facts, metrics_text, query, settings
 
 ZONE = "lb.example.net"
 
@@ -181,19 +177,7 @@ def test_area_emptied_while_open_is_forgotten() -> None:
 def test_failed_open_metric_names_the_area() -> None:
     zone = _zone()
     _list(zone, facts("a", ["web"], ["192.0.2.1"], ready=False), facts("b", ["ok"], ["192.0.2.2"]))
-    source = nodes.SourceStats()
-    registry = metrics.registry(
-        metrics.Inputs(
-            queries=stats.QueryStats(),
-            source=source,
-            zone=zone,
-            serial=lambda: zone.snapshot.serial,
-            areas=lambda: zone.snapshot.areas,
-            tcp_connections=lambda: 0,
-            tcp_refused=lambda: 0,
-            internal_errors=lambda: 0,
-        )
-    )
-    text = generate_latest(registry).decode()
+    text = metrics_text(zone)
+
     assert 'node_dns_area_failed_open{area="web"} 1.0' in text
     assert 'node_dns_area_failed_open{area="ok"}' not in text

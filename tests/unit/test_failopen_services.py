@@ -6,15 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import dns.rcode
-from prometheus_client import generate_latest
 
 from node_dns import app, model
-from node_dns.answer import stats
-from node_dns.sinks import metrics
-from node_dns.sources import nodes
 from node_dns.zone.state import ZoneState
 from tests.unit.test_services_zone import WEB, ask, eps, exposed
-from tests.unit.zonekit import facts, settings
+from tests.unit.zonekit import facts, metrics_text, settings
 
 
 def _zone(*node_facts: model.NodeFacts, **overrides: Any) -> ZoneState:
@@ -83,20 +79,7 @@ def test_metrics_count_services_and_name_the_failed_open_ones() -> None:
     zone.apply_slice(("shop", "web-1"), eps(ready=("n1",)), "201")
     zone.apply_service(("shop", "api"), exposed("api"), "202")
     zone.apply_slice(("shop", "api-1"), eps("api-1", service="api", ready=("n3",)), "203")
-    registry = metrics.registry(
-        metrics.Inputs(
-            queries=stats.QueryStats(),
-            source=nodes.SourceStats(),
-            zone=zone,
-            serial=lambda: zone.snapshot.serial,
-            areas=lambda: zone.snapshot.areas,
-            tcp_connections=lambda: 0,
-            tcp_refused=lambda: 0,
-            internal_errors=lambda: 0,
-        )
-    )
-
-    text = generate_latest(registry).decode()
+    text = metrics_text(zone)
 
     assert "node_dns_services 2.0" in text
     assert 'node_dns_service_failed_open{namespace="shop",service="web"} 1.0' in text

@@ -101,3 +101,26 @@ def ask(
     assert reply is not None, "the query was dropped"
     wire = reply[0]
     return wire, dns.message.from_wire(wire, ignore_trailing=False)
+
+
+def metrics_text(zone: ZoneState) -> str:
+    """/metrics as the running server renders it for this zone (no queries, no watch yet)."""
+    from prometheus_client import generate_latest
+
+    from node_dns.answer import stats
+    from node_dns.sinks import metrics
+    from node_dns.sources import nodes
+
+    registry = metrics.registry(
+        metrics.Inputs(
+            queries=stats.QueryStats(),
+            source=nodes.SourceStats(),
+            zone=zone,
+            serial=lambda: zone.snapshot.serial,
+            areas=lambda: zone.snapshot.areas,
+            tcp_connections=lambda: 0,
+            tcp_refused=lambda: 0,
+            internal_errors=lambda: 0,
+        )
+    )
+    return generate_latest(registry).decode()
