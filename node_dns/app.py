@@ -300,10 +300,20 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     credentials = server.credentials
+    last: list[kopf.ConnectionInfo] = []
 
     async def login() -> kopf.ConnectionInfo | None:
-        # kopf logs in at start and again after a 401: re-read rotated tokens each time.
-        return await credentials.load() if credentials is not None else None
+        # kopf logs in at start and again after a 401: re-read rotated tokens each time, and keep
+        # the last good credentials if the files cannot be read right now (kopf would give up).
+        if credentials is None:
+            return None
+        try:
+            last[:] = [await credentials.load()]
+        except kube.KubeconfigError as error:
+            if not last:
+                raise
+            log.warning("keeping the current credentials: %s", error)
+        return last[0]
 
     registry = nodes.build_registry(server.source, login)
     if server.services is not None:

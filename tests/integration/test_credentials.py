@@ -15,7 +15,16 @@ import yaml
 
 from tests.harness.controlplane import ControlPlane
 from tests.harness.nodedns import NodeDns
-from tests.integration.livedns import AREAS_ANNOTATION, IPS_ANNOTATION, answers, node_reader, unique, wait_for
+from tests.integration.livedns import (
+    AREAS_ANNOTATION,
+    IPS_ANNOTATION,
+    NODE_READER,
+    answers,
+    metric,
+    node_reader,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.controlplane
 
@@ -80,3 +89,49 @@ def test_an_exec_plugin_kubeconfig_gets_its_token_from_the_plugin(
     rewritten = _rewrite_user(kubeconfig, tmp_path / "kubeconfig", {"exec": plugin})
 
     _serves(rewritten, area)
+
+
+def test_a_rotated_token_file_is_read_again_once_the_old_token_stops_working(
+    control_plane: ControlPlane, area: str, tmp_path: Path
+) -> None:
+    """As kubelet rotates a projected token: the file gets a new token, the old one dies."""
+    kube = control_plane.kube
+    namespace, account, role = unique("rot-ns"), unique("rot-sa"), unique("rot-reader")
+    kube.create_namespace(namespace)
+    kube.create_service_account(namespace, account)
+    kube.create_cluster_role(role, NODE_READER)
+    kube.bind_cluster_role(role, namespace, account)
+    token_file = tmp_path / "token"
+    token_file.write_text(kube.mint_token(namespace, account))
+    kubeconfig, _ = node_reader(control_plane, "rot-template")
+    rewritten = _rewrite_user(kubeconfig, tmp_path / "kubeconfig", {"tokenFile": str(token_file)})
+
+    with NodeDns(rewritten) as server:
+        wait_for(lambda: answers(server, area) == {"192.0.2.77"}, timeout=10, what="first answer")
+        # Recreating the ServiceAccount invalidates every token of the old one (bound to its uid).
+        kube.call("DELETE", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}")
+        kube.create_service_account(namespace, account)
+        wait_for(
+            lambda: (metric(server, "node_dns_node_lists_total", result="error") or 0.0) > 0,
+            timeout=10,
+            what="the old token rejected",
+        )
+        token_file.write_text(kube.mint_token(namespace, account))
+        later_area, later = unique("rot"), unique("rot-node")
+        control_plane.create_node(
+            later, annotations={AREAS_ANNOTATION: later_area, IPS_ANNOTATION: "192.0.2.78"}
+        )
+        try:
+            # reachable again: only a request with the token now in the file can succeed
+            wait_for(
+                lambda: metric(server, "node_dns_apiserver_reachable") == 1.0,
+                timeout=15,
+                what="the apiserver accepting the rotated token",
+            )
+            assert "apiserver reachable again" in server.logs()
+            wait_for(
+                lambda: answers(server, later_area) == {"192.0.2.78"}, timeout=20, what="node after rotation"
+            )
+            assert server.http_get("/readyz")[0] == 200
+        finally:
+            control_plane.delete_nodes([later])
