@@ -300,6 +300,27 @@ class ControlPlane:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
+    def client_certificate(self, user: str, groups: Sequence[str] = ()) -> tuple[str, str]:
+        """A client certificate (PEM) and its key for ``user`` in ``groups``, signed by the CA the
+        apiserver trusts for client certificates."""
+        assert self.workdir is not None
+        with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+            key, csr, crt = Path(tmp, "client.key"), Path(tmp, "client.csr"), Path(tmp, "client.crt")
+            subject = f"/CN={user}" + "".join(f"/O={group}" for group in groups)
+            for argv in (
+                [
+                    "openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr),
+                ],
+                [
+                    "openssl", "x509", "-req", "-in", str(csr), "-days", "1", "-out", str(crt),
+                    "-CA", str(self.workdir / "client-ca.crt"), "-CAkey", str(self.workdir / "client-ca.key"),
+                    "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
+                ],
+            ):  # fmt: skip
+                subprocess.run(argv, check=True, capture_output=True, timeout=30)
+            return crt.read_text(), key.read_text()
+
     def __getattr__(self, name: str) -> Any:
         """Forward public helpers (``create_node``, ``set_ready``, ...) to :attr:`kube`."""
         if name.startswith("_") or not hasattr(Kube, name):
@@ -318,6 +339,18 @@ class ControlPlane:
             capture_output=True,
             timeout=30,
         )
+        # A client CA, so tests can also authenticate with client certificates (as kubeadm's
+        # admin.conf does): see client_certificate().
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-days", "2", "-subj", "/CN=node-dns-test-client-ca",
+                "-keyout", str(self.workdir / "client-ca.key"), "-out", str(self.workdir / "client-ca.crt"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
         # token,user,uid,"group": the static token file gives the harness an admin identity.
         (self.workdir / "tokens.csv").write_text(f'{self.token},{ADMIN_USER},1,"system:masters"\n')
         if self.audit:
@@ -358,6 +391,7 @@ class ControlPlane:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--authorization-mode=RBAC",
             f"--token-auth-file={self.workdir / 'tokens.csv'}",
+            f"--client-ca-file={self.workdir / 'client-ca.crt'}",
             "--anonymous-auth=false",
             f"--service-account-key-file={sa_key}",
             f"--service-account-signing-key-file={sa_key}",

@@ -4,6 +4,7 @@ exec plugin), each reaching an authoritative zone with a node's address in it.""
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 from collections.abc import Iterator
@@ -135,3 +136,35 @@ def test_a_rotated_token_file_is_read_again_once_the_old_token_stops_working(
             assert server.http_get("/readyz")[0] == 200
         finally:
             control_plane.delete_nodes([later])
+
+
+def test_a_client_certificate_kubeconfig_authenticates_as_its_user(
+    control_plane: ControlPlane, area: str, tmp_path: Path
+) -> None:
+    """As kubeadm's admin.conf does: client-certificate-data and client-key-data, no token."""
+    kube = control_plane.kube
+    user, role = unique("cert-user"), unique("cert-reader")
+    kube.create_cluster_role(role, NODE_READER)
+    kube.call(
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+    )
+    cert, key = control_plane.client_certificate(user)
+    kubeconfig, _ = node_reader(control_plane, "cert-template")
+    rewritten = _rewrite_user(
+        kubeconfig,
+        tmp_path / "kubeconfig",
+        {
+            "client-certificate-data": base64.b64encode(cert.encode()).decode(),
+            "client-key-data": base64.b64encode(key.encode()).decode(),
+        },
+    )
+
+    _serves(rewritten, area)
