@@ -46,6 +46,12 @@ class KubeconfigError(Exception):
     """The client configuration cannot be loaded: a settings error (exit 2), not an outage."""
 
 
+def _unusable(error: Exception) -> KubeconfigError:
+    """Any failure of reading credentials, as the one line the command line prints."""
+    detail = " ".join(str(error).split())[:300] or type(error).__name__
+    return KubeconfigError(f"cannot load the Kubernetes client configuration: {detail}")
+
+
 class _NeedsLibrary(Exception):
     """The kubeconfig uses a feature only kubernetes-asyncio implements."""
 
@@ -76,8 +82,7 @@ class Credentials:
         except KubeconfigError:
             raise
         except Exception as error:
-            detail = " ".join(str(error).split())[:300] or type(error).__name__
-            raise KubeconfigError(f"cannot load the Kubernetes client configuration: {detail}") from error
+            raise _unusable(error) from error
 
 
 def _kubeconfig_paths(kubeconfig: str | None) -> list[Path]:
@@ -213,8 +218,7 @@ async def load_configuration(kubeconfig: str | None) -> Any:
     except KubeconfigError:
         raise
     except Exception as error:
-        detail = " ".join(str(error).split())[:300] or type(error).__name__
-        raise KubeconfigError(f"cannot load the Kubernetes client configuration: {detail}") from error
+        raise _unusable(error) from error
     return cfg
 
 

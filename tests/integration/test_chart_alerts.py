@@ -19,17 +19,20 @@ NAMESPACE, RELEASE = "node-dns", "dns"
 SELECTOR = 'namespace="node-dns", job="dns-node-dns-metrics"'
 # What each alert says, as rendered for the release above and the series of its test.
 SUMMARY = {
+    "NodeDnsHighServfailRate": "node-dns answers many queries with SERVFAIL",
     "NodeDnsWatchStale": "node-dns has seen no Node watch event for a long time",
     "NodeDnsSerialStuck": "node-dns zone serial is not moving while nodes change",
     "NodeDnsNoReadyReplicas": "node-dns has no ready replicas",
 }
 DESCRIPTION = {
+    "NodeDnsHighServfailRate": "node-dns/p1 answers 10% of queries with SERVFAIL.",
     "NodeDnsWatchStale": "node-dns/p1 last saw a Node event 59m 0s ago; its zone may be stale.",
     "NodeDnsSerialStuck": "node-dns/p1: node counts changed in the last 15m but the zone serial did not.",
     "NodeDnsNoReadyReplicas": (
         "Deployment node-dns/dns-node-dns has no available pods: lb.example.net answers nothing."
     ),
 }
+SEVERITY = {"NodeDnsNoReadyReplicas": "critical"}  # the others: warning
 
 
 @pytest.fixture(scope="module")
@@ -92,149 +95,90 @@ def test_the_rules_select_the_job_of_the_service_the_service_monitor_scrapes(hel
     assert all(SELECTOR in expr for expr in exprs if "node_dns_" in expr)
 
 
+def fires(alert: str, at: str, **labels: str) -> dict[str, Any]:
+    """promtool's expectation: ``alert`` firing at ``at`` exactly once, with these labels and the
+    annotations it renders (pod p1 unless labels say otherwise)."""
+    return {
+        "eval_time": at,
+        "alertname": alert,
+        "exp_alerts": [
+            {
+                "exp_labels": {"severity": SEVERITY.get(alert, "warning"), "namespace": NAMESPACE, **labels},
+                "exp_annotations": {"summary": SUMMARY[alert], "description": DESCRIPTION[alert]},
+            }
+        ],
+    }
+
+
+def silent(alert: str, at: str) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+
+def check(rules: Path, tmp_path: Path, series: list[dict[str, str]], *expectations: dict[str, Any]) -> None:
+    done = run_tests(
+        rules, tmp_path, [{"interval": "1m", "input_series": series, "alert_rule_test": list(expectations)}]
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_servfail_above_the_threshold_fires_and_a_healthy_rate_does_not(
     rules_file: Path, tmp_path: Path
 ) -> None:
-    cases = [
-        {
-            "interval": "1m",
-            "input_series": [
-                pod_series("node_dns_dns_requests_total", "0+600x30"),
-                pod_series("node_dns_dns_responses_total", "0+60x30", rcode="SERVFAIL"),  # 10%
-                pod_series("node_dns_dns_requests_total", "0+600x30", pod="p2"),
-                pod_series("node_dns_dns_responses_total", "0+6x30", pod="p2", rcode="SERVFAIL"),  # 1%
-            ],
-            "alert_rule_test": [
-                {"eval_time": "5m", "alertname": "NodeDnsHighServfailRate", "exp_alerts": []},
-                {
-                    "eval_time": "20m",
-                    "alertname": "NodeDnsHighServfailRate",
-                    "exp_alerts": [
-                        {
-                            "exp_labels": {"severity": "warning", "namespace": NAMESPACE, "pod": "p1"},
-                            "exp_annotations": {
-                                "summary": "node-dns answers many queries with SERVFAIL",
-                                "description": "node-dns/p1 answers 10% of queries with SERVFAIL.",
-                            },
-                        }
-                    ],
-                },
-            ],
-        }
+    series = [
+        pod_series("node_dns_dns_requests_total", "0+600x30"),
+        pod_series("node_dns_dns_responses_total", "0+60x30", rcode="SERVFAIL"),  # 10%
+        pod_series("node_dns_dns_requests_total", "0+600x30", pod="p2"),
+        pod_series("node_dns_dns_responses_total", "0+6x30", pod="p2", rcode="SERVFAIL"),  # 1%
     ]
 
-    done = run_tests(rules_file, tmp_path, cases)
-
-    assert done.returncode == 0, done.stdout + done.stderr
+    check(
+        rules_file,
+        tmp_path,
+        series,
+        silent("NodeDnsHighServfailRate", "5m"),
+        fires("NodeDnsHighServfailRate", "20m", pod="p1"),
+    )
 
 
 def test_a_silent_watch_fires_only_while_there_are_nodes(rules_file: Path, tmp_path: Path) -> None:
-    cases = [
-        {
-            "interval": "1m",
-            "input_series": [
-                pod_series("node_dns_watch_last_event_timestamp_seconds", "0x60"),
-                pod_series("node_dns_nodes", "5x60", state="healthy"),
-                pod_series("node_dns_watch_last_event_timestamp_seconds", "0x60", pod="p2"),
-                pod_series("node_dns_nodes", "0x60", pod="p2", state="healthy"),
-            ],
-            "alert_rule_test": [
-                {"eval_time": "5m", "alertname": "NodeDnsWatchStale", "exp_alerts": []},
-                {
-                    "eval_time": "59m",
-                    "alertname": "NodeDnsWatchStale",
-                    "exp_alerts": [
-                        {
-                            "exp_labels": {"severity": "warning", "namespace": NAMESPACE, "pod": "p1"},
-                            "exp_annotations": {
-                                "summary": SUMMARY["NodeDnsWatchStale"],
-                                "description": DESCRIPTION["NodeDnsWatchStale"],
-                            },
-                        }
-                    ],
-                },
-            ],
-        }
+    series = [
+        pod_series("node_dns_watch_last_event_timestamp_seconds", "0x60"),
+        pod_series("node_dns_nodes", "5x60", state="healthy"),
+        pod_series("node_dns_watch_last_event_timestamp_seconds", "0x60", pod="p2"),
+        pod_series("node_dns_nodes", "0x60", pod="p2", state="healthy"),
     ]
 
-    done = run_tests(rules_file, tmp_path, cases)
-
-    assert done.returncode == 0, done.stdout + done.stderr
+    check(
+        rules_file,
+        tmp_path,
+        series,
+        silent("NodeDnsWatchStale", "5m"),
+        fires("NodeDnsWatchStale", "59m", pod="p1"),
+    )
 
 
 def test_node_changes_without_a_serial_change_fire_serial_stuck(rules_file: Path, tmp_path: Path) -> None:
-    cases = [
-        {
-            "interval": "1m",
-            "input_series": [
-                pod_series(
-                    "node_dns_nodes",
-                    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 " * 3,
-                    state="healthy",
-                ),
-                pod_series("node_dns_zone_serial", "100x60"),
-                pod_series(
-                    "node_dns_nodes",
-                    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 " * 3,
-                    pod="p2",
-                    state="healthy",
-                ),
-                pod_series("node_dns_zone_serial", "100+1x60", pod="p2"),
-            ],
-            "alert_rule_test": [
-                {
-                    "eval_time": "50m",
-                    "alertname": "NodeDnsSerialStuck",
-                    "exp_alerts": [
-                        {
-                            "exp_labels": {"severity": "warning", "namespace": NAMESPACE, "pod": "p1"},
-                            "exp_annotations": {
-                                "summary": SUMMARY["NodeDnsSerialStuck"],
-                                "description": DESCRIPTION["NodeDnsSerialStuck"],
-                            },
-                        }
-                    ],
-                },
-            ],
-        }
+    changing = " ".join(str(n) for n in list(range(1, 21)) * 3)
+    series = [
+        pod_series("node_dns_nodes", changing, state="healthy"),
+        pod_series("node_dns_zone_serial", "100x60"),
+        pod_series("node_dns_nodes", changing, pod="p2", state="healthy"),
+        pod_series("node_dns_zone_serial", "100+1x60", pod="p2"),
     ]
 
-    done = run_tests(rules_file, tmp_path, cases)
-
-    assert done.returncode == 0, done.stdout + done.stderr
+    check(rules_file, tmp_path, series, fires("NodeDnsSerialStuck", "50m", pod="p1"))
 
 
 def test_no_available_replica_fires(rules_file: Path, tmp_path: Path) -> None:
     deployment = (
         f'kube_deployment_status_replicas_available{{namespace="{NAMESPACE}", deployment="dns-node-dns"}}'
     )
-    cases = [
-        {
-            "interval": "1m",
-            "input_series": [{"series": deployment, "values": "2 2 2 0x20"}],
-            "alert_rule_test": [
-                {"eval_time": "2m", "alertname": "NodeDnsNoReadyReplicas", "exp_alerts": []},
-                {
-                    "eval_time": "10m",
-                    "alertname": "NodeDnsNoReadyReplicas",
-                    "exp_alerts": [
-                        {
-                            "exp_labels": {
-                                "severity": "critical",
-                                "namespace": NAMESPACE,
-                                "deployment": "dns-node-dns",
-                            },
-                            "exp_annotations": {
-                                "summary": SUMMARY["NodeDnsNoReadyReplicas"],
-                                "description": DESCRIPTION["NodeDnsNoReadyReplicas"],
-                            },
-                        }
-                    ],
-                },
-            ],
-        }
-    ]
 
-    done = run_tests(rules_file, tmp_path, cases)
-
-    assert done.returncode == 0, done.stdout + done.stderr
+    check(
+        rules_file,
+        tmp_path,
+        [{"series": deployment, "values": "2 2 2 0x20"}],
+        silent("NodeDnsNoReadyReplicas", "2m"),
+        fires("NodeDnsNoReadyReplicas", "10m", deployment="dns-node-dns"),
+    )
