@@ -32,6 +32,9 @@ class NodeFacts(Frozen):
     ready: bool = False
     schedulable: bool = True
     deleting: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    """The Node's labels, sorted by key; filled only when something reads them (render hooks),
+    so a label change costs nothing otherwise."""
 
 
 FAMILY_PREFIXES: dict[str, int] = {"v4": 4, "v6": 6}
