@@ -9,43 +9,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import types
 from collections.abc import Sequence
-from typing import Any, get_args, get_origin
+from typing import Any
 
 from pydantic import ValidationError
 
 from node_dns import app, logs
-from node_dns.settings import Settings, describe_error
+from node_dns.settings import Settings, catalog, describe_error, errors, startup
 from node_dns.sources import kube
 from node_dns.version import __version__
 
 
-def _is_bool(annotation: Any) -> bool:
-    if annotation is bool:
-        return True
-    if get_origin(annotation) in (types.UnionType,) or str(get_origin(annotation)) == "typing.Union":
-        return bool in get_args(annotation)
-    return False
-
-
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (each also as env var NODE_DNS_<NAME>)")
-    for name, info in Settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        helptext = (info.description or "").replace("%", "%%")
-        if _is_bool(info.annotation):
-            group.add_argument(
-                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=helptext
-            )
-        else:
-            group.add_argument(flag, dest=name, default=None, metavar="VALUE", help=helptext)
+    """One argument group per settings group; each flag's help ends with its default and env var."""
+    for settings_group, entries in catalog.by_group():
+        group = parser.add_argument_group(f"{settings_group.title} settings", settings_group.__doc__)
+        for entry in entries:
+            helptext = catalog.help_text(entry).replace("%", "%%")
+            if entry.is_bool:
+                action: Any = argparse.BooleanOptionalAction
+                group.add_argument(entry.flag, dest=entry.name, action=action, default=None, help=helptext)
+            else:
+                group.add_argument(entry.flag, dest=entry.name, default=None, metavar="VALUE", help=helptext)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="node-dns",
         description="Authoritative DNS for Kubernetes node areas.",
+        epilog="Every setting flag is also an environment variable: --foo-bar is NODE_DNS_FOO_BAR.",
     )
     parser.add_argument("--version", action="version", version=f"node-dns {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -81,14 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     values = {name: getattr(args, name, None) for name in Settings.model_fields}
     try:
-        settings = load_settings(values)
+        settings = startup.resolve(load_settings(values))
     except ValidationError as error:
         print(f"node-dns: {describe_error(error)}", file=sys.stderr)
+        return 2
+    except errors.SettingError as error:
+        print(f"node-dns: {errors.line(error.name, error.message)}", file=sys.stderr)
         return 2
     try:  # before anything binds or logs: a bad kubeconfig is a settings error too
         asyncio.run(kube.Credentials(settings.kubeconfig).load())
     except kube.KubeconfigError as error:
-        print(f"node-dns: invalid setting --kubeconfig (NODE_DNS_KUBECONFIG): {error}", file=sys.stderr)
+        print(f"node-dns: {errors.line('kubeconfig', str(error))}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_json)
     if args.command == "zone":

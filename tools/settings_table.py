@@ -1,36 +1,59 @@
 """Write the settings table into README.md between its markers, from the settings model itself.
 
 `python tools/settings_table.py` rewrites README.md; `--check` exits 1 if README is stale (a
-unit test runs that, so a new setting cannot ship undocumented).
+unit test runs that, so a new setting cannot ship undocumented). One table per settings group,
+in the order of node_dns.settings.GROUPS.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
-from pydantic_core import PydanticUndefined
-
-from node_dns.settings import Settings
+from node_dns.settings import catalog
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _default(entry: catalog.Entry) -> str:
+    if entry.default == "required":
+        return "**required**"
+    if entry.default in ("unset", "empty"):
+        return entry.default
+    return f"`{_cell(entry.default)}`"
+
+
+def _helm(entry: catalog.Entry) -> str:
+    return f"`{entry.chart}`" if entry.chart else "—"
+
+
 def table() -> str:
-    rows = ["| flag | env var | default | meaning |", "|---|---|---|---|"]
-    for name, info in Settings.model_fields.items():
-        if info.default is PydanticUndefined and info.default_factory is None:
-            default = "**required**"
-        elif info.default_factory is not None:
-            default = f"`{info.default_factory()!r}`"  # type: ignore[call-arg]
-        else:
-            default = f"`{info.default!r}`" if info.default is not None else "unset"
-        meaning = (info.description or "").replace("|", "\\|")
-        flag = "--" + name.replace("_", "-")
-        rows.append(f"| `{flag}` | `NODE_DNS_{name.upper()}` | {default} | {meaning} |")
-    return "\n".join(rows)
+    parts = []
+    for title, entries in itertools.groupby(catalog.entries(), key=lambda entry: entry.group):
+        rows = [
+            f"**{title}**",
+            "",
+            "| flag | env var | Helm value | default | meaning |",
+            "|---|---|---|---|---|",
+        ]
+        for entry in entries:
+            cells = [
+                f"`{entry.flag}`",
+                f"`{entry.env}`",
+                _helm(entry),
+                _default(entry),
+                _cell(entry.description),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts)
 
 
 def render(text: str) -> str:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-JITTER_FACTOR = 1.2
-"""client-go's ``JitterFactor``: retries wait retry_period x (1 + rand x 1.2)."""
+# The timing rules are written once, with the settings; the loop checks its Config by them too.
+from node_dns.settings.leader import JITTER_FACTOR as JITTER_FACTOR  # noqa: PLC0414 (re-export)
+from node_dns.settings.leader import check_timings as check_timings  # noqa: PLC0414 (re-export)
 
 MICRO_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -163,20 +164,3 @@ def acquire_delay(observed: Observed | None, now: float, retry_period: float, ra
         if 0 < until_expiry < delay:
             return until_expiry
     return delay
-
-
-def check_timings(lease_duration: float, renew_deadline: float, retry_period: float) -> str | None:
-    """client-go's NewLeaderElector checks, as (setting, message) text; None when valid."""
-    if retry_period <= 0:
-        return "leader_retry_period: must be greater than 0"
-    if renew_deadline <= JITTER_FACTOR * retry_period:
-        return (
-            f"leader_renew_deadline: must be greater than {JITTER_FACTOR} x leader_retry_period "
-            f"({JITTER_FACTOR * retry_period:g}), got {renew_deadline:g}"
-        )
-    if lease_duration <= renew_deadline:
-        return (
-            f"leader_lease_duration: must be greater than leader_renew_deadline ({renew_deadline:g}), "
-            f"got {lease_duration:g}"
-        )
-    return None

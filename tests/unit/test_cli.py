@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from node_dns import cli
-from node_dns.settings import Settings
+from node_dns.settings import GROUPS, Settings, catalog
 from node_dns.version import __version__
 
 REQUIRED = {
@@ -201,6 +201,46 @@ def test_every_setting_has_a_flag_on_serve(capsys: pytest.CaptureFixture[str]) -
 
     for name in Settings.model_fields:
         assert flag(name) in help_text
+
+
+def _serve_help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("COLUMNS", "100000")  # one line per flag: nothing wrapped mid-value
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    return capsys.readouterr().out
+
+
+def test_help_shows_each_settings_default_and_env_var(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = " ".join(_serve_help(capsys, monkeypatch).split())
+
+    for entry in catalog.entries():
+        shown = f"{entry.description} Default: {entry.default}. Env: {entry.env}."
+        if entry.default == "required":
+            shown = f"{entry.description} Env: {entry.env}."
+        assert shown in text
+
+
+def test_help_states_defaults_as_they_are_typed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = _serve_help(capsys, monkeypatch)
+
+    assert "Default: 0. Env: NODE_DNS_TCP_MAX_QUERIES." in text
+    assert "Default: true. Env: NODE_DNS_FAIL_OPEN." in text
+    assert "Default: annotation. Env: NODE_DNS_IP_SOURCES." in text
+    assert "Default: unset. Env: NODE_DNS_RRL_NXDOMAINS_PER_SECOND." in text
+    assert "Required. Env: NODE_DNS_ZONE." in text
+
+
+def test_help_groups_settings_by_the_part_they_steer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = _serve_help(capsys, monkeypatch)
+
+    for group in GROUPS:
+        assert f"\n{group.title} settings:\n" in text
 
 
 def test_flag_wins_over_env_var(monkeypatch: pytest.MonkeyPatch) -> None:

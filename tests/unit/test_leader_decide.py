@@ -130,8 +130,8 @@ def test_a_waiting_replica_wakes_when_the_observed_lease_expires() -> None:
     [
         ((15, 10, 2), None),
         ((4, 3, 0.5), None),
-        ((10, 10, 2), "leader_lease_duration"),
-        ((15, 2.4, 2), "leader_renew_deadline"),
+        ((10, 10, 2), "leader_renew_deadline"),
+        ((15, 2.4, 2), "leader_retry_period"),
         ((15, 10, 0), "leader_retry_period"),
     ],
 )

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from node_dns.cli import build_parser, load_settings
-from node_dns.settings import Settings, describe_error
+from node_dns.settings import Settings, describe_error, startup
+from node_dns.settings.errors import SettingError
 
 REQUIRED = {"zone": "lb.example.net", "nameservers": "ns1.example.org", "soa_email": "h@example.net"}
 
@@ -45,18 +46,48 @@ def test_defaults_match_client_gos_core_components() -> None:
     assert make(leader_elect=True, leader_record_events=False).leader_record_events is False
 
 
+def resolved(**values: Any) -> Settings:
+    return startup.resolve(make(**values), namespace_file=ABSENT)
+
+
+ABSENT = __import__("pathlib").Path("/nonexistent/serviceaccount/namespace")
+
+
+def test_validation_draws_no_identity_and_reads_no_namespace() -> None:
+    settings = make()
+    assert (settings.leader_identity, settings.leader_lease_namespace) == (None, None)
+
+
 def test_identity_is_the_pod_name_else_hostname_and_a_random_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
-    one, two = make().leader_identity, make().leader_identity
+    one, two = resolved().leader_identity, resolved().leader_identity
     assert one and two and one != two
     assert one.rsplit("_", 1)[0] == two.rsplit("_", 1)[0]
     monkeypatch.setenv("POD_NAME", "node-dns-7d9f-abcde")
-    assert make().leader_identity == "node-dns-7d9f-abcde"
-    assert make(leader_identity="given").leader_identity == "given"
+    assert resolved().leader_identity == "node-dns-7d9f-abcde"
+    assert resolved(leader_identity="given").leader_identity == "given"
 
 
 def test_lease_namespace_defaults_outside_a_pod() -> None:
-    assert make().leader_lease_namespace == "default"
-    assert make(leader_lease_namespace="kube-system").leader_lease_namespace == "kube-system"
+    assert resolved().leader_lease_namespace == "default"
+    assert resolved(leader_lease_namespace="kube-system").leader_lease_namespace == "kube-system"
+
+
+def test_lease_namespace_is_the_pods_own_inside_a_pod(tmp_path: Any) -> None:
+    mounted = tmp_path / "namespace"
+    mounted.write_text("node-dns\n")
+    assert startup.resolve(make(), namespace_file=mounted).leader_lease_namespace == "node-dns"
+
+
+def test_a_bad_value_found_at_startup_names_the_setting(tmp_path: Any) -> None:
+    mounted = tmp_path / "namespace"
+    mounted.write_text("Not_A_Namespace")
+    with pytest.raises(SettingError) as caught:
+        startup.resolve(make(), namespace_file=mounted)
+    assert caught.value.name == "leader_lease_namespace"
+    assert "'Not_A_Namespace' is not a valid namespace name" in caught.value.message
+    with pytest.raises(SettingError) as too_long:
+        startup.resolve(make(), environ={"POD_NAME": "x" * 254}, namespace_file=ABSENT)
+    assert too_long.value.name == "leader_identity"
 
 
 @pytest.mark.parametrize(
