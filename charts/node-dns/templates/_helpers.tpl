@@ -186,3 +186,37 @@ value plus, outside `config` (which is mapped generically), one line here.
 {{- printf "namespace=%q, job=%q" .Release.Namespace (include "node-dns.metricsServiceName" .) }}
 {{- end }}
 {{- end }}
+
+{{/* Name of the node agent's objects: <fullname>-agent. */}}
+{{- define "node-dns.agentName" -}}
+{{- printf "%s-agent" (include "node-dns.fullname" . | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Labels that select the agent's pods. The name differs from the controller's on purpose: the
+controller's Deployment and Services select by name + instance, and must never pick agent pods.
+*/}}
+{{- define "node-dns.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-agent" (include "node-dns.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Standard labels on the agent's objects. */}}
+{{- define "node-dns.agentLabels" -}}
+helm.sh/chart: {{ include "node-dns.chart" . }}
+{{ include "node-dns.agentSelectorLabels" . }}
+app.kubernetes.io/component: agent
+app.kubernetes.io/version: {{ include "node-dns.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: node-dns
+{{- end }}
+
+{{/* ServiceAccount of the agent pods. */}}
+{{- define "node-dns.agentServiceAccountName" -}}
+{{- default (include "node-dns.agentName" .) .Values.agent.serviceAccountName }}
+{{- end }}
+
+{{/* The one annotation the agent writes and the controller reads with the `discovered` source. */}}
+{{- define "node-dns.discoveredAnnotation" -}}
+{{- default "node-dns/discovered-ips" .Values.config.discoveredAnnotation }}
+{{- end }}
