@@ -1,6 +1,6 @@
 """NSD and Knot serving the zone node-dns serves, written from node-dns' own snapshot.
 
-The zone file comes from :class:`node_dns.zone.state.ZoneState` fed with the cluster's nodes
+The zone file comes from :class:`node_dns.zone.writer.Zone` fed with the cluster's nodes
 through node-dns' own translation (``facts_from_node``), and carries the SOA serial the running
 node-dns answers with; :func:`compare` then checks that all servers give the same answers.
 """
@@ -26,7 +26,9 @@ from bench import common
 from node_dns.settings import Settings
 from node_dns.sources import nodes
 from node_dns.zone import snapshot
-from node_dns.zone.state import ZoneState
+from node_dns.zone.config import zone_config
+from node_dns.zone.policy import Policy
+from node_dns.zone.writer import Zone
 from tests.harness.nodedns import AREAS_ANNOTATION, IPS_ANNOTATION
 from tests.harness.ports import free_dns_port
 
@@ -48,7 +50,7 @@ def settings() -> Settings:
 
 def snapshot_of(items: Iterable[dict[str, Any]]) -> snapshot.Snapshot:
     config = settings()
-    state = ZoneState(config)
+    state = Zone(zone_config(config), Policy(cordoned_healthy=config.cordoned_healthy))
     keys = nodes.Keys(areas=config.areas_annotation, ips=config.ips_annotation)
     facts = [(nodes.facts_from_node(item, keys)[0], None) for item in items]
     state.replace_all(facts, None)

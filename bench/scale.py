@@ -2,7 +2,7 @@
 QPS against the 10-node case and NSD, UDP truncation and TCP cost of a large area.
 
 Also measured in-process (no apiserver, no kopf): what one node update costs in node-dns' own
-code (translation of the Node body, ZoneState, snapshot), to say where the process CPU goes.
+code (translation of the Node body, Zone, snapshot), to say where the process CPU goes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 from bench import common, peers, qps
 from bench.report import Table, ratio, verdict
 from node_dns.sources import nodes
-from node_dns.zone.state import ZoneState
+from node_dns.zone.config import zone_config
+from node_dns.zone.policy import Policy
+from node_dns.zone.writer import Zone
 from tests.harness.controlplane import ControlPlane
 from tests.harness.kube import Kube
 from tests.harness.nodedns import NodeDns
@@ -109,14 +111,14 @@ def kopf_floor(plane: ControlPlane, count: int) -> subprocess.Popen[str]:
 
 
 def in_process_costs(kube: Kube, count: int, updates: int) -> dict[str, float]:
-    """Milliseconds of node-dns code per event, without kopf: Node body -> facts, and ZoneState.apply."""
+    """Milliseconds of node-dns code per event, without kopf: Node body -> facts, and Zone.apply."""
     items = kube.list_nodes()
     config = peers.settings()
     keys = nodes.Keys(areas=config.areas_annotation, ips=config.ips_annotation)
     started = time.process_time()
     facts = [nodes.facts_from_node(item, keys)[0] for item in items]
     translate = (time.process_time() - started) / len(items) * 1000
-    state = ZoneState(config)
+    state = Zone(zone_config(config), Policy(cordoned_healthy=config.cordoned_healthy))
     started = time.process_time()
     state.replace_all([(f, None) for f in facts], None)
     full_list = time.process_time() - started
@@ -281,7 +283,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         ],
         ["  of which Node body -> facts (in-process)", f"{costs['facts_from_node_ms']:.3f} ms", "", "", ""],
         [
-            "  of which ZoneState.apply + snapshot (in-process)",
+            "  of which Zone.apply + snapshot (in-process)",
             f"{costs['zone_apply_ms']:.3f} ms",
             "",
             "",

@@ -26,8 +26,8 @@ from node_dns.sources import kopf, kube, lister, nodes
 from node_dns.sources import services as service_source
 from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
-from node_dns.zone import dump
-from node_dns.zone import state as zone_state
+from node_dns.zone import config as zone_config
+from node_dns.zone import dump, writer
 
 log = logging.getLogger("node_dns")
 
@@ -65,13 +65,9 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     return ks
 
 
-def area_policy(settings: Settings) -> zone_state.AreaPolicy:
-    """Fail-open thresholds from the settings; ``fail_open=False`` keeps areas strict."""
-    return zone_state.AreaPolicy(
-        cordoned_healthy=settings.cordoned_healthy,
-        fail_open_min_healthy=settings.fail_open_min_healthy if settings.fail_open else 0,
-        fail_open_min_fraction=settings.fail_open_min_fraction if settings.fail_open else 0.0,
-    )
+def new_zone(settings: Settings) -> writer.Zone:
+    """The zone with what it needs from the settings: names, TTLs, static records, policy."""
+    return writer.Zone(zone_config.zone_config(settings), zone_config.policy(settings))
 
 
 def rate_limiter(settings: Settings) -> ratelimit.RateLimiter | None:
@@ -95,7 +91,7 @@ class Server:
     """Everything a running node-dns holds; built by :func:`start`, stopped by :meth:`stop`."""
 
     settings: Settings
-    zone: zone_state.ZoneState
+    zone: writer.Zone
     responder: responder_mod.Responder
     source: nodes.NodeSource
     transport_state: transport_state.TransportState
@@ -129,11 +125,11 @@ class Server:
 
 async def start(settings: Settings) -> Server:
     """Bind every listener and start the background tasks; kopf is started by :func:`serve`."""
-    zone = zone_state.ZoneState(settings, area_policy(settings))
+    zone = new_zone(settings)
     responder = responder_mod.Responder(
         zone.snapshot, edns_udp_size=settings.edns_udp_size, max_answers=settings.max_answers
     )
-    zone.subscribe(responder.update)
+    zone.subscribe(lambda old, new: responder.update(new))
     tstate = transport_state.TransportState(
         idle_timeout=settings.tcp_idle_timeout,
         max_connections=settings.tcp_max_connections,
@@ -224,7 +220,7 @@ def node_keys(settings: Settings) -> nodes.Keys:
     )
 
 
-def debug_routes(settings: Settings, zone: zone_state.ZoneState) -> dict[str, Any]:
+def debug_routes(settings: Settings, zone: writer.Zone) -> dict[str, Any]:
     """/debug/zone (issue 8): the zone file being served, when --debug-endpoints is on."""
     if not settings.debug_endpoints:
         return {}
@@ -243,7 +239,7 @@ def kopf_scope(settings: Settings) -> dict[str, Any]:
 
 async def zone_file(settings: Settings) -> str:
     """`node-dns zone`: one LIST of nodes (and Services/EndpointSlices), no watch, as a zone file."""
-    zone = zone_state.ZoneState(settings, area_policy(settings))
+    zone = new_zone(settings)
     source = nodes.NodeSource(zone, node_keys(settings))
     credentials = kube.Credentials(settings.kubeconfig)
     client = kube.Kube(credentials, await credentials.load())

@@ -11,14 +11,11 @@ import struct
 from dataclasses import dataclass, field
 from enum import Enum
 
-from node_dns.answer.query import Query, Rcode
+from node_dns.answer.query import Query
+from node_dns.protocol import CLASS_ANY, CLASS_IN, TYPE_ANY, TYPE_AXFR, TYPE_HINFO, TYPE_IXFR, Rcode
 from node_dns.zone import snapshot
 
-CLASS_IN = 1
-CLASS_ANY = 255
-TYPE_ANY = 255
-TYPE_HINFO = 13
-TRANSFER_TYPES = frozenset({251, 252})  # IXFR, AXFR: not offered
+TRANSFER_TYPES = frozenset({TYPE_IXFR, TYPE_AXFR})  # not offered
 QNAME_POINTER = b"\xc0\x0c"
 _RFC8482_HINFO = b"\x07RFC8482\x00"
 
@@ -77,7 +74,7 @@ def lookup(query: Query, snap: snapshot.Snapshot) -> Result:
         return Result(Outcome.NOT_READY, Rcode.SERVFAIL, authoritative=False)
     node = snap.names.get(key)
     if node is None:
-        if key in snap.empty_non_terminals:
+        if snap.is_empty_non_terminal(key):
             return Result(Outcome.NODATA, Rcode.NOERROR, True, authority=[_negative_soa(query, snap)])
         return Result(Outcome.NXDOMAIN, Rcode.NXDOMAIN, True, authority=[_negative_soa(query, snap)])
     if query.qtype == TYPE_ANY:

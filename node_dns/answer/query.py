@@ -9,20 +9,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 
-HEADER = struct.Struct("!HHHHHH")
-TYPE_OPT = 41
-
-
-class Rcode(IntEnum):
-    NOERROR = 0
-    FORMERR = 1
-    SERVFAIL = 2
-    NXDOMAIN = 3
-    NOTIMP = 4
-    REFUSED = 5
-    BADVERS = 16
+from node_dns.protocol import EDNS_DO, HEADER, QR, TYPE_OPT, TYPE_TKEY, TYPE_TSIG, Opcode, Rcode, opcode
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +34,6 @@ class Query:
     qclass: int = 0
     edns: Edns | None = None
     problem: Rcode | None = None
-
-    @property
-    def opcode(self) -> int:
-        return (self.flags >> 11) & 0xF
-
-    @property
-    def rd(self) -> bool:
-        return bool(self.flags & 0x0100)
 
 
 class Malformed(Exception):
@@ -102,10 +82,13 @@ def decode(data: bytes) -> Query | None:
     if len(data) < HEADER.size:
         return None
     qid, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
-    if flags & 0x8000:
+    if flags & QR:
         return None  # a response: never answer one (reflection loops)
-    if (flags >> 11) & 0xF != 0:
-        return _with_question(data, qid, flags, qdcount, Rcode.NOTIMP)
+    if opcode(flags) != Opcode.QUERY:
+        # A bare header, as NSD sends: the sections of other opcodes are not questions (UPDATE's
+        # first section is the zone, which strict parsers insist is of type SOA), so echoing
+        # them can make a reply its client cannot read.
+        return Query(qid, flags, problem=Rcode.NOTIMP)
     if qdcount != 1:
         return Query(qid, flags, problem=Rcode.FORMERR)
     try:
@@ -130,14 +113,14 @@ def decode(data: bytes) -> Query | None:
                 if opt_seen > 1 or owner or index < ancount + nscount:
                     raise Malformed("OPT must be a single record with the root name in additional")
                 _check_options(data, offset, rdlength)
-                edns = Edns(udp_size=max(rclass, 512), version=(ttl >> 16) & 0xFF, do=bool(ttl & 0x8000))
+                edns = Edns(udp_size=max(rclass, 512), version=(ttl >> 16) & 0xFF, do=bool(ttl & EDNS_DO))
             offset += rdlength
     except Malformed:
         return Query(qid, flags, problem=Rcode.FORMERR)
     query = Query(qid, flags, labels, question, qtype, qclass, edns)
     if edns is not None and edns.version > 0:
         return _replace(query, Rcode.BADVERS)
-    if qtype in (TYPE_OPT, 249, 250):  # OPT, TKEY, TSIG are not questions one can ask
+    if qtype in (TYPE_OPT, TYPE_TKEY, TYPE_TSIG):  # not questions one can ask
         return _replace(query, Rcode.FORMERR)
     return query
 
@@ -151,18 +134,6 @@ def _check_options(data: bytes, offset: int, length: int) -> None:
         offset += 4 + option_length
         if offset > end:
             raise Malformed("EDNS option runs past the OPT record")
-
-
-def _with_question(data: bytes, qid: int, flags: int, qdcount: int, rcode: Rcode) -> Query:
-    if qdcount == 1:
-        try:
-            labels, offset = _name(data, HEADER.size, allow_pointers=False)
-            if offset + 4 <= len(data):
-                qtype, qclass = struct.unpack_from("!HH", data, offset)
-                return Query(qid, flags, labels, data[HEADER.size : offset + 4], qtype, qclass, problem=rcode)
-        except Malformed:
-            pass
-    return Query(qid, flags, problem=rcode)
 
 
 def _replace(query: Query, rcode: Rcode) -> Query:

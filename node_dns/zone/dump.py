@@ -9,23 +9,12 @@ Service with no endpoints, which answers NODATA) appear only as comments.
 
 from __future__ import annotations
 
+from node_dns.protocol import TYPE_NAMES
 from node_dns.zone import snapshot
-
-TYPE_NAMES = {
-    snapshot.TYPE_SOA: "SOA",
-    snapshot.TYPE_NS: "NS",
-    snapshot.TYPE_A: "A",
-    snapshot.TYPE_AAAA: "AAAA",
-}
-_ORDER = (snapshot.TYPE_SOA, snapshot.TYPE_NS, snapshot.TYPE_A, snapshot.TYPE_AAAA)
 
 
 def _name(key: snapshot.NameKey) -> str:
     return ".".join(label.decode("ascii", "backslashreplace") for label in key) + "."
-
-
-def _canonical(key: snapshot.NameKey) -> tuple[bytes, ...]:
-    return tuple(reversed(key))
 
 
 def render(snap: snapshot.Snapshot) -> str:
@@ -37,18 +26,17 @@ def render(snap: snapshot.Snapshot) -> str:
     if not snap.synced:
         lines.append("; NOT SYNCED: no complete node list yet, every query is answered SERVFAIL")
     lines.append(f"$ORIGIN {origin}")
-    keys = sorted(snap.names, key=lambda k: (k != snap.origin, _canonical(k)))
-    for key in keys:
+    for key in snap.owners():
         node = snap.names[key]
         owner = _name(key)
         if not node.rrsets:
             lines.append(f"; {owner} exists with no records (NODATA)")
             continue
-        for rtype in sorted(node.rrsets, key=lambda t: (_ORDER.index(t) if t in _ORDER else len(_ORDER), t)):
+        for rtype in sorted(node.rrsets, key=snapshot.type_order):
             rrset = node.rrsets[rtype]
             type_name = TYPE_NAMES.get(rtype, f"TYPE{rtype}")
             lines.extend(f"{owner} {rrset.ttl} IN {type_name} {text}" for text in rrset.texts)
     if snap.empty_non_terminals:
         lines.append("; empty non-terminals (NODATA):")
-        lines.extend(f";   {_name(key)}" for key in sorted(snap.empty_non_terminals, key=_canonical))
+        lines.extend(f";   {_name(key)}" for key in sorted(snap.empty_non_terminals, key=snapshot.canonical))
     return "\n".join(lines) + "\n"

@@ -37,7 +37,9 @@ from node_dns.settings import Settings
 from node_dns.transports import state as state_mod
 from node_dns.transports import tcp, udp
 from node_dns.zone import snapshot
-from node_dns.zone.state import ZoneState
+from node_dns.zone.config import zone_config
+from node_dns.zone.policy import Policy
+from node_dns.zone.writer import Zone
 
 ZONE = "lb.example.net"
 EDNS_SIZE = 1232
@@ -61,7 +63,7 @@ def zones() -> tuple[snapshot.Snapshot, snapshot.Snapshot]:
     from node_dns import model
 
     settings = zone_settings()
-    unsynced = ZoneState(settings).snapshot
+    unsynced = Zone(zone_config(settings), Policy(cordoned_healthy=settings.cordoned_healthy)).snapshot
 
     def node(name: str, areas: list[str], ips: list[str], ready: bool = True) -> model.NodeFacts:
         return model.NodeFacts(
@@ -75,7 +77,7 @@ def zones() -> tuple[snapshot.Snapshot, snapshot.Snapshot]:
         node("n4", ["v6"], ["2001:db8::4"]),
     ]
     facts += [node(f"big{i}", ["big"], [f"10.0.{i // 250}.{i % 250 + 1}"]) for i in range(300)]
-    state = ZoneState(settings)
+    state = Zone(zone_config(settings), Policy(cordoned_healthy=settings.cordoned_healthy))
     state.replace_all([(f, "100") for f in facts], "100")
     return state.snapshot, unsynced
 

@@ -9,13 +9,13 @@ import dns.message
 import pytest
 
 from node_dns.answer import responder as responder_mod
-from node_dns.zone.state import ZoneState
+from node_dns.zone.writer import Zone
 from tests.unit.zonekit import big_area_ips, facts, query, synced_zone
 
 FIVE = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"]
 
 
-def zone_of(ips: list[str], **overrides: object) -> ZoneState:
+def zone_of(ips: list[str], **overrides: object) -> Zone:
     return synced_zone([facts(f"n{i}", ["big"], [ip]) for i, ip in enumerate(ips)], **overrides)
 
 
@@ -25,9 +25,9 @@ def records(wire: bytes | None) -> list[str]:
     return [rd.to_text() for rrset in msg.answer for rd in rrset]
 
 
-def serve(zone: ZoneState, max_answers: int) -> responder_mod.Responder:
+def serve(zone: Zone, max_answers: int) -> responder_mod.Responder:
     responder = responder_mod.Responder(zone.snapshot, max_answers=max_answers)
-    zone.subscribe(responder.update)
+    zone.subscribe(lambda old, new: responder.update(new))
     return responder
 
 

@@ -1,7 +1,7 @@
 """The DNS rules of /work/shared/dns-checklist.md, one test per rule, against the pure answer path.
 
 Queries are built with dnspython (or by hand when they must be malformed), answered by
-``node_dns.answer.responder.answer()`` / ``Responder`` from a snapshot that ``ZoneState``
+``node_dns.answer.responder.answer()`` / ``Responder`` from a snapshot that ``Zone``
 built, and read back with dnspython.
 """
 
@@ -20,13 +20,13 @@ import pytest
 
 from node_dns.answer import responder
 from node_dns.zone import snapshot
-from node_dns.zone.state import ZoneState
 from tests.unit.zonekit import (
     OUR_EDNS_SIZE,
     ZONE,
     ask,
     big_area_ips,
     facts,
+    new_zone,
     query,
     synced_zone,
 )
@@ -203,7 +203,7 @@ def test_cached_reply_is_byte_identical_to_reference_path(
 def test_new_snapshot_drops_cached_replies() -> None:
     zone = synced_zone([facts("n1", ["home"], ["192.0.2.1"])])
     server = responder.Responder(zone.snapshot)
-    zone.subscribe(server.update)
+    zone.subscribe(lambda old, new: server.update(new))
     server.respond_udp(query(f"home.{ZONE}"))
 
     zone.apply("n1", facts("n1", ["home"], ["192.0.2.7"]), "200")
@@ -698,7 +698,7 @@ def test_meta_types_as_question_are_formerr(snap: snapshot.Snapshot, rdtype: int
 
 @pytest.fixture
 def unsynced() -> snapshot.Snapshot:
-    zone = ZoneState(make_settings())
+    zone = new_zone(make_settings())
     zone.apply("node-a", facts("node-a", ["home"], ["192.0.2.1"]), "10")  # an event, but no list yet
     return zone.snapshot
 
@@ -722,9 +722,9 @@ def test_out_of_zone_is_refused_before_sync_too(unsynced: snapshot.Snapshot) -> 
 
 
 def test_first_list_turns_servfail_into_answers() -> None:
-    zone = ZoneState(make_settings())
+    zone = new_zone(make_settings())
     server = responder.Responder(zone.snapshot)
-    zone.subscribe(server.update)
+    zone.subscribe(lambda old, new: server.update(new))
     before = server.respond_udp(query(f"home.{ZONE}"))
 
     zone.replace_all([(facts("node-a", ["home"], ["192.0.2.1"]), "10")], "10")

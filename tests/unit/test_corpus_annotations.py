@@ -16,8 +16,8 @@ import pytest
 
 from node_dns import model
 from node_dns.sources import nodes, parsing
-from node_dns.zone.state import ZoneState
-from tests.unit.zonekit import ask, query, settings
+from node_dns.zone.writer import Zone
+from tests.unit.zonekit import ask, new_zone, query, settings
 
 AREAS = "example.net/node-areas"
 IPS = "example.net/node-ips"
@@ -93,15 +93,15 @@ def _body(name: str, areas: str | None, ips: str | None, ready: bool = True) -> 
     }
 
 
-def _world(bad: dict[str, Any]) -> tuple[ZoneState, nodes.NodeSource]:
-    zone = ZoneState(settings())
+def _world(bad: dict[str, Any]) -> tuple[Zone, nodes.NodeSource]:
+    zone = new_zone(settings())
     source = nodes.NodeSource(zone, KEYS)
     neighbour = _body("neighbour", "web", NEIGHBOUR_IP)
     source.on_list([neighbour, bad], "10")
     return zone, source
 
 
-def _answer(zone: ZoneState, area: str) -> tuple[int, set[str]]:
+def _answer(zone: Zone, area: str) -> tuple[int, set[str]]:
     _, reply = ask(query(f"{area}.{ZONE}", "A"), zone.snapshot, tcp=True)  # 1,024 IPs need TCP
     return reply.rcode(), {rd.to_text() for rrset in reply.answer for rd in rrset}
 
@@ -159,7 +159,7 @@ def test_v4_mapped_is_folded_and_duplicates_dropped() -> None:
 
 
 def test_one_node_with_every_bad_value_at_once_costs_nobody_anything() -> None:
-    zone = ZoneState(settings())
+    zone = new_zone(settings())
     source = nodes.NodeSource(zone, KEYS)
     bodies = [_body("neighbour", "web", NEIGHBOUR_IP)]
     bodies += [_body(f"a{i}", value, "192.0.2.60") for i, value in enumerate(AREA_CORPUS.values())]
@@ -192,7 +192,7 @@ def test_one_node_with_every_bad_value_at_once_costs_nobody_anything() -> None:
     ],
 )
 def test_odd_node_bodies_do_not_crash(body: dict[str, Any]) -> None:
-    zone = ZoneState(settings())
+    zone = new_zone(settings())
     source = nodes.NodeSource(zone, KEYS)
     source.on_list([_body("neighbour", "web", NEIGHBOUR_IP), body], "10")
     source.on_event("MODIFIED", body)

@@ -1,7 +1,7 @@
 """Fail-open: an area whose nodes all look unhealthy serves every known address, not NODATA.
 
 The settings (``fail_open``, ``fail_open_min_healthy``, ``fail_open_min_fraction``) reach the
-zone through :func:`node_dns.app.area_policy`, which is what the running server uses.
+zone through :func:`node_dns.zone.config.policy`, which is what the running server uses.
 """
 
 from __future__ import annotations
@@ -13,24 +13,25 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from node_dns import app
-from node_dns.zone.state import AreaPolicy, ZoneState
-from tests.unit.zonekit import ask, facts, metrics_text, query, settings
+from node_dns.zone import config as zone_config
+from node_dns.zone.policy import Policy
+from node_dns.zone.writer import Zone
+from tests.unit.zonekit import ask, facts, metrics_text, new_zone, query, settings
 
 ZONE = "lb.example.net"
 
 
-def _zone(**overrides: Any) -> ZoneState:
+def _zone(**overrides: Any) -> Zone:
     s = settings(**overrides)
-    return ZoneState(s, app.area_policy(s))
+    return new_zone(s, zone_config.policy(s))
 
 
-def _a(zone: ZoneState, area: str) -> tuple[int, set[str]]:
+def _a(zone: Zone, area: str) -> tuple[int, set[str]]:
     _, reply = ask(query(f"{area}.{ZONE}", "A"), zone.snapshot)
     return reply.rcode(), {rd.to_text() for rrset in reply.answer for rd in rrset}
 
 
-def _list(zone: ZoneState, *node_facts: Any, version: str = "10") -> None:
+def _list(zone: Zone, *node_facts: Any, version: str = "10") -> None:
     zone.replace_all([(f, version) for f in node_facts], version)
 
 
@@ -38,20 +39,22 @@ def _list(zone: ZoneState, *node_facts: Any, version: str = "10") -> None:
 
 
 def test_defaults_fail_open_when_no_node_is_healthy() -> None:
-    policy = app.area_policy(settings())
+    policy = zone_config.policy(settings())
     assert (policy.fail_open_min_healthy, policy.fail_open_min_fraction) == (1, 0.0)
     assert policy.fails_open(healthy=0, members=3)
     assert not policy.fails_open(healthy=1, members=3)
 
 
 def test_fail_open_off_is_strict_whatever_the_thresholds() -> None:
-    policy = app.area_policy(settings(fail_open=False, fail_open_min_healthy=5, fail_open_min_fraction=0.9))
+    policy = zone_config.policy(
+        settings(fail_open=False, fail_open_min_healthy=5, fail_open_min_fraction=0.9)
+    )
     assert not policy.fails_open(healthy=0, members=10)
     assert not policy.fails_open(healthy=1, members=10)
 
 
 def test_settings_carry_cordoned_healthy_into_the_policy() -> None:
-    assert app.area_policy(settings(cordoned_healthy=True)).cordoned_healthy
+    assert zone_config.policy(settings(cordoned_healthy=True)).cordoned_healthy
 
 
 @pytest.mark.parametrize(
@@ -71,7 +74,7 @@ def test_settings_carry_cordoned_healthy_into_the_policy() -> None:
     ],
 )
 def test_thresholds(min_healthy: int, fraction: float, healthy: int, members: int, expected: bool) -> None:
-    policy = AreaPolicy(fail_open_min_healthy=min_healthy, fail_open_min_fraction=fraction)
+    policy = Policy(fail_open_min_healthy=min_healthy, fail_open_min_fraction=fraction)
     assert policy.fails_open(healthy, members) is expected
 
 
@@ -144,7 +147,7 @@ def test_aaaa_follows_the_same_rule() -> None:
 
 def test_recovery_closes_the_area_and_logs_each_transition_once(caplog: pytest.LogCaptureFixture) -> None:
     zone = _zone()
-    caplog.set_level(logging.INFO, logger="node_dns.zone.state")
+    caplog.set_level(logging.INFO, logger="node_dns.zone.policy")
     _list(
         zone, facts("a", ["web"], ["192.0.2.1"], ready=False), facts("b", ["web"], ["192.0.2.2"], ready=False)
     )

@@ -7,15 +7,16 @@ from typing import Any
 
 import dns.rcode
 
-from node_dns import app, model
-from node_dns.zone.state import ZoneState
+from node_dns import model
+from node_dns.zone import config as zone_config
+from node_dns.zone.writer import Zone
 from tests.unit.test_services_zone import WEB, ask, eps, exposed
-from tests.unit.zonekit import facts, metrics_text, settings
+from tests.unit.zonekit import facts, metrics_text, new_zone, settings
 
 
-def _zone(*node_facts: model.NodeFacts, **overrides: Any) -> ZoneState:
+def _zone(*node_facts: model.NodeFacts, **overrides: Any) -> Zone:
     s = settings(services=True, **overrides)
-    zone = ZoneState(s, app.area_policy(s))
+    zone = new_zone(s, zone_config.policy(s))
     zone.replace_all([(f, "10") for f in node_facts], "10")
     zone.apply_service(WEB, exposed(), "200")
     return zone

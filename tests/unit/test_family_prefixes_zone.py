@@ -9,11 +9,11 @@ import pytest
 from node_dns import model
 from node_dns.answer import responder
 from node_dns.sources import nodes
-from node_dns.zone.state import ZoneState
+from node_dns.zone.writer import Zone
 from tests.unit.zonekit import facts, query, synced_zone
 
 
-def ask(zone: ZoneState, qname: str, rdtype: str) -> tuple[int, list[str]]:
+def ask(zone: Zone, qname: str, rdtype: str) -> tuple[int, list[str]]:
     reply = responder.answer(query(qname, rdtype), zone.snapshot, tcp=False, edns_udp_size=1232)
     assert reply is not None
     msg = dns.message.from_wire(reply[0])
@@ -21,7 +21,7 @@ def ask(zone: ZoneState, qname: str, rdtype: str) -> tuple[int, list[str]]:
 
 
 @pytest.fixture
-def zone() -> ZoneState:
+def zone() -> Zone:
     return synced_zone(
         [
             facts("n1", ["dual"], ["192.0.2.1", "2001:db8::1"]),
@@ -48,12 +48,12 @@ def zone() -> ZoneState:
     ],
 )
 def test_prefixes_select_one_family(
-    zone: ZoneState, qname: str, rdtype: str, expected: tuple[int, list[str]]
+    zone: Zone, qname: str, rdtype: str, expected: tuple[int, list[str]]
 ) -> None:
     assert ask(zone, f"{qname}.lb.example.net", rdtype) == expected
 
 
-def test_prefixes_follow_their_area(zone: ZoneState) -> None:
+def test_prefixes_follow_their_area(zone: Zone) -> None:
     zone.apply("n1", facts("n1", ["dual"], ["192.0.2.9", "2001:db8::1"]), "200")
     assert ask(zone, "v4.dual.lb.example.net", "A") == (dns.rcode.NOERROR, ["192.0.2.9"])
     zone.apply("n3", facts("n3", [], ["192.0.2.3"]), "200")
@@ -64,7 +64,7 @@ def test_prefixes_follow_their_area(zone: ZoneState) -> None:
     assert ask(zone, "v6.dual.lb.example.net", "AAAA")[0] == dns.rcode.NXDOMAIN
 
 
-def test_no_prefixes_for_the_apex_or_glue(zone: ZoneState) -> None:
+def test_no_prefixes_for_the_apex_or_glue(zone: Zone) -> None:
     assert ask(zone, "v4.lb.example.net", "A")[0] == dns.rcode.NXDOMAIN
     assert ask(zone, "v4.ns1.lb.example.net", "A")[0] == dns.rcode.NXDOMAIN
 

@@ -1,6 +1,6 @@
 """The fast path answers exactly like the full path: same bytes, ID and spelling of the name included.
 
-Random zones (built through ZoneState from random nodes, areas, addresses and health), random
+Random zones (built through Zone from random nodes, areas, addresses and health), random
 queries (names in and out of the zone in mixed case, every interesting qtype and qclass, with and
 without EDNS, random EDNS sizes, DO bit, cookies and other options, random IDs and flags, and
 some mangled packets), random server EDNS sizes, and snapshot swaps. Every query is asked twice
@@ -28,8 +28,10 @@ from node_dns.answer import responder as responder_mod
 from node_dns.settings import Settings
 from node_dns.transports import batch, udp
 from node_dns.transports.state import TransportState
-from node_dns.zone import build, snapshot
-from node_dns.zone.state import AreaPolicy, ZoneState
+from node_dns.zone import records, snapshot
+from node_dns.zone.policy import Policy
+from node_dns.zone.writer import Zone
+from tests.unit.zonekit import new_zone
 
 ZONES = ("lb.example.net", "example.org", "x.y.z.test", "a")
 QTYPES = (1, 28, 6, 2, 255, 15, 16, 5, 13, 65, 41, 249, 250, 251, 252, 0, 65535, 99)
@@ -60,7 +62,7 @@ def node_facts(draw: st.DrawFn, name: str, areas: list[str]) -> model.NodeFacts:
 
 @dataclass
 class World:
-    state: ZoneState
+    state: Zone
     areas: list[str]
     names: list[str]
     """Dotted names worth asking about (existing, empty non-terminal, missing, out of zone)."""
@@ -82,12 +84,12 @@ def worlds(draw: st.DrawFn) -> World:
         cordoned_healthy=draw(st.booleans()),
         edns_udp_size=1232,
     )
-    policy = AreaPolicy(
+    policy = Policy(
         cordoned_healthy=config.cordoned_healthy,
         fail_open_min_healthy=draw(st.integers(0, 3)),
         fail_open_min_fraction=draw(st.sampled_from([0.0, 0.0, 0.5])),
     )
-    state = ZoneState(config, policy)
+    state = new_zone(config, policy)
     areas = draw(st.lists(label_text, min_size=1, max_size=6, unique=True))
     count = draw(st.integers(0, 60))
     nodes = [draw(node_facts(f"node-{i}", areas)) for i in range(count)]
@@ -234,7 +236,7 @@ def test_fast_path_equals_full_path(data: st.DataObject) -> None:
     world = data.draw(worlds())
     size = data.draw(st.sampled_from([512, 1232, 1232, 4096]) | st.integers(512, 4096))
     responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=size)
-    world.state.subscribe(responder.update)
+    world.state.subscribe(lambda old, new: responder.update(new))
     expected = Expected()
     for _ in range(data.draw(st.integers(1, 12))):
         packet = data.draw(queries(world))
@@ -284,7 +286,7 @@ def _exchange(port: int, family: int, host: str, packets: list[bytes]) -> dict[i
         return replies
 
 
-def _packets(world_state: ZoneState) -> list[bytes]:
+def _packets(world_state: Zone) -> list[bytes]:
     rng = random.Random(1)
     zone = world_state.snapshot.zone
     packets = []
@@ -307,8 +309,8 @@ def _packets(world_state: ZoneState) -> list[bytes]:
     return packets
 
 
-def _zone_with_big_area() -> ZoneState:
-    state = ZoneState(
+def _zone_with_big_area() -> Zone:
+    state = new_zone(
         Settings(
             zone="lb.example.net", nameservers="ns1.lb.example.net=192.0.2.53", soa_email="h@example.net"
         )
@@ -372,10 +374,10 @@ def maybe_scoped(draw: st.DrawFn) -> model.IPAddress:
     st.integers(0, 2**31 - 1),
 )
 def test_area_records_merge_like_address_rrsets(nodes: list[list[model.IPAddress]], ttl: int) -> None:
-    """ZoneState merges per-node encoded records; the RRsets must equal encoding all addresses."""
-    groups = [build.address_records(node, ttl) for node in nodes]
+    """Zone merges per-node encoded records; the RRsets must equal encoding all addresses."""
+    groups = [records.address_records(node, ttl) for node in nodes]
     flat = [ip for node in nodes for ip in node]
-    assert build.merged_rrsets(groups, ttl) == build.address_rrsets(flat, ttl)
+    assert records.merged_rrsets(groups, ttl) == records.address_rrsets(flat, ttl)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -387,7 +389,7 @@ def test_rotating_answers_equal_the_full_path(data: st.DataObject) -> None:
     limit = data.draw(st.integers(1, 4))
     size = data.draw(st.sampled_from([512, 1232, 4096]))
     responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=size, max_answers=limit)
-    world.state.subscribe(responder.update)
+    world.state.subscribe(lambda old, new: responder.update(new))
     turns: dict[tuple[bytes, int], int] = {}
     packets = [data.draw(queries(world)) for _ in range(data.draw(st.integers(1, 6)))]
     for step in range(data.draw(st.integers(1, 30))):

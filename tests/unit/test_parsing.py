@@ -11,8 +11,7 @@ import pytest
 
 from node_dns import model
 from node_dns.sources import nodes, parsing
-from node_dns.zone.state import ZoneState
-from tests.unit.zonekit import settings
+from tests.unit.zonekit import new_zone, settings
 
 AREAS = "example.net/node-areas"
 IPS = "example.net/node-ips"
@@ -260,7 +259,7 @@ def test_bad_entries_are_reported_once_until_the_annotation_changes(caplog: pyte
 
 
 def test_bad_entries_of_one_node_leave_other_nodes_alone() -> None:
-    zone = ZoneState(settings())
+    zone = new_zone(settings())
     source = nodes.NodeSource(zone, KEYS)
 
     source.on_list(

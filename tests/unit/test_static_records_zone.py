@@ -8,19 +8,20 @@ import pytest
 from pydantic import ValidationError
 
 from node_dns.answer import responder
-from node_dns.zone.state import AreaPolicy, ZoneState
-from tests.unit.zonekit import facts, query, settings
+from node_dns.zone.policy import Policy
+from node_dns.zone.writer import Zone
+from tests.unit.zonekit import facts, new_zone, query, settings
 
 
-def ask(zone: ZoneState, qname: str, rdtype: str = "A") -> tuple[int, list[str]]:
+def ask(zone: Zone, qname: str, rdtype: str = "A") -> tuple[int, list[str]]:
     reply = responder.answer(query(qname, rdtype), zone.snapshot, tcp=False, edns_udp_size=1232)
     assert reply is not None
     msg = dns.message.from_wire(reply[0])
     return msg.rcode(), sorted(rd.to_text() for rrset in msg.answer for rd in rrset)
 
 
-def zone_with(static: str, nodes: list, policy: AreaPolicy | None = None) -> ZoneState:
-    zone = ZoneState(settings(static_records=static), policy)
+def zone_with(static: str, nodes: list, policy: Policy | None = None) -> Zone:
+    zone = new_zone(settings(static_records=static), policy)
     zone.replace_all([(f, "100") for f in nodes], "100")
     return zone
 
@@ -51,7 +52,7 @@ def test_static_ips_stay_when_the_last_node_leaves() -> None:
 
 
 def test_fail_open_counts_node_ips_only() -> None:
-    policy = AreaPolicy(fail_open_min_healthy=1)
+    policy = Policy(fail_open_min_healthy=1)
     sick = [
         facts("n1", ["home"], ["192.0.2.1"], ready=False),
         facts("n2", ["home"], ["192.0.2.2"], ready=False),

@@ -13,11 +13,11 @@ import pytest
 
 from node_dns import model
 from node_dns.zone import dump
-from node_dns.zone.state import ZoneState
-from tests.unit.zonekit import facts, settings, synced_zone
+from node_dns.zone.writer import Zone
+from tests.unit.zonekit import facts, new_zone, settings, synced_zone
 
 
-def zone_with_everything() -> ZoneState:
+def zone_with_everything() -> Zone:
     zone = synced_zone(
         [
             facts("n1", ["home", "dual"], ["192.0.2.1", "2001:db8::1"]),
@@ -81,7 +81,7 @@ def test_apex_first_then_canonical_order_one_record_per_line() -> None:
 
 
 def test_an_unsynced_zone_says_so() -> None:
-    text = dump.render(ZoneState(settings()).snapshot)
+    text = dump.render(new_zone(settings()).snapshot)
 
     assert "NOT SYNCED" in text
     assert "lb.example.net. 300 IN SOA ns1.lb.example.net. hostmaster.example.net. 0 " in text

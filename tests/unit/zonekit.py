@@ -18,7 +18,9 @@ from node_dns import model
 from node_dns.answer import responder
 from node_dns.settings import Settings
 from node_dns.zone import snapshot
-from node_dns.zone.state import ZoneState
+from node_dns.zone.config import zone_config
+from node_dns.zone.policy import Policy
+from node_dns.zone.writer import Zone
 
 ZONE = "lb.example.net"
 NAMESERVERS = "ns1.lb.example.net=192.0.2.53,2001:db8::53; ns.sub.lb.example.net=192.0.2.54; ns2.example.org"
@@ -59,11 +61,14 @@ def facts(
     )
 
 
-def synced_zone(
-    nodes: Iterable[model.NodeFacts], *, list_version: str = "100", **overrides: Any
-) -> ZoneState:
-    """A ZoneState that has received one complete list of ``nodes`` (all at ``list_version``)."""
-    state = ZoneState(settings(**overrides))
+def new_zone(values: Settings, policy: Policy | None = None) -> Zone:
+    """A zone configured from ``values``; strict (no fail-open) unless ``policy`` says otherwise."""
+    return Zone(zone_config(values), policy or Policy(cordoned_healthy=values.cordoned_healthy))
+
+
+def synced_zone(nodes: Iterable[model.NodeFacts], *, list_version: str = "100", **overrides: Any) -> Zone:
+    """A zone that has received one complete list of ``nodes`` (all at ``list_version``)."""
+    state = new_zone(settings(**overrides))
     state.replace_all([(f, list_version) for f in nodes], list_version)
     return state
 
@@ -103,7 +108,7 @@ def ask(
     return wire, dns.message.from_wire(wire, ignore_trailing=False)
 
 
-def metrics_text(zone: ZoneState) -> str:
+def metrics_text(zone: Zone) -> str:
     """/metrics as the running server renders it for this zone (no queries, no watch yet)."""
     from prometheus_client import generate_latest
 
@@ -117,7 +122,7 @@ def metrics_text(zone: ZoneState) -> str:
             source=nodes.SourceStats(),
             zone=zone,
             serial=lambda: zone.snapshot.serial,
-            areas=lambda: zone.snapshot.areas,
+            areas=lambda: zone.area_counts,
             tcp_connections=lambda: 0,
             tcp_refused=lambda: 0,
             internal_errors=lambda: 0,

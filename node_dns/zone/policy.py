@@ -1,0 +1,99 @@
+"""Which nodes a name is served from: health, and the fail-open rule with its log switch.
+
+Written once for every kind of name (areas and Services): the builder hands :meth:`Policy.select`
+the candidate nodes of one name and serves what it returns. The policy is a plain value; it
+keeps no state. Whether a name is failed open is part of each snapshot's health, so the log
+switch (:func:`log_transition`) compares the old and the new health of one name and speaks only
+when it flips: one line on entering fail-open, one on leaving.
+
+A new health input (a probe verdict per node, area and address, say) belongs here: a field of
+:class:`Policy` holding the verdicts, read by :meth:`Policy.healthy`, with the name passed in
+``scope``. The builder does not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from node_dns import model
+
+log = logging.getLogger(__name__)
+
+NODE_STATES = ("healthy", "not_ready", "cordoned", "deleting")
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeHealth:
+    """How one name (area or Service) stands: healthy and candidate node counts, fail-open."""
+
+    healthy: int
+    members: int
+    failed_open: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    served: tuple[model.NodeFacts, ...]
+    health: ScopeHealth
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How the addresses of a name are chosen from its candidate nodes.
+
+    The default is strict: only healthy nodes are served. ``fail_open_min_healthy`` and
+    ``fail_open_min_fraction`` protect against a whole name looking unhealthy at once (for
+    example a control-plane partition): below the threshold every candidate is served.
+    """
+
+    cordoned_healthy: bool = False
+    fail_open_min_healthy: int = 0
+    fail_open_min_fraction: float = 0.0
+
+    def state(self, facts: model.NodeFacts) -> str:
+        """One of :data:`NODE_STATES`; a node is healthy only in the first."""
+        if facts.deleting:
+            return "deleting"
+        if not facts.ready:
+            return "not_ready"
+        if not facts.schedulable and not self.cordoned_healthy:
+            return "cordoned"
+        return "healthy"
+
+    def healthy(self, facts: model.NodeFacts, scope: str = "") -> bool:
+        """``scope`` names the area or Service asking, for inputs that differ per name."""
+        return facts.ready and not facts.deleting and (facts.schedulable or self.cordoned_healthy)
+
+    def fails_open(self, healthy: int, members: int) -> bool:
+        if members == 0:
+            return False
+        return healthy < self.fail_open_min_healthy or healthy < self.fail_open_min_fraction * members
+
+    def select(self, candidates: Sequence[model.NodeFacts], scope: str = "") -> Selection:
+        """The healthy candidates, or all of them when too few are healthy (fail-open)."""
+        healthy = tuple(f for f in candidates if self.healthy(f, scope))
+        if self.fails_open(len(healthy), len(candidates)):
+            return Selection(tuple(candidates), ScopeHealth(len(healthy), len(candidates), True))
+        return Selection(healthy, ScopeHealth(len(healthy), len(candidates)))
+
+
+def log_transition(scope: str, noun: str, old: ScopeHealth | None, new: ScopeHealth | None) -> None:
+    """Log a name entering or leaving fail-open; nothing while it stays either way.
+
+    ``scope`` says which name ("area home", "service shop/web"), ``noun`` what was counted. A
+    name that disappears while failed open is forgotten without a line.
+    """
+    was = old is not None and old.failed_open
+    if new is not None and new.failed_open and not was:
+        log.warning(
+            "%s has %d of %d %s healthy, below the fail-open threshold: serving all %d",
+            scope,
+            new.healthy,
+            new.members,
+            noun,
+            new.members,
+        )
+    elif was and new is not None and not new.failed_open:
+        log.info("%s is back above the fail-open threshold", scope)

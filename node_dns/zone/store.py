@@ -1,0 +1,266 @@
+"""The facts the zone is built from, kept by the resourceVersion rules, and indexed.
+
+Every kind of object (Node, Service, EndpointSlice) goes through one :class:`Store`, which holds
+the rules once: an event older than what is held is ignored; a deletion leaves a tombstone so a
+slow list cannot bring the object back; a complete list removes only objects learnt of before
+it was taken. :class:`Facts` adds the indexes the builder asks about ("which nodes are in this
+area?", "which nodes host this Service?", "which Services run on this node?") and reports, for
+each change, the names whose records may have moved (:class:`Changes`), so the builder can
+rebuild just those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from node_dns import model
+
+ServiceKey = tuple[str, str]
+"""(namespace, name) of a Service."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def version(value: str | None) -> int | None:
+    """resourceVersions are opaque, but every apiserver backed by etcd gives integers."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+@dataclass
+class Store(Generic[K, V]):
+    """Objects by key with the resourceVersion rules (per event and per list)."""
+
+    items: dict[K, V] = field(default_factory=dict)
+    versions: dict[K, int] = field(default_factory=dict)
+    tombstones: dict[K, int] = field(default_factory=dict)
+
+    def apply(self, key: K, value: V | None, ver: int | None) -> tuple[bool, V | None]:
+        """Apply one event; returns (applied, previous value). Stale events are not applied."""
+        known = self.versions.get(key)
+        if ver is not None and known is not None and ver < known:
+            return False, self.items.get(key)
+        old = self.items.get(key)
+        if value is None:
+            self.items.pop(key, None)
+            self.versions.pop(key, None)
+            if ver is not None:
+                self.tombstones[key] = ver
+        else:
+            self.tombstones.pop(key, None)
+            self.items[key] = value
+            if ver is not None:
+                self.versions[key] = ver
+        return True, old
+
+    def replace(
+        self,
+        entries: Iterable[tuple[K, V, int | None]],
+        list_ver: int | None,
+        in_scope: Callable[[K], bool],
+    ) -> list[tuple[K, V | None, V | None]]:
+        """Reconcile the keys ``in_scope`` against a complete list; returns (key, old, new) changes."""
+        seen: set[K] = set()
+        changes: list[tuple[K, V | None, V | None]] = []
+        for key, value, ver in entries:
+            seen.add(key)
+            known = self.versions.get(key)
+            tomb = self.tombstones.get(key)
+            if ver is not None and known is not None and ver < known:
+                continue
+            if ver is not None and tomb is not None and ver <= tomb:
+                continue
+            old = self.items.get(key)
+            self.items[key] = value
+            if ver is not None:
+                self.versions[key] = ver
+            if old != value:
+                changes.append((key, old, value))
+        for key in [k for k in self.items if k not in seen and in_scope(k)]:
+            known = self.versions.get(key)
+            if list_ver is not None and known is not None and known > list_ver:
+                continue  # created after the list was taken
+            changes.append((key, self.items.pop(key), None))
+            self.versions.pop(key, None)
+        if list_ver is not None:
+            self.tombstones = {k: v for k, v in self.tombstones.items() if not in_scope(k) or v > list_ver}
+        return changes
+
+
+def _everything(key: object) -> bool:
+    return True
+
+
+def _in(namespace: str | None) -> Callable[[tuple[str, str]], bool]:
+    if namespace is None:
+        return _everything
+    return lambda key: key[0] == namespace
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one change touched: nodes whose facts moved, and the names to rebuild."""
+
+    nodes: set[str] = field(default_factory=set)
+    areas: set[str] = field(default_factory=set)
+    services: set[ServiceKey] = field(default_factory=set)
+
+    def __ior__(self, other: Changes) -> Changes:
+        self.nodes |= other.nodes
+        self.areas |= other.areas
+        self.services |= other.services
+        return self
+
+
+def _add(index: dict[K, dict[V, int]], key: K, item: V) -> None:
+    """Count ``item`` under ``key`` once more (a multiset per key)."""
+    counts = index.setdefault(key, {})
+    counts[item] = counts.get(item, 0) + 1
+
+
+def _discard(index: dict[K, dict[V, int]], key: K, item: V) -> None:
+    counts = index[key]
+    counts[item] -= 1
+    if not counts[item]:
+        del counts[item]
+        if not counts:
+            del index[key]
+
+
+class Facts:
+    """Nodes (always) and Services with their EndpointSlices (when ``services`` is on)."""
+
+    def __init__(self, *, services: bool = False) -> None:
+        self.services_on = services
+        self.synced = False
+        """True once a complete node list has been applied: the zone is authoritative from then."""
+        self._nodes: Store[str, model.NodeFacts] = Store()
+        self._members: dict[str, dict[str, int]] = {}
+        self._services: Store[ServiceKey, model.ServiceFacts] = Store()
+        self._slices: Store[tuple[str, str], model.SliceFacts] = Store()
+        self._by_service: dict[ServiceKey, dict[str, int]] = {}
+        """Service -> names of its slices."""
+        self._by_node: dict[str, dict[ServiceKey, int]] = {}
+        """Node -> Services with an endpoint there, counted per slice."""
+
+    # --- reading ------------------------------------------------------------------------------
+    @property
+    def nodes(self) -> Mapping[str, model.NodeFacts]:
+        return self._nodes.items
+
+    def areas(self) -> Iterable[str]:
+        """Areas listed by at least one node."""
+        return self._members.keys()
+
+    def members(self, area: str) -> Iterable[str]:
+        return self._members.get(area, {}).keys()
+
+    def service_keys(self) -> Iterable[ServiceKey]:
+        """Every Service known by its object or by a slice."""
+        return set(self._services.items) | set(self._by_service)
+
+    def exposed(self, key: ServiceKey) -> bool:
+        facts = self._services.items.get(key)
+        return facts is not None and facts.exposed
+
+    def service_nodes(self, key: ServiceKey) -> tuple[set[str], set[str]]:
+        """Nodes hosting ready endpoints, and nodes hosting serving-but-terminating ones."""
+        ready: set[str] = set()
+        terminating: set[str] = set()
+        for name in self._by_service.get(key, ()):
+            facts = self._slices.items[(key[0], name)]
+            ready |= facts.ready
+            terminating |= facts.terminating
+        return ready, terminating
+
+    # --- nodes --------------------------------------------------------------------------------
+    def apply_node(self, name: str, facts: model.NodeFacts | None, ver: int | None) -> Changes | None:
+        """One node event; ``facts=None`` means it is gone. None if the event is stale."""
+        applied, old = self._nodes.apply(name, facts, ver)
+        if not applied:
+            return None
+        return self._reindex_node(name, old, facts)
+
+    def replace_nodes(
+        self, nodes: Iterable[tuple[model.NodeFacts, int | None]], list_ver: int | None
+    ) -> Changes:
+        """Reconcile against a complete node list; the first one makes the zone authoritative."""
+        entries = ((facts.name, facts, ver) for facts, ver in nodes)
+        changes = Changes()
+        for name, old, new in self._nodes.replace(entries, list_ver, _everything):
+            changes |= self._reindex_node(name, old, new)
+        self.synced = True
+        return changes
+
+    def _reindex_node(self, name: str, old: model.NodeFacts | None, new: model.NodeFacts | None) -> Changes:
+        if old == new:
+            return Changes()
+        old_areas = old.areas if old is not None else frozenset()
+        new_areas = new.areas if new is not None else frozenset()
+        for area in old_areas - new_areas:
+            _discard(self._members, area, name)
+        for area in new_areas - old_areas:
+            _add(self._members, area, name)
+        return Changes({name}, set(old_areas | new_areas), set(self._by_node.get(name, ())))
+
+    # --- Services -----------------------------------------------------------------------------
+    def apply_service(self, key: ServiceKey, facts: model.ServiceFacts | None, ver: int | None) -> Changes:
+        if not self.services_on:
+            return Changes()
+        applied, old = self._services.apply(key, facts, ver)
+        if not applied or old == facts:
+            return Changes()
+        return Changes(services={key})
+
+    def apply_slice(self, key: tuple[str, str], facts: model.SliceFacts | None, ver: int | None) -> Changes:
+        if not self.services_on:
+            return Changes()
+        applied, old = self._slices.apply(key, facts, ver)
+        if not applied or old == facts:
+            return Changes()
+        return Changes(services=self._reindex_slice(key, old, facts))
+
+    def replace_services(
+        self,
+        services: Iterable[tuple[model.ServiceFacts, int | None]],
+        services_ver: int | None,
+        slices: Iterable[tuple[model.SliceFacts, int | None]],
+        slices_ver: int | None,
+        namespace: str | None = None,
+    ) -> Changes:
+        """Reconcile Services and slices (of one namespace, or all) against complete lists."""
+        if not self.services_on:
+            return Changes()
+        in_scope = _in(namespace)
+        entries = (((f.namespace, f.name), f, v) for f, v in services)
+        touched = {key for key, _, _ in self._services.replace(entries, services_ver, in_scope)}
+        slice_entries = (((f.namespace, f.name), f, v) for f, v in slices)
+        for key, old, new in self._slices.replace(slice_entries, slices_ver, in_scope):
+            touched |= self._reindex_slice(key, old, new)
+        return Changes(services=touched)
+
+    def _reindex_slice(
+        self, key: tuple[str, str], old: model.SliceFacts | None, new: model.SliceFacts | None
+    ) -> set[ServiceKey]:
+        namespace, name = key
+        touched: set[ServiceKey] = set()
+        if old is not None:
+            service = (namespace, old.service)
+            touched.add(service)
+            _discard(self._by_service, service, name)
+            for node in old.ready | old.terminating:
+                _discard(self._by_node, node, service)
+        if new is not None:
+            service = (namespace, new.service)
+            touched.add(service)
+            _add(self._by_service, service, name)
+            for node in new.ready | new.terminating:
+                _add(self._by_node, node, service)
+        return {service for service in touched if service[1]}
