@@ -37,6 +37,7 @@ class Zone:
         self._glue = frozenset(build.glue(config))
         self._built = build.stamp(build.build(self._facts, self.policy, config), config, 0, 1)
         self._publisher = publish.Publisher(self._built)
+        self._watchers: list[Callable[[Changes], None]] = []
 
     # --- reading ------------------------------------------------------------------------------
     @property
@@ -92,6 +93,14 @@ class Zone:
     def subscribe(self, callback: publish.Subscriber) -> None:
         """Call ``callback(old, new)`` after each publication."""
         self._publisher.subscribe(callback)
+
+    def watch(self, callback: Callable[[Changes], None]) -> None:
+        """Call ``callback(changes)`` after every change applied, published or not.
+
+        For consumers of facts that move no served record (a label, a cordon of a node in no
+        area): read :attr:`facts` and :attr:`latest` from the callback.
+        """
+        self._watchers.append(callback)
 
     # --- writing: each returns True if served content moved ------------------------------------
     def apply(self, name: str, facts: model.NodeFacts | None, version_: str | None = None) -> bool:
@@ -155,15 +164,17 @@ class Zone:
         self._report(prev, built, changes)
         changed = built.names is not prev.names
         self._built = built
-        if not (changed or force):
-            return False
-        current = self.snapshot
-        number = current.serial
-        if (built.synced and changed) or (force and number == 0):
-            number = serial.next_serial(number, ver, self._clock())
-        if built.synced:
-            self._built = build.stamp(built, self.config, number, current.generation + 1)
-            self._publisher.publish(self._built)
+        if changed or force:
+            current = self.snapshot
+            number = current.serial
+            if (built.synced and changed) or (force and number == 0):
+                number = serial.next_serial(number, ver, self._clock())
+            if built.synced:
+                self._built = build.stamp(built, self.config, number, current.generation + 1)
+                self._publisher.publish(self._built)
+        if changes.nodes or changes.areas or changes.services:
+            for callback in self._watchers:
+                callback(changes)
         return changed
 
     def _report(self, prev: Snapshot, built: Snapshot, changes: Changes) -> None:

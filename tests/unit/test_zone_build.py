@@ -226,3 +226,17 @@ def test_next_serial_takes_a_newer_version_or_adds_one() -> None:
     assert serial.next_serial(1000, 5, now=0) == 1001
     assert serial.next_serial(7, None, now=1_700_000_000.5) == 1_700_000_000
     assert serial.next_serial(serial.SERIAL_MODULO - 1, serial.SERIAL_MODULO + 3, now=0) == 3
+
+
+def test_watchers_hear_of_fact_changes_that_publish_nothing() -> None:
+    zone = synced_zone([facts("n1", ["home"], ["192.0.2.1"])], list_version="100")
+    heard: list[set[str]] = []
+    published: list[Snapshot] = []
+    zone.watch(lambda changes: heard.append(changes.nodes))
+    zone.subscribe(lambda old, new: published.append(new))
+
+    zone.apply("n2", facts("n2", [], ["192.0.2.2"], schedulable=False), "200")
+    zone.apply("n2", facts("n2", [], ["192.0.2.2"], schedulable=False), "201")  # same facts
+
+    assert heard == [{"n2"}]
+    assert published == []
