@@ -18,8 +18,9 @@ class PolicySettings(Group):
     fail_open: bool = Field(
         True,
         description=(
-            "When an area has fewer healthy nodes than the minimums below, serve every known "
-            "address of it instead of none. --no-fail-open turns this off (strict NODATA)."
+            "When an area (or a Service's endpoint nodes) has fewer healthy nodes than the minimums "
+            "below, serve every known address of it instead of none. --no-fail-open turns this off "
+            "for both (strict NODATA)."
         ),
     )
     fail_open_min_healthy: int = Field(

@@ -77,7 +77,7 @@ class NodeDnsCollector(Collector):
         )
         responses = CounterMetricFamily(
             "node_dns_dns_responses",
-            "DNS responses sent, by protocol and response code.",
+            "DNS responses built, by protocol and response code (UDP ones rate limiting withheld included).",
             labels=["proto", "rcode"],
         )
         by_request: dict[tuple[str, str], int] = {}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from node_dns.settings import catalog
 from tests.integration import test_resolvers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,3 +42,123 @@ def test_readme_shows_the_unbound_zones_the_tests_run() -> None:
     stanza = test_resolvers.UNBOUND_CONF[test_resolvers.UNBOUND_CONF.index("auth-zone:") :]
     for line in _fixed_lines(stanza):
         assert line in README
+
+
+# --- defaults stated in prose -------------------------------------------------------------------
+
+PROSE = README.split("<!-- settings-table:start -->")[0] + README.split("<!-- settings-table:end -->")[1]
+"""The README without its generated settings table."""
+
+DEFAULT_CLAIMS = [
+    r"`(--[a-z0-9-]+)(?:=[^`]*)?`(?:-th| seconds)? \(default `?([^`):,\s]+)",  # `--x` (default 5
+    r"`(--[a-z0-9-]+)`, default `([^`]+)`",  # `--x`, default `node-dns`
+    r"`(--[a-z0-9-]+)` \(([0-9][0-9.]*)",  # `--x` (1232) / (10 s)
+    r"`(--[a-z0-9-]+)` ([0-9][0-9.]*)[,)]",  # `--x` 24,
+]
+"""The ways README prose states a setting's default."""
+
+
+def _default_claims() -> list[tuple[str, str]]:
+    return [(flag, value) for pattern in DEFAULT_CLAIMS for flag, value in re.findall(pattern, PROSE)]
+
+
+def test_defaults_stated_in_prose_are_the_settings_defaults() -> None:
+    defaults = {entry.flag: entry.default for entry in catalog.entries()}
+    wrong = []
+    for flag, claimed in _default_claims():
+        assert flag in defaults, f"README names {flag}, which is no setting"
+        actual = defaults[flag]
+        ok = actual in ("0", "false", "unset") if claimed == "off" else claimed == actual
+        if not ok:
+            wrong.append(f"{flag}: README says {claimed}, default is {actual}")
+    assert wrong == []
+
+
+def test_the_default_claims_are_found() -> None:
+    """The patterns above still see the README's claims (a reworded README must keep them testable)."""
+    found = {flag for flag, _ in _default_claims()}
+
+    assert {
+        "--tcp-max-queries",
+        "--tcp-max-connections",
+        "--tcp-idle-timeout",
+        "--edns-udp-size",
+        "--fail-open-min-healthy",
+        "--fail-open-min-fraction",
+        "--rrl-window",
+        "--rrl-slip",
+        "--rrl-ipv4-prefix",
+        "--ip-sources",
+        "--max-answers",
+        "--http-port",
+        "--leader-lease-duration",
+    } <= found
+
+
+def test_the_fail_open_rule_is_described_the_same_for_areas_and_services() -> None:
+    assert "applies to areas only" not in README
+    assert "Services fail open like areas" in README
+    assert "Services follow the same rule" in README
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def _exposed() -> dict[str, tuple[set[str], str]]:
+    """Every node_dns family /metrics can expose (RRL and leader election on): labels and help."""
+    from node_dns.answer import stats
+    from node_dns.leader import metrics as leader_metrics
+    from node_dns.leader.elector import Status
+    from node_dns.leader.events import EventStats
+    from node_dns.sinks import metrics
+    from node_dns.sources import nodes
+    from tests.unit import zonekit
+
+    zone = zonekit.new_zone(zonekit.settings())
+    collector = metrics.NodeDnsCollector(
+        metrics.Inputs(
+            queries=stats.QueryStats(),
+            source=nodes.SourceStats(),
+            zone=zone,
+            serial=lambda: zone.snapshot.serial,
+            areas=lambda: zone.area_counts,
+            tcp_connections=lambda: 0,
+            tcp_refused=lambda: 0,
+            internal_errors=lambda: 0,
+            rate_limited=dict,
+            extra=lambda: leader_metrics.families(Status(), EventStats()),
+        )
+    )
+    exposed = {}
+    for family in collector.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        exposed[name] = (set(getattr(family, "_labelnames", ())), family.documentation)
+    return exposed
+
+
+def _documented() -> dict[str, set[str]]:
+    """Metric names and label sets in the README's metrics table (first column, names in full)."""
+    documented: dict[str, set[str]] = {}
+    for row in re.findall(r"^\| (`node_dns_.*?) \|", README, re.MULTILINE):
+        for name, labels in re.findall(r"`([a-z_]+)(?:\{([a-z_,]*)\})?`", row):
+            documented[name] = set(labels.split(",")) if labels else set()
+    return documented
+
+
+def test_every_metric_in_the_readme_is_exposed_with_those_labels() -> None:
+    exposed = _exposed()
+    for name, labels in _documented().items():
+        assert name in exposed, f"README lists {name}, which /metrics does not expose"
+        assert exposed[name][0] == labels, f"{name}: README labels {labels}, code {exposed[name][0]}"
+
+
+def test_every_exposed_metric_is_in_the_readme() -> None:
+    assert set(_exposed()) - set(_documented()) == set()
+
+
+def test_responses_help_says_rate_limited_responses_are_counted() -> None:
+    _, help_text = _exposed()["node_dns_dns_responses_total"]
+
+    assert "sent" not in help_text
+    assert "rate limiting" in help_text
+    assert "rate limiting" in README.split("`node_dns_dns_responses_total{proto,rcode}` |")[1].splitlines()[0]
