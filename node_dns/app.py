@@ -16,7 +16,9 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import Metric
 
 from node_dns import heap, leader
 from node_dns.answer import responder as responder_mod
@@ -28,6 +30,9 @@ from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
 from node_dns.zone import config as zone_config
 from node_dns.zone import dump, writer
+
+if TYPE_CHECKING:  # jinja2 is loaded only when hooks are configured
+    from node_dns.sinks.hooks import Hooks
 
 log = logging.getLogger("node_dns")
 
@@ -106,6 +111,14 @@ class Server:
     services: service_source.ServiceSource | None = None
     _service_lister: service_source.ServiceLister | None = None
     leadership: leader.Leadership | None = None
+    hooks: Hooks | None = None
+    """Render hooks (``node_dns.sinks.hooks.Hooks``), when a hooks file is set."""
+
+    def extra_metrics(self) -> Iterator[Metric]:
+        if self.leadership is not None:
+            yield from self.leadership.metrics()
+        if self.hooks is not None:
+            yield from self.hooks.metrics()
 
     # --- health -------------------------------------------------------------------------------
     def live(self) -> tuple[bool, Mapping[str, Any]]:
@@ -135,8 +148,14 @@ async def start(settings: Settings) -> Server:
         max_connections=settings.tcp_max_connections,
         max_queries=settings.tcp_max_queries,
     )
-    source = nodes.NodeSource(zone, node_keys(settings))
+    hooks = load_hooks(settings, zone)
+    if hooks is not None:
+        # Publications and fact changes that publish nothing (labels, cordons) both re-render.
+        zone.subscribe(lambda old, new: hooks.changed())
+        zone.watch(lambda changes: hooks.changed())
+    source = nodes.NodeSource(zone, node_keys(settings, labels=hooks is not None))
     server = Server(settings, zone, responder, source, tstate)
+    server.hooks = hooks
 
     limiter = rate_limiter(settings)
     server._udp = await udp.listen(settings.dns_address, settings.dns_port, responder, tstate, limiter)
@@ -155,7 +174,7 @@ async def start(settings: Settings) -> Server:
             tcp_refused=lambda: tstate.refused_connections,
             internal_errors=lambda: tstate.internal_errors,
             rate_limited=(lambda: limiter.stats.actions) if limiter is not None else None,
-            extra=lambda: server.leadership.metrics() if server.leadership is not None else iter(()),
+            extra=server.extra_metrics,
         )
     )
     server._http, server.http_port = await http.start(
@@ -194,8 +213,41 @@ async def start(settings: Settings) -> Server:
     if settings.leader_elect:
         cfg = await kube.load_configuration(settings.kubeconfig)
         server.leadership = start_leadership(settings, cfg, source)
+    if hooks is not None:
+        start_hooks(server, hooks)
+    if server.leadership is not None:
         server.tasks.update(server.leadership.start())
     return server
+
+
+def load_hooks(settings: Settings, zone: writer.Zone) -> Hooks | None:
+    """Render hooks (issue 17) when a hooks file is set; jinja2 is imported only then."""
+    if not settings.hooks_file:
+        return None
+    from node_dns.sinks import hooks
+    from node_dns.sinks.hooks import feed
+
+    return hooks.load(settings.hooks_file, feed.views(zone))
+
+
+def start_hooks(server: Server, hooks: Hooks) -> None:
+    """One task per hook, created before kopf starts; leader-only hooks run as leader tasks.
+
+    Without leader election every replica is its own leader, so leader-only hooks run here.
+    """
+    for hook in hooks.everywhere:
+        server.tasks[f"hook:{hook.name}"] = asyncio.create_task(hook.run(), name=f"node-dns:hook:{hook.name}")
+    for hook in hooks.leader_only:
+        if server.leadership is not None:
+            server.leadership.register(f"hook:{hook.name}", hook.run)
+        else:
+            server.tasks[f"hook:{hook.name}"] = asyncio.create_task(
+                hook.run(), name=f"node-dns:hook:{hook.name}"
+            )
+    log.info(
+        "render hooks: %s",
+        ", ".join(f"{h.name}{' (leader only)' if h.spec.leader_only else ''}" for h in hooks.hooks),
+    )
 
 
 def start_leadership(settings: Settings, cfg: Any, source: nodes.NodeSource) -> leader.Leadership:
@@ -214,9 +266,12 @@ def start_leadership(settings: Settings, cfg: Any, source: nodes.NodeSource) -> 
     return leadership
 
 
-def node_keys(settings: Settings) -> nodes.Keys:
+def node_keys(settings: Settings, labels: bool = False) -> nodes.Keys:
     return nodes.Keys(
-        areas=settings.areas_annotation, ips=settings.ips_annotation, ip_sources=settings.ip_sources
+        areas=settings.areas_annotation,
+        ips=settings.ips_annotation,
+        ip_sources=settings.ip_sources,
+        labels=labels,
     )
 
 

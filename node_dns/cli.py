@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.SettingError as error:
         print(f"node-dns: {errors.line(error.name, error.message)}", file=sys.stderr)
         return 2
+    problem = check_hooks(settings) if args.command == "serve" else None
+    if problem:
+        print(f"node-dns: {errors.line('hooks_file', problem)}", file=sys.stderr)
+        return 2
     try:  # before anything binds or logs: a bad kubeconfig is a settings error too
         asyncio.run(kube.Credentials(settings.kubeconfig).load())
     except kube.KubeconfigError as error:
@@ -89,6 +93,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "zone":
         return print_zone(settings)
     return run(settings)
+
+
+def check_hooks(settings: Settings) -> str | None:
+    """Compile every hook template and check every output directory before serving.
+
+    Only ``serve`` runs hooks; jinja2 is imported only when a hooks file is set.
+    """
+    if not settings.hooks_file:
+        return None
+    from node_dns.sinks import hooks
+
+    try:
+        hooks.load(settings.hooks_file, lambda _: None)
+    except hooks.HookConfigError as error:
+        return str(error)
+    return None
 
 
 def print_zone(settings: Settings) -> int:

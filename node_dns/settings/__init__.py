@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from node_dns.settings import errors
 from node_dns.settings.dns import DnsSettings
 from node_dns.settings.group import Group
+from node_dns.settings.hooks import HookSettings
 from node_dns.settings.http import HttpSettings
 from node_dns.settings.kubernetes import KubernetesSettings
 from node_dns.settings.leader import LeaderSettings
@@ -44,6 +45,7 @@ class Settings(
     HttpSettings,
     KubernetesSettings,
     LeaderSettings,
+    HookSettings,
     LogSettings,
     BaseSettings,
 ):

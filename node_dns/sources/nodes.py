@@ -37,6 +37,9 @@ class Keys:
     ips: str
     ip_sources: tuple[str, ...] = ("annotation",)
     """Where IPs come from, in order (issue 8): the first source that yields an address wins."""
+    labels: bool = False
+    """Copy the Node's labels into its facts: only render hooks read them, and a label change
+    that nothing reads should not cost a facts update."""
 
 
 ADDRESS_TYPES = {"external": "ExternalIP", "internal": "InternalIP"}
@@ -111,8 +114,14 @@ def facts_from_node(body: Mapping[str, Any], keys: Keys) -> tuple[model.NodeFact
         ready=is_ready(body.get("status") or {}),
         schedulable=not spec.get("unschedulable", False),
         deleting=bool(meta.get("deletionTimestamp")),
+        labels=_labels(meta) if keys.labels else (),
     )
     return facts, area_problems + ip_problems
+
+
+def _labels(meta: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    labels = meta.get("labels") or {}
+    return tuple(sorted((str(key), str(value)) for key, value in labels.items())) if labels else ()
 
 
 @dataclass
