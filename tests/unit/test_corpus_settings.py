@@ -50,6 +50,7 @@ INVALID: dict[str, list[str]] = {
 
 ANY_STRING: dict[str, str] = {
     "leader_identity": "any string names this replica's holder identity",
+    "hooks_file": "a path: the file is read and checked at startup, exit 2 naming the hook",
 }
 """Settings that accept every string, so have no invalid value at validation time."""
 
