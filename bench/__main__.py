@@ -1,7 +1,7 @@
 """``python -m bench [--only udp,tcp,convergence,scale] [--quick] [--json PATH]``.
 
 Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
-prints one Markdown table per measurement, then a summary against the targets of issue 6 and the
+prints one Markdown table per measurement, then a summary against the performance targets and the
 Go peer. Never fails on a missed target: a benchmark reports, it does not judge CI.
 """
 

@@ -1,4 +1,4 @@
-"""One table of every target of issue 6 with the Go peer beside it, from the parts that ran."""
+"""One table of every performance target with the Go peer beside it, from the parts that ran."""
 
 from __future__ import annotations
 

@@ -221,7 +221,7 @@ async def start(settings: Settings) -> Server:
 
 
 def load_hooks(settings: Settings, zone: writer.Zone) -> Hooks | None:
-    """Render hooks (issue 17) when a hooks file is set; jinja2 is imported only then."""
+    """Render hooks when a hooks file is set; jinja2 is imported only then."""
     if not settings.hooks_file:
         return None
     from node_dns.sinks import hooks
@@ -251,7 +251,7 @@ def start_hooks(server: Server, hooks: Hooks) -> None:
 
 
 def start_leadership(settings: Settings, cfg: Any, source: nodes.NodeSource) -> leader.Leadership:
-    """Leader election (issue 5); its tasks are created before kopf starts (see serve())."""
+    """Leader election; its tasks are created before kopf starts (see serve())."""
     config = leader.Config(
         name=settings.leader_lease_name,
         namespace=settings.leader_lease_namespace or "default",
@@ -276,7 +276,7 @@ def node_keys(settings: Settings, labels: bool = False) -> nodes.Keys:
 
 
 def debug_routes(settings: Settings, zone: writer.Zone) -> dict[str, Any]:
-    """/debug/zone (issue 8): the zone file being served, when --debug-endpoints is on."""
+    """/debug/zone: the zone file being served, when --debug-endpoints is on."""
     if not settings.debug_endpoints:
         return {}
     return {"/debug/zone": lambda: dump.render(zone.snapshot)}

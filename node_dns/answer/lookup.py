@@ -94,7 +94,7 @@ def lookup(query: Query, snap: snapshot.Snapshot) -> Result:
 
 
 def limit(result: Result, qtype: int, max_answers: int, turn: int) -> tuple[Result, int]:
-    """At most ``max_answers`` address records, a different window for each turn (issue 8).
+    """At most ``max_answers`` address records, a different window for each turn.
 
     Returns the result and how many distinct windows the RRset has (1: not limited). Window
     ``turn % windows`` starts at record ``(turn * max_answers) % n`` and wraps around, so

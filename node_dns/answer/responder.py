@@ -89,7 +89,7 @@ class Responder:
         self.edns_udp_size = edns_udp_size
         self.max_cached = max_cached
         self.max_answers = max_answers
-        """Issue 8: at most this many A/AAAA per UDP answer, rotating per name (0: off)."""
+        """At most this many A/AAAA per UDP answer, rotating per name (0: off)."""
         self._rotating: dict[bytes, _Rotation] = {}
         self._turns: dict[tuple[bytes, int], list[int]] = {}
         self.stats = stats.QueryStats()

@@ -61,7 +61,7 @@ class Inputs:
     internal_errors: Callable[[], int]
     extra: Callable[[], Iterator[Metric]] | None = None
     rate_limited: Callable[[], Mapping[tuple[str, str], int]] | None = None
-    """Response rate limiting (issue 7): (category, action) -> count; None while RRL is off."""
+    """Response rate limiting: (category, action) -> count; None while RRL is off."""
 
 
 class NodeDnsCollector(Collector):

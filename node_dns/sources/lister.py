@@ -45,7 +45,7 @@ class Lister:
 
     async def list_once(self) -> None:
         started = time.monotonic()
-        # Services (issue 8) are fetched before nodes and applied before them, both only once
+        # Services are fetched before nodes and applied before them, both only once
         # every list is in: the first node list opens the gate, so it opens on complete data.
         listings = await self._services.fetch() if self._services is not None else None
         items, version = await self._client.list_nodes()

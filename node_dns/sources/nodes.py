@@ -36,7 +36,7 @@ class Keys:
     areas: str
     ips: str
     ip_sources: tuple[str, ...] = ("annotation",)
-    """Where IPs come from, in order (issue 8): the first source that yields an address wins."""
+    """Where IPs come from, in order: the first source that yields an address wins."""
     labels: bool = False
     """Copy the Node's labels into its facts: only render hooks read them, and a label change
     that nothing reads should not cost a facts update."""

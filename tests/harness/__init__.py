@@ -2,8 +2,8 @@
 
 The harness exists so integration tests, benchmarks and ``make demo`` exercise node-dns against the
 same apiserver code a cluster runs (RBAC, resourceVersions, 410 Gone, strict schema validation)
-instead of a mock. Binaries come from ``tools/build.sh``; see ``docs`` and
-``/work/shared/control-plane.md`` for how they are built.
+instead of a mock. Binaries are built by ``tools/build.sh`` (``make tools``) from the Go module
+sources at the versions pinned in ``tools/versions.env``.
 """
 
 from tests.harness.controlplane import ControlPlane, ControlPlaneError, tools_dir, versions

@@ -1,6 +1,7 @@
-"""Helpers for the issue 8 live tests: Services, EndpointSlices and Pods written the way the
-endpointslice controller and a kubelet would (no controller-manager runs here), DNS questions,
-and identities with exactly the RBAC the chart grants."""
+"""Helpers for the live record tests (Services, IP sources, static records, answer limits):
+Services, EndpointSlices and Pods written the way the endpointslice controller and a kubelet
+would (no controller-manager runs here), DNS questions, and identities with exactly the RBAC the
+chart grants."""
 
 from __future__ import annotations
 

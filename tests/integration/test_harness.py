@@ -3,10 +3,7 @@ schemas strictly, survives restarts, and leaves nothing behind."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -392,16 +389,6 @@ def test_free_dns_port_is_free_for_udp_and_tcp() -> None:
 # --- node-dns runner -------------------------------------------------------------------------
 
 
-def _node_dns_can_serve() -> bool:
-    if importlib.util.find_spec("node_dns.__main__") is None:
-        return False
-    probe = subprocess.run(
-        [sys.executable, "-m", "node_dns", "serve", "--help"], capture_output=True, timeout=30, check=False
-    )
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _node_dns_can_serve(), reason="node_dns has no `serve` command yet")
 def test_node_dns_runner_waits_for_readiness_and_stops_cleanly(
     kube: Kube, service_account: tuple[str, str], unique_name: Callable[[str], str]
 ) -> None:

@@ -37,7 +37,7 @@ CONVERGE = 5.0
 @pytest.fixture(scope="module")
 def server(control_plane: ControlPlane) -> Iterator[NodeDns]:
     kubeconfig, _ = node_reader(control_plane, "lifecycle")
-    # Strict health, as the checklist states it: an area with no healthy node answers NODATA.
+    # Strict health, as README.md "Annotations" states it: an area with no healthy node answers NODATA.
     # (Fail-open, on by default, is tested with the reliability settings.)
     with NodeDns(kubeconfig, extra_args=["--no-fail-open"]) as running:
         yield running

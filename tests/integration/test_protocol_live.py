@@ -1,5 +1,5 @@
 """The protocol rules that need real sockets: TCP framing and pipelining, TC over UDP followed by
-the TCP retry real clients make, and the main checklist rules as dig reports them. The full
+the TCP retry real clients make, and the main rules of README.md "DNS behaviour" as dig reports them. The full
 rule table runs without sockets in tests/unit/test_answer_protocol.py."""
 
 from __future__ import annotations

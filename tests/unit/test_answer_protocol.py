@@ -1,4 +1,5 @@
-"""The DNS rules of /work/shared/dns-checklist.md, one test per rule, against the pure answer path.
+"""The DNS rules of README.md "DNS behaviour" (RFC 1034/1035/2308/6891 as an authoritative server
+must apply them), one test per rule, against the pure answer path.
 
 Queries are built with dnspython (or by hand when they must be malformed), answered by
 ``node_dns.answer.responder.answer()`` / ``Responder`` from a snapshot that ``Zone``
