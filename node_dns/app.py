@@ -272,6 +272,7 @@ def node_keys(settings: Settings, labels: bool = False) -> nodes.Keys:
         ips=settings.ips_annotation,
         ip_sources=settings.ip_sources,
         labels=labels,
+        discovered=settings.discovered_annotation,
     )
 
 

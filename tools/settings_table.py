@@ -2,7 +2,8 @@
 
 `python tools/settings_table.py` rewrites README.md; `--check` exits 1 if README is stale (a
 unit test runs that, so a new setting cannot ship undocumented). One table per settings group,
-in the order of node_dns.settings.GROUPS.
+in the order of node_dns.settings.GROUPS, then the node agent's own group (`node-dns agent` also
+reads the Kubernetes access and Logging settings).
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ def _helm(entry: catalog.Entry) -> str:
     return f"`{entry.chart}`" if entry.chart else "—"
 
 
+def _agent_entries() -> list[catalog.Entry]:
+    """The agent's own group (it shares Kubernetes access and Logging with the controller)."""
+    return catalog.agent_by_group()[0][1]
+
+
 def table() -> str:
     parts = []
-    for title, entries in itertools.groupby(catalog.entries(), key=lambda entry: entry.group):
+    every = catalog.entries() + _agent_entries()
+    for title, entries in itertools.groupby(every, key=lambda entry: entry.group):
         rows = [
             f"**{title}**",
             "",

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from node_dns.agent.registry import IPAddress, IPNetwork, globally_reachable
+from node_dns.settings.agent import DEFAULT_EXCLUDE
 
 # Address flags (IFA_F_* in linux/if_addr.h); netlink reports them in IFA_FLAGS.
 IFA_F_TEMPORARY = 0x01
@@ -31,26 +32,6 @@ IFA_F_DADFAILED = 0x08
 IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
 
-DEFAULT_EXCLUDE = (
-    "lo",
-    "cni*",
-    "flannel*",
-    "cali*",
-    "veth*",
-    "docker*",
-    "wg*",
-    "tailscale*",
-    "kube-ipvs*",
-    "cilium*",
-    "lxc*",
-    "tunl*",
-    "vxlan*",
-    "weave*",
-    "podman*",
-    "virbr*",
-    "nodelocaldns",
-)
-"""Loopback and the links of overlay networks, CNIs, container runtimes and VPN meshes."""
 
 _LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 

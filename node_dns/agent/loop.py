@@ -30,7 +30,7 @@ class LoopState:
     wakeups: int = 0
     in_sync: bool = False
     last_change: float = 0.0
-    """Monotonic time the published set last changed (0: never)."""
+    """Unix time the published set last changed (0: not since start)."""
 
 
 class AgentLoop:
@@ -44,6 +44,7 @@ class AgentLoop:
         settle: float = 0.02,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._read = read
         self._publisher = publisher
@@ -52,6 +53,7 @@ class AgentLoop:
         self._settle = settle
         self._backoff = backoff or Backoff()
         self._clock = clock
+        self._wall = wall
         self._changed = asyncio.Event()
         self.state = LoopState()
 
@@ -117,7 +119,14 @@ class AgentLoop:
         before = self._publisher.current
         patched = await self._publisher.ensure(value, verify=verify)
         if selection != self.state.selection:
-            self.state.last_change = self._clock()
+            self.state.last_change = self._wall()
+            for address in found:
+                log.debug(
+                    "%s %s: %s",
+                    address.interface,
+                    address.ip,
+                    addresses.refusal(address, self._policy) or "published",
+                )
             if selection.capped:
                 log.warning(
                     "%d qualifying addresses left out by the cap of %d", selection.capped, self._policy.limit

@@ -44,6 +44,21 @@ def by_group() -> list[tuple[type[Group], list[Entry]]]:
     ]
 
 
+def agent_by_group() -> list[tuple[type[Group], list[Entry]]]:
+    """The settings of ``node-dns agent``, group by group; the annotation it writes is listed with
+    its own group (the field is defined once, by the controller's node source group)."""
+    from node_dns.settings.agent import AGENT_GROUPS, AgentCommandSettings, AgentSettings
+
+    shared = AgentCommandSettings.model_fields["discovered_annotation"]
+    result = []
+    for group in AGENT_GROUPS:
+        found = [_entry(group, name, info) for name, info in group.model_fields.items()]
+        if group is AgentSettings:
+            found.insert(1, _entry(group, "discovered_annotation", shared))
+        result.append((group, found))
+    return result
+
+
 def _entry(group: type[Group], name: str, info: FieldInfo) -> Entry:
     return Entry(
         name=name,

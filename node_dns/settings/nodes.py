@@ -8,9 +8,10 @@ from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import NoDecode
 
 from node_dns.settings.group import Group
+from node_dns.settings.selector import label_selector
 from node_dns.settings.values import AnnotationKey, split_list
 
-IpSource = Literal["annotation", "external", "internal"]
+IpSource = Literal["annotation", "discovered", "external", "internal"]
 
 
 class NodeSettings(Group):
@@ -24,12 +25,29 @@ class NodeSettings(Group):
     ips_annotation: AnnotationKey = Field(
         "node-dns/ips", description="Node annotation listing the node's external IPs (comma separated)."
     )
+    discovered_annotation: AnnotationKey = Field(
+        "node-dns/discovered-ips",
+        description=(
+            "Node annotation the node agent (`node-dns agent`) writes with the node's reachable "
+            "addresses; read by the `discovered` IP source."
+        ),
+    )
     ip_sources: Annotated[tuple[IpSource, ...], NoDecode, BeforeValidator(split_list)] = Field(
         ("annotation",),
         description=(
-            "Where a node's IPs come from, in order: annotation (--ips-annotation), external "
-            "(status ExternalIP), internal (status InternalIP). The first source that yields an "
-            "address wins; the others are not mixed in."
+            "Where a node's IPs come from, in order: annotation (--ips-annotation), discovered "
+            "(--discovered-annotation, written by the node agent), external (status ExternalIP), "
+            "internal (status InternalIP). The first source that yields an address wins; the "
+            "others are not mixed in."
+        ),
+    )
+    node_selector: str = Field(
+        "",
+        description=(
+            "Serve only nodes matching this label selector (kubectl -l syntax, e.g. "
+            "'node-dns/serve=true,!node-role.kubernetes.io/control-plane'), applied by the "
+            "apiserver to the watch and the lists. A node that stops matching leaves the zone "
+            "as a deleted node does. Empty: all nodes."
         ),
     )
     resync_interval: float = Field(
@@ -46,7 +64,15 @@ class NodeSettings(Group):
     @classmethod
     def _ip_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise ValueError("at least one source is required (annotation, external, internal)")
+            raise ValueError("at least one source is required (annotation, discovered, external, internal)")
         if len(set(value)) != len(value):
             raise ValueError("each source may appear once")
         return value
+
+    @field_validator("node_selector")
+    @classmethod
+    def _node_selector(cls, value: str) -> str:
+        try:
+            return label_selector(value)
+        except ValueError as error:
+            raise ValueError(f"not a label selector: {error}") from None

@@ -40,6 +40,8 @@ class Keys:
     labels: bool = False
     """Copy the Node's labels into its facts: only render hooks read them, and a label change
     that nothing reads should not cost a facts update."""
+    discovered: str = "node-dns/discovered-ips"
+    """The annotation the node agent writes (the ``discovered`` source)."""
 
 
 ADDRESS_TYPES = {"external": "ExternalIP", "internal": "InternalIP"}
@@ -68,8 +70,9 @@ def node_ips(
     status = body.get("status") or {}
     problems: list[parsing.Problem] = []
     for source in keys.ip_sources:
-        if source == "annotation":
-            ips, found = parsing.parse_ips(notes.get(keys.ips), keys.ips)
+        if source in ("annotation", "discovered"):
+            key = keys.ips if source == "annotation" else keys.discovered
+            ips, found = parsing.parse_ips(notes.get(key), key)
             problems += found
         else:
             ips = status_ips(status, ADDRESS_TYPES[source])
@@ -143,7 +146,7 @@ class NodeSource:
     def __init__(self, sink: FactSink, keys: Keys) -> None:
         self._sink = sink
         self._keys = keys
-        self._raw: dict[str, tuple[str | None, str | None]] = {}
+        self._raw: dict[str, tuple[str | None, ...]] = {}
         self.stats = SourceStats()
         self.on_relisted: Callable[[], None] | None = None
         """Called for objects of a (re-)listing, so a full reconcile can follow it."""
@@ -153,7 +156,7 @@ class NodeSource:
     def _facts(self, body: Mapping[str, Any]) -> model.NodeFacts:
         facts, problems = facts_from_node(body, self._keys)
         notes = (body.get("metadata") or {}).get("annotations") or {}
-        raw = (notes.get(self._keys.areas), notes.get(self._keys.ips))
+        raw = (notes.get(self._keys.areas), notes.get(self._keys.ips), notes.get(self._keys.discovered))
         if self._raw.get(facts.name) != raw:
             self._raw[facts.name] = raw
             for index, problem in enumerate(problems):

@@ -169,3 +169,14 @@ def test_agent_pods_are_never_selected_by_the_controller(rendered: Rendered) -> 
 
     for selector in selectors:
         assert not all(labels.get(key) == value for key, value in selector.items()), selector
+
+
+def test_the_policy_and_the_agent_follow_the_discovered_annotation_setting(helm: Helm) -> None:
+    key = "example.net/public-ips"
+    rendered = helm.template(values(AGENT, {"config": {"discoveredAnnotation": key}}))
+    policy = rendered.one("ValidatingAdmissionPolicy")
+    agent_env = {e["name"]: e.get("value") for e in agent_container(rendered)["env"]}
+
+    assert {"name": "key", "expression": f'"{key}"'} in policy["spec"]["variables"]
+    assert agent_env["NODE_DNS_DISCOVERED_ANNOTATION"] == key
+    assert rendered.env()["NODE_DNS_DISCOVERED_ANNOTATION"] == key

@@ -36,6 +36,8 @@ INVALID: dict[str, list[str]] = {
     "soa_email": ["", "no-at-sign", "a@b@example.net", "a b@example.net", "a@-bad-", "@example.net"],
     "areas_annotation": ["", "bad key!", "/name", "a/b/c", "x" * 64],
     "ips_annotation": ["", "bad key!", "/name", "Pre.Fix/name"],
+    "discovered_annotation": ["", "bad key!", "/name"],
+    "node_selector": ["a b", "a in (b c)", "=x", "a=b,", "!", "Bad.Prefix/x=y"],
     "service_annotation": ["", "bad key!"],
     "dns_address": ["", "localhost", "300.1.1.1", "::g", "10.0.0.0/8"],
     "http_address": ["", "localhost", "1.2.3"],

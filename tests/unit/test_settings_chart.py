@@ -25,7 +25,8 @@ from node_dns.settings import catalog
 CHART = Path(__file__).resolve().parents[2] / "charts" / "node-dns"
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
-SETTINGS = [entry for entry in catalog.entries() if entry.chart]
+AGENT_ENTRIES = [entry for _, entries in catalog.agent_by_group() for entry in entries]
+SETTINGS = list({entry.name: entry for entry in catalog.entries() + AGENT_ENTRIES if entry.chart}.values())
 IDS = [entry.name for entry in SETTINGS]
 
 CHART_DEFAULTS: dict[str, tuple[Any, str]] = {
@@ -41,8 +42,8 @@ NARROWER: dict[str, tuple[dict[str, Any], str]] = {
 }
 """Bounds the chart narrows on purpose, and why."""
 
-SECTIONS = {"config", "soa", "leaderElection", "services"}
-"""values.yaml sections that hold controller settings (besides top-level zone and nameservers)."""
+SECTIONS = {"config", "soa", "leaderElection", "services", "agent.config"}
+"""values.yaml sections that hold settings (besides top-level zone and nameservers)."""
 
 
 def _lookup(tree: dict[str, Any], path: str) -> Any:
@@ -143,11 +144,11 @@ def test_schema_bounds_are_the_settings_bounds(entry: catalog.Entry) -> None:
 
 
 def test_every_chart_setting_value_names_a_setting() -> None:
-    named = {entry.chart for entry in catalog.entries() if entry.chart}
+    named = {entry.chart for entry in SETTINGS}
     for section in sorted(SECTIONS):
-        for key in VALUES[section]:
+        for key in _lookup(VALUES, section):
             assert f"{section}.{key}" in named, f"{section}.{key} in values.yaml is no controller setting"
-        for key in SCHEMA["properties"][section]["properties"]:
+        for key in _schema(section)["properties"]:
             assert f"{section}.{key}" in named, (
                 f"{section}.{key} in values.schema.json is no controller setting"
             )
