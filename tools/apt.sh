@@ -2,6 +2,8 @@
 # Installs the Debian packages the tests, demo and benchmarks use, only when one is missing.
 set -euo pipefail
 pkgs=(bind9-dnsutils knot-dnsutils dnsperf nsd knot unbound iproute2 openssl procps)
+# Render hooks: the real consumers of the shipped examples (tests start their own).
+pkgs+=(dnsdist haproxy nginx-light)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -12,5 +14,5 @@ echo "apt: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged daemons must not hold ports or run in the background: tests start their own.
-for svc in nsd knot unbound; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; \
+for svc in nsd knot unbound dnsdist haproxy nginx; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; \
   $SUDO service "$svc" stop >/dev/null 2>&1 || true; done

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+
+import pytest
 
 from node_dns.sinks.hooks import command
 
@@ -55,3 +58,32 @@ async def test_a_daemon_left_holding_the_output_does_not_hold_the_run(tmp_path: 
         os.kill(daemon, 0)  # still running, still holding the pipe: the run did not wait for it
     finally:
         os.kill(daemon, 9)
+
+
+def test_the_log_keeps_the_first_2_kib_of_output() -> None:
+    assert command.OUTPUT_LIMIT == 2048  # README: "its output (first 2 KiB)"
+
+
+async def test_a_cancelled_run_kills_the_process_group(tmp_path: Path) -> None:
+    """Leadership lost or shutdown: the command does not outlive the hook."""
+    pidfile = tmp_path / "child"
+    run = asyncio.ensure_future(command.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], 60))
+    async with asyncio.timeout(10):
+        while not (pidfile.exists() and pidfile.read_text().strip()):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    child = int(pidfile.read_text())
+    async with asyncio.timeout(10):
+        while _alive(child):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    return state != "Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,19 @@ def test_a_missing_template_file_names_the_hook_and_the_path(tmp_path: Path) -> 
 def test_an_unreadable_hooks_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(HookConfigError, match=r"cannot read .*/none.yaml: No such file"):
         spec.load(tmp_path / "none.yaml")
+
+
+def test_the_readme_key_table_states_the_defaults() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("| key | default | meaning |") :].split("\n\n")[0]
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| `([^`]+)` \|", table, re.MULTILINE))
+    assert rows == {
+        "timeout": "30",
+        "debounce": "0.2",
+        "min_nodes": "0",
+        "leader_only": "false",
+        "retry_max": "60",
+    }
+    for key, stated in rows.items():
+        default = spec.HookSpec.model_fields[key].default
+        assert str(default).lower().removesuffix(".0") == stated, key

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from prometheus_client.core import Metric
 
 from node_dns.settings import catalog
 from tests.integration import test_resolvers
@@ -126,7 +131,7 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
             tcp_refused=lambda: 0,
             internal_errors=lambda: 0,
             rate_limited=dict,
-            extra=lambda: leader_metrics.families(Status(), EventStats()),
+            extra=lambda: itertools.chain(leader_metrics.families(Status(), EventStats()), _hook_families()),
         )
     )
     exposed = {}
@@ -134,6 +139,13 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
         name = family.name + ("_total" if family.type == "counter" else "")
         exposed[name] = (set(getattr(family, "_labelnames", ())), family.documentation)
     return exposed
+
+
+def _hook_families() -> Iterator[Metric]:
+    from node_dns.sinks.hooks import Hooks, spec
+
+    hook = spec.HookSpec(name="h", template="x", output=str(Path(tempfile.gettempdir()) / "h"))
+    return Hooks((hook,), lambda _: None).metrics()
 
 
 def _documented() -> dict[str, set[str]]:

@@ -167,6 +167,10 @@ value plus, outside `config` (which is mapped generically), one line here.
 {{- include "node-dns.envVar" (list "LEADER_RETRY_PERIOD" .Values.leaderElection.retryPeriod) }}
 {{- include "node-dns.envVar" (list "LEADER_RECORD_EVENTS" .Values.leaderElection.recordEvents) }}
 {{- end }}
+{{- if .Values.hooks.hooks }}
+- name: NODE_DNS_HOOKS_FILE
+  value: /etc/node-dns/hooks/hooks.yaml
+{{- end }}
 {{- if .Values.services.enabled }}
 - name: NODE_DNS_SERVICES
   value: "true"
@@ -219,4 +223,9 @@ app.kubernetes.io/part-of: node-dns
 {{/* The one annotation the agent writes and the controller reads with the `discovered` source. */}}
 {{- define "node-dns.discoveredAnnotation" -}}
 {{- default "node-dns/discovered-ips" .Values.config.discoveredAnnotation }}
+{{- end }}
+
+{{/* The hooks file of the hooks ConfigMap: the hooks values as a `hooks:` list. */}}
+{{- define "node-dns.hooksFile" -}}
+{{- toYaml (dict "hooks" .Values.hooks.hooks) }}
 {{- end }}
