@@ -12,26 +12,18 @@ import logging
 import sys
 from typing import Any
 
-from node_dns import app
-from node_dns.settings import Settings
-from node_dns.sources import kopf, kube
+from node_dns import kube
+from node_dns.sources import kopf, watch
 
 
 async def run(kubeconfig: str, nodes: int) -> None:
-    settings = Settings.model_validate(
-        {
-            "zone": "lb.example.net",
-            "nameservers": "ns1.lb.example.net=127.0.0.1",
-            "soa_email": "hostmaster@example.net",
-            "kubeconfig": kubeconfig,
-        }
-    )
-    credentials = kube.Credentials(kubeconfig)
+    loader = kube.CredentialsLoader(kubeconfig)
     registry = kopf.OperatorRegistry()
+    login = watch.login(loader)
 
     @kopf.on.login(registry=registry)
     async def _login(**_: Any) -> Any:
-        return await credentials.load()
+        return await login()
 
     listed = 0
 
@@ -44,7 +36,7 @@ async def run(kubeconfig: str, nodes: int) -> None:
                 print("listed", flush=True)
 
     await kopf.operator(
-        registry=registry, settings=app.kopf_settings(settings), standalone=True, clusterwide=True
+        registry=registry, settings=watch.operator_settings(), standalone=True, clusterwide=True
     )
 
 

@@ -14,17 +14,18 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
-from node_dns import heap, leader
+from node_dns import heap, kube, leader
 from node_dns.answer import responder as responder_mod
+from node_dns.health import Health
 from node_dns.settings import Settings
 from node_dns.sinks import http, metrics
-from node_dns.sources import kopf, kube, lister, nodes
+from node_dns.sources import lister, nodes, watch
 from node_dns.sources import services as service_source
 from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
@@ -37,37 +38,6 @@ if TYPE_CHECKING:  # jinja2 is loaded only when hooks are configured
 log = logging.getLogger("node_dns")
 
 SHUTDOWN_GRACE = 5.0
-
-
-class RetryForever:
-    """kopf's API retry schedule: quick first retries, then every few seconds, never giving up.
-
-    An iterable, not an iterator: kopf starts a fresh iteration for each request, so one
-    request's retries cannot use up another's (a shared one-shot iterator retries with no delay).
-    """
-
-    def __init__(self, first: tuple[float, ...] = (0.5, 1.0, 2.0), then: float = 2.0) -> None:
-        self._first = first
-        self._then = then
-
-    def __iter__(self) -> Iterator[float]:
-        yield from self._first
-        while True:
-            yield self._then
-
-
-def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
-    """Strictly read-only: no Events, no CRD scanning, no peering, no writes to nodes."""
-    ks = kopf.OperatorSettings()
-    ks.posting.enabled = False
-    ks.scanning.disabled = True
-    ks.peering.standalone = True
-    ks.peering.mandatory = False
-    ks.persistence.finalizer = "node-dns.invalid/never-used"
-    ks.persistence.diffbase_storage = nodes.NoDiffBase()
-    ks.networking.error_backoffs = RetryForever()
-    ks.watching.reconnect_backoff = 1.0
-    return ks
 
 
 def new_zone(settings: Settings) -> writer.Zone:
@@ -100,16 +70,16 @@ class Server:
     responder: responder_mod.Responder
     source: nodes.NodeSource
     transport_state: transport_state.TransportState
+    health: Health
+    loader: kube.CredentialsLoader
+    client: kube.Client
     dns_port: int = 0
     http_port: int = 0
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     _udp: asyncio.DatagramTransport | None = None
     _tcp: asyncio.Server | None = None
     _http: Any = None
-    _client: kube.Kube | None = None
-    credentials: kube.Credentials | None = None
     services: service_source.ServiceSource | None = None
-    _service_lister: service_source.ServiceLister | None = None
     leadership: leader.Leadership | None = None
     hooks: Hooks | None = None
     """Render hooks (``node_dns.sinks.hooks.Hooks``), when a hooks file is set."""
@@ -120,24 +90,14 @@ class Server:
         if self.hooks is not None:
             yield from self.hooks.metrics()
 
-    # --- health -------------------------------------------------------------------------------
-    def live(self) -> tuple[bool, Mapping[str, Any]]:
-        dead = [name for name, task in self.tasks.items() if task.done()]
-        return not dead, {"dead_tasks": dead}
 
-    def ready(self) -> tuple[bool, Mapping[str, Any]]:
-        stats = self.source.stats
-        return self.zone.synced, {
-            "synced": self.zone.synced,
-            "serial": self.zone.snapshot.serial,
-            "apiserver_reachable": stats.reachable,
-            "staleness_seconds": round(time.time() - stats.last_contact, 3) if stats.last_contact else None,
-            **(self.leadership.ready_detail() if self.leadership is not None else {}),
-        }
+async def start(
+    settings: Settings, *, trimmer: Callable[[], Callable[[], int] | None] = heap.trimmer
+) -> Server:
+    """Bind every listener and start the background tasks; kopf is started by :func:`serve`.
 
-
-async def start(settings: Settings) -> Server:
-    """Bind every listener and start the background tasks; kopf is started by :func:`serve`."""
+    ``trimmer`` finds the allocator's trim function (None where there is none: musl, macOS).
+    """
     zone = new_zone(settings)
     responder = responder_mod.Responder(
         zone.snapshot, edns_udp_size=settings.edns_udp_size, max_answers=settings.max_answers
@@ -154,7 +114,11 @@ async def start(settings: Settings) -> Server:
         zone.subscribe(lambda old, new: hooks.changed())
         zone.watch(lambda changes: hooks.changed())
     source = nodes.NodeSource(zone, node_keys(settings, labels=hooks is not None))
-    server = Server(settings, zone, responder, source, tstate)
+    loader = kube.CredentialsLoader(settings.kubeconfig)
+    await loader.load()
+    health = Health(synced=lambda: zone.synced, serial=lambda: zone.snapshot.serial, source=source.stats)
+    server = Server(settings, zone, responder, source, tstate, health, loader, kube.Client(loader))
+    health.tasks = server.tasks
     server.hooks = hooks
 
     limiter = rate_limiter(settings)
@@ -180,8 +144,8 @@ async def start(settings: Settings) -> Server:
     server._http, server.http_port = await http.start(
         settings.http_address,
         settings.http_port,
-        live=server.live,
-        ready=server.ready,
+        live=health.live,
+        ready=health.ready,
         registry=registry,
         extra_routes=debug_routes(settings, zone),
     )
@@ -194,25 +158,27 @@ async def start(settings: Settings) -> Server:
         server.http_port,
     )
 
-    server.credentials = kube.Credentials(settings.kubeconfig)
-    server._client = kube.Kube(server.credentials, await server.credentials.load())
+    service_lister = None
     if settings.services:
-        server.services = service_source.ServiceSource(zone, settings.service_annotation)
-        server._service_lister = service_source.ServiceLister(
-            server.services, server._client, settings.service_namespaces
+        server.services = service_source.ServiceSource(
+            zone, settings.service_annotation, source.stats.invalid_entries
+        )
+        service_lister = service_source.ServiceLister(
+            server.services, server.client, settings.service_namespaces
         )
     node_lister = lister.Lister(
-        source,
-        server._client,
-        resync_interval=settings.resync_interval,
-        service_lister=server._service_lister,
+        source, server.client, resync_interval=settings.resync_interval, service_lister=service_lister
     )
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
-    server.tasks["heap"] = asyncio.create_task(heap.trim_periodically(), name="node-dns:heap-trim")
+    trim = trimmer()
+    if trim is not None:
+        server.tasks["heap"] = asyncio.create_task(heap.trim_periodically(trim), name="node-dns:heap-trim")
+    else:
+        log.debug("malloc_trim is not available: freed heap memory stays with the allocator")
     if settings.leader_elect:
-        cfg = await kube.load_configuration(settings.kubeconfig)
-        server.leadership = start_leadership(settings, cfg, source)
+        server.leadership = start_leadership(settings, server.client, source)
+        health.leadership = server.leadership
     if hooks is not None:
         start_hooks(server, hooks)
     if server.leadership is not None:
@@ -250,7 +216,7 @@ def start_hooks(server: Server, hooks: Hooks) -> None:
     )
 
 
-def start_leadership(settings: Settings, cfg: Any, source: nodes.NodeSource) -> leader.Leadership:
+def start_leadership(settings: Settings, client: kube.Client, source: nodes.NodeSource) -> leader.Leadership:
     """Leader election; its tasks are created before kopf starts (see serve())."""
     config = leader.Config(
         name=settings.leader_lease_name,
@@ -260,7 +226,7 @@ def start_leadership(settings: Settings, cfg: Any, source: nodes.NodeSource) -> 
         renew_deadline=settings.leader_renew_deadline,
         retry_period=settings.leader_retry_period,
     )
-    leadership = leader.Leadership(cfg, config, record_events=bool(settings.leader_record_events))
+    leadership = leader.Leadership(client, config, record_events=bool(settings.leader_record_events))
     if leadership.events is not None:
         source.problem_listeners.append(leadership.events.update)
     return leadership
@@ -281,36 +247,6 @@ def debug_routes(settings: Settings, zone: writer.Zone) -> dict[str, Any]:
     if not settings.debug_endpoints:
         return {}
     return {"/debug/zone": lambda: dump.render(zone.snapshot)}
-
-
-def kopf_scope(settings: Settings) -> dict[str, Any]:
-    """Cluster-wide, unless Services are watched in listed namespaces only (Roles suffice then).
-
-    Nodes are cluster-scoped: kopf watches them cluster-wide either way.
-    """
-    if settings.services and settings.service_namespaces:
-        return {"clusterwide": False, "namespaces": list(settings.service_namespaces)}
-    return {"clusterwide": True}
-
-
-async def zone_file(settings: Settings) -> str:
-    """`node-dns zone`: one LIST of nodes (and Services/EndpointSlices), no watch, as a zone file."""
-    zone = new_zone(settings)
-    source = nodes.NodeSource(zone, node_keys(settings))
-    credentials = kube.Credentials(settings.kubeconfig)
-    client = kube.Kube(credentials, await credentials.load())
-    service_lister = None
-    if settings.services:
-        service_facts = service_source.ServiceSource(zone, settings.service_annotation)
-        service_lister = service_source.ServiceLister(service_facts, client, settings.service_namespaces)
-    try:
-        once = lister.Lister(
-            source, client, resync_interval=settings.resync_interval, service_lister=service_lister
-        )
-        await once.list_once()
-    finally:
-        await client.close()
-    return dump.render(zone.snapshot)
 
 
 async def _sweep(tstate: transport_state.TransportState) -> None:
@@ -342,8 +278,7 @@ async def stop(server: Server) -> None:
             await task
     if server._http is not None:
         await server._http.cleanup()
-    if server._client is not None:
-        await server._client.close()
+    await server.client.close()
 
 
 async def serve(settings: Settings) -> int:
@@ -351,33 +286,11 @@ async def serve(settings: Settings) -> int:
     server = await start(settings)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    credentials = server.credentials
-    last: list[kopf.ConnectionInfo] = []
-
-    async def login() -> kopf.ConnectionInfo | None:
-        # kopf logs in at start and again after a 401: re-read rotated tokens each time, and keep
-        # the last good credentials if the files cannot be read right now (kopf would give up).
-        if credentials is None:
-            return None
-        try:
-            last[:] = [await credentials.load()]
-        except kube.KubeconfigError as error:
-            if not last:
-                raise
-            log.warning("keeping the current credentials: %s", error)
-        return last[0]
-
-    registry = nodes.build_registry(server.source, login)
-    if server.services is not None:
-        service_source.register(registry, server.services)
+    handlers = watch.registry(server.loader, server.source, server.services)
     kopf_ready = asyncio.Event()
     operator = asyncio.create_task(
-        kopf.operator(
-            registry=registry,
-            settings=kopf_settings(settings),
-            standalone=True,
-            ready_flag=kopf_ready,
-            **kopf_scope(settings),
+        watch.operator(
+            handlers, scoped=watch.scope(settings.services, settings.service_namespaces), ready=kopf_ready
         ),
         name="node-dns:kopf",
     )

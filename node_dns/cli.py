@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from node_dns import app, logs
+from node_dns import app, kube, logs, zone_command
 from node_dns.settings import Settings, catalog, describe_error, errors, startup
-from node_dns.sources import kube
 from node_dns.version import __version__
 
 
@@ -85,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"node-dns: {errors.line('hooks_file', problem)}", file=sys.stderr)
         return 2
     try:  # before anything binds or logs: a bad kubeconfig is a settings error too
-        asyncio.run(kube.Credentials(settings.kubeconfig).load())
+        asyncio.run(kube.CredentialsLoader(settings.kubeconfig).load())
     except kube.KubeconfigError as error:
         print(f"node-dns: {errors.line('kubeconfig', str(error))}", file=sys.stderr)
         return 2
@@ -114,7 +113,7 @@ def check_hooks(settings: Settings) -> str | None:
 def print_zone(settings: Settings) -> int:
     """`node-dns zone`: the zone file on stdout, logs on stderr; 1 if the cluster cannot be listed."""
     try:
-        text = asyncio.run(app.zone_file(settings))
+        text = asyncio.run(zone_command.zone_file(settings))
     except Exception as error:
         print(f"node-dns zone: cannot list the cluster: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
@@ -122,14 +121,33 @@ def print_zone(settings: Settings) -> int:
     return 0
 
 
-def run(settings: Settings) -> int:
-    """Run the server on uvloop when it is installed (about 2x the UDP throughput)."""
+Runner = Callable[[Coroutine[Any, Any, int]], int]
+
+
+def event_loop_runner() -> Runner:
+    """uvloop's runner when it is installed (about 2x the UDP throughput), else asyncio's.
+
+    Only the import is guarded: an ImportError raised while serving is an error of the server,
+    not a sign that uvloop is missing.
+    """
     try:
         import uvloop
-
-        return uvloop.run(app.serve(settings))
     except ImportError:
-        return asyncio.run(app.serve(settings))
+        return asyncio.run
+    runner: Runner = uvloop.run
+    return runner
+
+
+def run(
+    settings: Settings,
+    *,
+    serve: Callable[[Settings], Coroutine[Any, Any, int]] = app.serve,
+    runner: Runner | None = None,
+) -> int:
+    """Serve until stopped; the exit code of :func:`node_dns.app.serve` (0 on Ctrl-C)."""
+    start = runner or event_loop_runner()
+    try:
+        return start(serve(settings))
     except KeyboardInterrupt:
         return 0
 

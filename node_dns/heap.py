@@ -5,7 +5,8 @@ A node list of 5,000 Nodes is tens of MB of JSON and dicts that live for a fract
 glibc keeps most of that freed memory in its arenas, so RSS stays at the high-water mark of the
 last list: ~30 MB above the live data at 5,000 nodes. ``malloc_trim(0)`` returns the free pages;
 it walks the heap in a few milliseconds, so it runs on a timer, not after each event. Without
-glibc (musl, macOS) this does nothing.
+glibc (musl, macOS) there is nothing to call: :func:`trimmer` says so and the application does
+not start the task at all (a task that ended would read as a dead process on /healthz).
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import logging
 from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 INTERVAL = 30.0
 FIRST = 2.0
@@ -35,11 +33,10 @@ def trimmer() -> Callable[[], int] | None:
     return lambda: int(trim(0))
 
 
-async def trim_periodically(interval: float = INTERVAL, first: float = FIRST) -> None:
-    trim = trimmer()
-    if trim is None:
-        log.debug("malloc_trim is not available: freed heap memory stays with the allocator")
-        return
+async def trim_periodically(
+    trim: Callable[[], int], interval: float = INTERVAL, first: float = FIRST
+) -> None:
+    """Call ``trim`` (from :func:`trimmer`) now and then, forever."""
     await asyncio.sleep(first)
     while True:
         trim()

@@ -19,7 +19,9 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from node_dns import kube
 from node_dns.leader import metrics
+from node_dns.leader.client import KubeEvents, KubeLeases
 from node_dns.leader.elector import Config, Elector, Status
 from node_dns.leader.events import InvalidAnnotationEvents
 from node_dns.leader.tasks import LeaderTask, LeaderTasks
@@ -36,28 +38,18 @@ __all__ = [
 
 
 class Leadership:
-    """Leader election for one process, built from a kubernetes-asyncio configuration."""
+    """Leader election for one process, through the process's Kubernetes client."""
 
-    def __init__(self, cfg: Any, config: Config, *, record_events: bool) -> None:
-        # kubernetes-asyncio is imported only when leader election is on (36 MB of models).
-        from kubernetes_asyncio import client as k8s
-
-        from node_dns.leader.client import KubeEvents, KubeLeases
-
-        self._api = k8s.ApiClient(configuration=cfg)
+    def __init__(self, client: kube.Client, config: Config, *, record_events: bool) -> None:
         self.tasks = LeaderTasks()
-        self.elector = Elector(KubeLeases(self._api, config.namespace, config.name), config, self.tasks)
+        self.elector = Elector(KubeLeases(client, config.namespace, config.name), config, self.tasks)
         self.events: InvalidAnnotationEvents | None = None
         if record_events:
-            self.events = InvalidAnnotationEvents(KubeEvents(self._api), config.identity)
+            self.events = InvalidAnnotationEvents(KubeEvents(client), config.identity)
             self.tasks.register("invalid-annotation-events", self.events.run)
 
-    @property
-    def status(self) -> Status:
-        return self.elector.status
-
     def register(self, name: str, task: LeaderTask) -> None:
-        """Add a leader-only task (before :meth:`start`)."""
+        """Add a leader-only task (before :meth:`start`); render hooks use it."""
         self.tasks.register(name, task)
 
     def start(self) -> dict[str, asyncio.Task[None]]:
@@ -65,11 +57,8 @@ class Leadership:
         return {task.get_name(): task for task in self.elector.start()}
 
     async def shutdown(self) -> None:
-        """Stop leader tasks, release the Lease if held, close the API client."""
-        try:
-            await self.elector.shutdown()
-        finally:
-            await self._api.close()
+        """Stop leader tasks and release the Lease if held (the client is closed by its owner)."""
+        await self.elector.shutdown()
 
     def ready_detail(self) -> Mapping[str, Any]:
         status = self.elector.status

@@ -28,8 +28,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from node_dns.kube import Conflict
 from node_dns.leader import decide
-from node_dns.leader.client import Conflict, LeaseApi
+from node_dns.leader.client import LeaseApi
 from node_dns.leader.tasks import LeaderTasks
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from node_dns.leader.client import Conflict
+from node_dns.kube import Conflict
 from node_dns.leader.decide import micro_time
 
 log = logging.getLogger(__name__)

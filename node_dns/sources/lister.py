@@ -12,7 +12,8 @@ import logging
 import random
 import time
 
-from node_dns.sources import kube, nodes, services
+from node_dns import kube
+from node_dns.sources import nodes, services
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class Lister:
     def __init__(
         self,
         source: nodes.NodeSource,
-        client: kube.Kube,
+        client: kube.Client,
         *,
         resync_interval: float,
         probe_interval: float = 2.0,
@@ -48,16 +49,16 @@ class Lister:
         # Services are fetched before nodes and applied before them, both only once
         # every list is in: the first node list opens the gate, so it opens on complete data.
         listings = await self._services.fetch() if self._services is not None else None
-        items, version = await self._client.list_nodes()
+        listed = await self._client.list("/api/v1/nodes", kind="NodeList")
         if self._services is not None and listings is not None:
             self._services.apply(listings)
-        self._source.on_list(items, version)
+        self._source.on_list(listed.items, listed.resource_version)
         self._source.stats.lists["ok"] = self._source.stats.lists.get("ok", 0) + 1
         self._source.stats.reachable = True
         if not self.synced.is_set():
             log.info(
                 "node list loaded: %d nodes in %.2fs; zone is authoritative",
-                len(items),
+                len(listed.items),
                 time.monotonic() - started,
             )
         self.synced.set()
@@ -102,7 +103,6 @@ class Lister:
                         now - unreachable_since,
                         _brief(error),
                     )
-                await self._client.refresh()
             await asyncio.sleep(self._probe if self.synced.is_set() else min(self._probe, 1.0))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -198,7 +198,7 @@ class NodeSource:
         else:
             self._sink.apply(name, self._facts(body), version)
 
-    def on_list(self, items: list[Mapping[str, Any]], list_version: str | None) -> None:
+    def on_list(self, items: Sequence[Mapping[str, Any]], list_version: str | None) -> None:
         nodes = [(self._facts(item), (item.get("metadata") or {}).get("resourceVersion")) for item in items]
         names = {facts.name for facts, _ in nodes}
         for gone in set(self._raw) - names:
@@ -209,34 +209,9 @@ class NodeSource:
         self._sink.replace_all(nodes, list_version)
 
 
-def build_registry(source: NodeSource, login: Any) -> kopf.OperatorRegistry:
-    """An explicit registry (no module globals): one login handler and one event handler."""
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.login(registry=registry)
-    async def _login(**_: Any) -> Any:
-        return await login()
+def register(registry: kopf.OperatorRegistry, source: NodeSource) -> None:
+    """An event handler only: kopf then needs nothing but get/list/watch (read-only)."""
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
     async def _node(event: Mapping[str, Any], **_: Any) -> None:
         source.on_event(event.get("type"), event.get("object") or {})
-
-    return registry
-
-
-class NoDiffBase(kopf.DiffBaseStorage):
-    """kopf's diff-base for event handlers only: nothing to build, keep or compare.
-
-    kopf deep-copies every object into an "essence" on every event to detect changes for
-    on.create/update handlers; node-dns has none, and that copy was ~9% of the CPU per node
-    update at 5,000 nodes. Nothing is stored on the objects either way (read-only).
-    """
-
-    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
-        return {}
-
-    def fetch(self, *, body: Any) -> Any:
-        return None
-
-    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
-        return None

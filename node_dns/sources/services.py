@@ -15,13 +15,12 @@ the lists are per namespace, so Roles in those namespaces are enough.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from node_dns import model
-from node_dns.sources import kopf, kube, nodes
+from node_dns import kube, model
+from node_dns.sources import kopf
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +104,14 @@ def slice_facts(body: Mapping[str, Any]) -> model.SliceFacts:
 class ServiceSource:
     """Turns Service and EndpointSlice events and lists into facts for the sink."""
 
-    def __init__(self, sink: ServiceSink, annotation: str) -> None:
+    def __init__(
+        self, sink: ServiceSink, annotation: str, invalid_entries: dict[str, int] | None = None
+    ) -> None:
         self._sink = sink
         self._annotation = annotation
+        self._invalid = invalid_entries if invalid_entries is not None else {}
+        """Skipped entries by annotation: the node source's exported counters, shared."""
         self._warned: set[tuple[str, str]] = set()
-        self.stats = nodes.SourceStats()
         self.on_relisted: Callable[[], None] | None = None
         """Called for objects of a kopf (re-)listing: after a 410, what vanished gets no event."""
 
@@ -119,9 +121,7 @@ class ServiceSource:
         if facts.exposed and facts.name in model.FAMILY_PREFIXES:
             if key not in self._warned:
                 self._warned.add(key)
-                self.stats.invalid_entries[self._annotation] = (
-                    self.stats.invalid_entries.get(self._annotation, 0) + 1
-                )
+                self._invalid[self._annotation] = self._invalid.get(self._annotation, 0) + 1
                 log.warning(
                     "service %s/%s: not served: the name %r is reserved for the family prefixes (v4., v6.)",
                     facts.namespace,
@@ -132,17 +132,12 @@ class ServiceSource:
         self._warned.discard(key)
         return facts
 
-    def _count(self, kind: str, event_type: str | None) -> None:
+    def _relisted(self, event_type: str | None) -> None:
         if event_type is None and self.on_relisted is not None:
             self.on_relisted()
-        label = f"{kind}:{event_type or 'LISTED'}"
-        self.stats.events[label] = self.stats.events.get(label, 0) + 1
-        now = time.time()
-        self.stats.last_event = now
-        self.stats.last_contact = now
 
     def on_service_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        self._count("service", event_type)
+        self._relisted(event_type)
         meta = _meta(body)
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         version = meta.get("resourceVersion")
@@ -153,7 +148,7 @@ class ServiceSource:
             self._sink.apply_service(key, self._service(body), version)
 
     def on_slice_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        self._count("endpointslice", event_type)
+        self._relisted(event_type)
         meta = _meta(body)
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         version = meta.get("resourceVersion")
@@ -165,9 +160,6 @@ class ServiceSource:
     def on_list(self, listing: Listing) -> None:
         services = [(self._service(item), _meta(item).get("resourceVersion")) for item in listing.services]
         slices = [(slice_facts(item), _meta(item).get("resourceVersion")) for item in listing.slices]
-        now = time.time()
-        self.stats.last_list = now
-        self.stats.last_contact = now
         self._sink.replace_services(
             services, listing.services_version, slices, listing.slices_version, listing.namespace
         )
@@ -190,19 +182,19 @@ class Listing:
     """Complete lists of Services and EndpointSlices of one namespace (None: all namespaces)."""
 
     namespace: str | None
-    services: list[Mapping[str, Any]]
+    services: Sequence[Mapping[str, Any]]
     services_version: str | None
-    slices: list[Mapping[str, Any]]
+    slices: Sequence[Mapping[str, Any]]
     slices_version: str | None
 
 
 class ServiceLister:
     """Lists Services and EndpointSlices, cluster-wide or per namespace, as raw JSON pages.
 
-    It shares the node lister's :class:`kube.Kube` (one session, one set of credentials).
+    It shares the node lister's :class:`kube.Client` (one session, one set of credentials).
     """
 
-    def __init__(self, source: ServiceSource, api: kube.Kube, namespaces: tuple[str, ...] = ()) -> None:
+    def __init__(self, source: ServiceSource, api: kube.Client, namespaces: tuple[str, ...] = ()) -> None:
         self.source = source
         self._api = api
         self._namespaces = namespaces
@@ -214,13 +206,19 @@ class ServiceLister:
         )
         listings = []
         for namespace, prefix in scopes:
-            services, services_version = await self._api.list_pages(
-                f"/api/v1{prefix}/services", "ServiceList"
+            services = await self._api.list(f"/api/v1{prefix}/services", kind="ServiceList")
+            slices = await self._api.list(
+                f"/apis/discovery.k8s.io/v1{prefix}/endpointslices", kind="EndpointSliceList"
             )
-            slices, slices_version = await self._api.list_pages(
-                f"/apis/discovery.k8s.io/v1{prefix}/endpointslices", "EndpointSliceList"
+            listings.append(
+                Listing(
+                    namespace,
+                    services.items,
+                    services.resource_version,
+                    slices.items,
+                    slices.resource_version,
+                )
             )
-            listings.append(Listing(namespace, services, services_version, slices, slices_version))
         return listings
 
     def apply(self, listings: list[Listing]) -> None:

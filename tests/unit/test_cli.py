@@ -271,3 +271,34 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
 
     assert code == 2
     assert "serve" in out
+
+
+def test_an_import_error_while_serving_surfaces_instead_of_restarting_the_server() -> None:
+    """Only importing uvloop may fall back to asyncio; a server that fails stays failed."""
+    calls: list[str] = []
+
+    async def serve(_: Settings) -> int:
+        calls.append("serve")
+        raise ImportError("No module named 'something_loaded_late'")
+
+    settings = Settings(**REQUIRED)
+
+    with pytest.raises(ImportError, match="something_loaded_late"):
+        cli.run(settings, serve=serve)
+
+    assert calls == ["serve"]
+
+
+def test_the_server_runs_on_uvloop_when_it_is_installed() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    assert cli.event_loop_runner() is uvloop.run
+
+
+def test_without_uvloop_the_server_runs_on_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # an import of it raises ImportError
+
+    assert cli.event_loop_runner() is asyncio.run

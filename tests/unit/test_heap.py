@@ -31,7 +31,7 @@ def test_malloc_trim_gives_freed_heap_pages_back_on_glibc() -> None:
 
 
 async def test_the_periodic_trim_keeps_running_until_cancelled() -> None:
-    task = asyncio.create_task(heap.trim_periodically(interval=0.01, first=0.01))
+    task = asyncio.create_task(heap.trim_periodically(lambda: 0, interval=0.01, first=0.01))
     await asyncio.sleep(0.05)
 
     assert not task.done()

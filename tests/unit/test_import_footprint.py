@@ -36,3 +36,9 @@ def test_the_leader_package_leaves_the_import_to_when_an_election_starts() -> No
     loaded = _loaded_after("import node_dns.leader, node_dns.leader.client, node_dns.app")
 
     assert "kubernetes_asyncio" not in loaded
+
+
+def test_the_kubernetes_layer_and_the_zone_command_do_not_load_kubernetes_asyncio() -> None:
+    loaded = _loaded_after("import node_dns.kube, node_dns.zone_command, node_dns.leader")
+
+    assert "kubernetes_asyncio" not in loaded

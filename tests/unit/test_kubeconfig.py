@@ -1,5 +1,6 @@
 """Reading credentials without kubernetes-asyncio: kubeconfig merging and resolution as kubectl
-does it, the pod's service account (re-read, since projected tokens rotate), and one-line errors."""
+does it, the pod's service account (re-read, since projected tokens rotate), one-line errors, and
+the one refresh policy (read again when stale or rejected, keep the last good credentials)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from node_dns.sources import kube
+from node_dns import kube
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -38,7 +39,7 @@ def kubeconfig(
 
 
 async def load(spec: str | Path) -> Any:
-    return await kube.Credentials(str(spec)).load()
+    return await kube.CredentialsLoader(str(spec)).load()
 
 
 async def test_token_server_and_ca_data_are_read(tmp_path: Path) -> None:
@@ -149,7 +150,7 @@ async def test_an_exec_plugin_is_left_to_the_client_library(tmp_path: Path) -> N
         "interactiveMode": "Never",
     }
     path = kubeconfig(tmp_path / "config", user={"exec": plugin})
-    credentials = kube.Credentials(str(path))
+    credentials = kube.CredentialsLoader(str(path))
 
     info = await credentials.load()
 
@@ -163,14 +164,17 @@ def service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     (folder / "token").write_text("first")
     (folder / "ca.crt").write_text(PEM)
-    monkeypatch.setattr(kube, "SERVICE_ACCOUNT", folder)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     return folder
 
 
+def in_pod(folder: Path, **options: Any) -> kube.CredentialsLoader:
+    return kube.CredentialsLoader(None, service_account=folder, **options)
+
+
 async def test_in_a_pod_the_service_account_is_used_and_its_token_read_again(service_account: Path) -> None:
-    credentials = kube.Credentials(None)
+    credentials = in_pod(service_account)
 
     first = await credentials.load()
     (service_account / "token").write_text("rotated")
@@ -189,7 +193,7 @@ async def test_an_ipv6_service_host_is_bracketed(
 ) -> None:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
 
-    info = await kube.Credentials(None).load()
+    info = await in_pod(service_account).load()
 
     assert info.server == "https://[fd00::1]:443"
 
@@ -198,4 +202,91 @@ async def test_a_pod_without_its_token_gets_an_error_naming_the_file(service_acc
     (service_account / "token").unlink()
 
     with pytest.raises(kube.KubeconfigError, match="automountServiceAccountToken"):
-        await kube.Credentials(None).load()
+        await in_pod(service_account).load()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_credentials_stay_current_until_they_are_stale_then_are_read_again(
+    service_account: Path,
+) -> None:
+    clock = Clock()
+    loader = in_pod(service_account, reread_after=60.0, clock=clock)
+    await loader.load()
+    (service_account / "token").write_text("rotated")
+
+    clock.now += 59.0
+    before = await loader.current()
+    clock.now += 2.0
+    after = await loader.current()
+
+    assert (before.token, after.token) == ("first", "rotated")
+
+
+async def test_a_failed_read_keeps_the_last_good_credentials(
+    service_account: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    loader = in_pod(service_account)
+    await loader.load()
+    (service_account / "token").unlink()
+
+    kept = await loader.refresh()
+
+    assert kept.token == "first"
+    assert "keeping the current credentials" in caplog.text
+
+
+async def test_a_failed_first_read_is_an_error_even_through_the_refresh_policy(service_account: Path) -> None:
+    (service_account / "token").unlink()
+
+    with pytest.raises(kube.KubeconfigError, match="automountServiceAccountToken"):
+        await in_pod(service_account).refresh()
+
+
+async def test_a_failed_stale_read_is_not_retried_on_every_request(service_account: Path) -> None:
+    clock = Clock()
+    loader = in_pod(service_account, reread_after=60.0, clock=clock)
+    await loader.load()
+    (service_account / "token").unlink()
+    clock.now += 61.0
+    await loader.current()  # fails, keeps "first"
+    (service_account / "token").write_text("back")
+
+    clock.now += 1.0
+    soon = await loader.current()
+    clock.now += 60.0
+    later = await loader.current()
+
+    assert (soon.token, later.token) == ("first", "back")
+
+
+async def test_the_pods_namespace_is_the_default_namespace(service_account: Path) -> None:
+    (service_account / "namespace").write_text("node-dns\n")
+
+    info = await in_pod(service_account).load()
+
+    assert info.default_namespace == "node-dns"
+
+
+def test_only_a_token_change_keeps_the_tls_connection() -> None:
+    base = kube.Credentials(server="https://h", ca_data=PEM, token="a")
+
+    assert base.same_tls(kube.Credentials(server="https://h", ca_data=PEM, token="b"))
+    assert not base.same_tls(kube.Credentials(server="https://h", ca_data=PEM + " ", token="a"))
+    assert not base.same_tls(None)
+
+
+def test_the_authorization_header_carries_the_token_or_basic_auth() -> None:
+    assert kube.Credentials(server="https://h", scheme="Bearer", token="t").headers() == {
+        "Authorization": "Bearer t"
+    }
+    assert kube.Credentials(server="https://h", username="u", password="p").headers() == {
+        "Authorization": "Basic dTpw"
+    }
+    assert kube.Credentials(server="https://h").headers() == {}

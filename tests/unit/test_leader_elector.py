@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from node_dns.kube import ApiError, Conflict
 from node_dns.leader import Config, Elector, LeaderTasks
-from node_dns.leader.client import ApiError, Conflict
 from node_dns.leader.decide import Record, micro_time
 
 DURATION, DEADLINE, RETRY = 0.6, 0.4, 0.1

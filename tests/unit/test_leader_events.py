@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from node_dns.leader.client import ApiError, Conflict
+from node_dns.kube import ApiError, Conflict
 from node_dns.leader.events import (
     EVENT_NAMESPACE,
     MAX_MESSAGE,

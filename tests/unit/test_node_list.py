@@ -1,21 +1,25 @@
-"""The lister's own LIST: only a complete, successful list may count as one. An HTTP error on any
+"""The client's LIST: only a complete, successful list may count as one. An HTTP error on any
 page (403 with read-only RBAC gone wrong, 410 for an expired continue token, a proxy's 503) must
 fail the whole list, never read as an empty or partial one that would empty the zone.
 
-The pages come from an HTTP server on loopback (a 410 for an expired continue token cannot be
-provoked on demand from a real apiserver); the client under test is the real one.
+The pages come from an HTTP server on loopback (a proxy's HTML error page and a 410 on exactly
+the second page cannot be provoked on demand from a real apiserver); the client under test is
+the real one. tests/integration/test_kube_client.py runs the same client against the apiserver.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 
-from node_dns.sources import kopf, kube
+from node_dns import kube
+from node_dns.kube.client import PAGE
 
 
 class FakeResponse:
@@ -76,69 +80,86 @@ async def pages() -> AsyncIterator[Pages]:
     await runner.cleanup()
 
 
-async def list_with(queue: Pages) -> tuple[list[Any], str | None]:
-    info = kopf.ConnectionInfo(server=queue.url, scheme="Bearer", token="t0k3n")
-    api = kube.Kube(kube.Credentials(None), info)
+@pytest.fixture
+def kubeconfig(tmp_path: Path, pages: Pages) -> Path:
+    path = tmp_path / "kubeconfig"
+    doc = {
+        "current-context": "c",
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [{"name": "k", "cluster": {"server": pages.url}}],
+        "users": [{"name": "u", "user": {"token": "t0k3n"}}],
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+async def list_with(queue: Pages, kubeconfig: Path) -> tuple[list[Any], str | None]:
+    api = kube.Client(kube.CredentialsLoader(str(kubeconfig)))
     try:
-        return await api.list_nodes()
+        listed = await api.list("/api/v1/nodes", kind="NodeList")
     finally:
         await api.close()
+    return listed.items, listed.resource_version
 
 
-async def test_pages_are_joined_into_one_list_with_the_last_version(pages: Pages) -> None:
+async def test_pages_are_joined_into_one_list_with_the_last_version(pages: Pages, kubeconfig: Path) -> None:
     pages += [
         FakeResponse(200, node_list(["a", "b"], cont="t1")),
         FakeResponse(200, node_list(["c"], version="78")),
     ]
 
-    items, version = await list_with(pages)
+    items, version = await list_with(pages, kubeconfig)
 
     assert [i["metadata"]["name"] for i in items] == ["a", "b", "c"]
     assert version == "78"
 
 
-async def test_forbidden_list_fails_instead_of_reading_as_empty(pages: Pages) -> None:
+async def test_forbidden_list_fails_instead_of_reading_as_empty(pages: Pages, kubeconfig: Path) -> None:
     pages.append(FakeResponse(403, status(403, "Forbidden", 'nodes is forbidden: User "x" cannot list')))
 
-    with pytest.raises(kube.ListError, match=r"403 .*forbidden"):
-        await list_with(pages)
+    with pytest.raises(kube.ApiError, match=r"403 .*forbidden"):
+        await list_with(pages, kubeconfig)
 
 
 async def test_expired_continue_token_fails_instead_of_giving_a_partial_list(
-    pages: Pages,
+    pages: Pages, kubeconfig: Path
 ) -> None:
     pages += [
         FakeResponse(200, node_list(["a"], cont="t1")),
         FakeResponse(410, status(410, "Expired", "The provided continue parameter is too old")),
     ]
 
-    with pytest.raises(kube.ListError, match="410"):
-        await list_with(pages)
+    with pytest.raises(kube.Gone, match="410"):
+        await list_with(pages, kubeconfig)
 
 
-async def test_non_json_error_page_fails(pages: Pages) -> None:
+async def test_non_json_error_page_fails(pages: Pages, kubeconfig: Path) -> None:
     pages.append(FakeResponse(503, b"<html>no healthy upstream</html>"))
 
-    with pytest.raises(kube.ListError, match="503"):
-        await list_with(pages)
+    with pytest.raises(kube.ApiError, match="503"):
+        await list_with(pages, kubeconfig)
 
 
-async def test_success_status_with_something_other_than_a_node_list_fails(pages: Pages) -> None:
+async def test_success_status_with_something_other_than_a_node_list_fails(
+    pages: Pages, kubeconfig: Path
+) -> None:
     pages.append(FakeResponse(200, {"kind": "Status", "status": "Success"}))
 
-    with pytest.raises(kube.ListError):
-        await list_with(pages)
+    with pytest.raises(kube.ApiError):
+        await list_with(pages, kubeconfig)
 
 
-async def test_each_page_asks_for_the_next_with_the_continue_token_and_the_bearer_token(pages: Pages) -> None:
+async def test_each_page_asks_for_the_next_with_the_continue_token_and_the_bearer_token(
+    pages: Pages, kubeconfig: Path
+) -> None:
     pages += [
         FakeResponse(200, node_list(["a"], cont="t1")),
         FakeResponse(200, node_list(["b"])),
     ]
 
-    await list_with(pages)
+    await list_with(pages, kubeconfig)
 
     assert pages.requests == [
-        {"limit": str(kube.PAGE), "authorization": "Bearer t0k3n"},
-        {"limit": str(kube.PAGE), "continue": "t1", "authorization": "Bearer t0k3n"},
+        {"limit": str(PAGE), "authorization": "Bearer t0k3n"},
+        {"limit": str(PAGE), "continue": "t1", "authorization": "Bearer t0k3n"},
     ]

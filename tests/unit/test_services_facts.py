@@ -131,7 +131,8 @@ def test_a_service_named_like_a_family_prefix_is_not_served_and_warned_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sink = Sink()
-    source = services.ServiceSource(sink, ANNOTATION)
+    invalid: dict[str, int] = {}
+    source = services.ServiceSource(sink, ANNOTATION, invalid)
 
     source.on_service_event("ADDED", service(name="v4"))
     source.on_service_event("MODIFIED", service(name="v4"))
@@ -139,7 +140,7 @@ def test_a_service_named_like_a_family_prefix_is_not_served_and_warned_once(
     assert [call[2].exposed for call in sink.calls] == [False, False]
     warnings = [r for r in caplog.records if "reserved for the family prefixes" in r.getMessage()]
     assert len(warnings) == 1
-    assert source.stats.invalid_entries == {ANNOTATION: 1}
+    assert invalid == {ANNOTATION: 1}
 
 
 def test_events_and_lists_reach_the_sink_with_keys_and_versions() -> None:
