@@ -6,6 +6,7 @@ This module imports nothing from node_dns, so every layer can depend on it.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict
@@ -73,3 +74,16 @@ def parse_ip(text: str) -> IPAddress:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
+
+
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def is_dns_label(text: str) -> bool:
+    """One lower-case DNS label: a-z, 0-9 and '-' (not first or last), 1-63 characters.
+
+    The rule for areas, namespaces and each label of a name, wherever they come from (settings,
+    annotations). ASCII is checked too, because ``str.lower()`` folds some non-ASCII letters
+    into ASCII (KELVIN SIGN -> 'k').
+    """
+    return text.isascii() and _DNS_LABEL.fullmatch(text) is not None

@@ -12,8 +12,9 @@ from typing import Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from node_dns import model
 from node_dns.settings.group import Group, chart
-from node_dns.settings.values import LABEL, DnsName
+from node_dns.settings.values import DnsName
 
 JITTER_FACTOR = 1.2
 """client-go's ``JitterFactor``: retries wait retry_period x (1 + rand x 1.2)."""
@@ -43,7 +44,7 @@ def check_timings(lease_duration: float, renew_deadline: float, retry_period: fl
 
 def namespace_name(value: str) -> str:
     """A namespace name is a DNS label."""
-    if not LABEL.match(value):
+    if not model.is_dns_label(value):
         raise ValueError(f"{value!r} is not a valid namespace name (a DNS label)")
     return value
 

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+from node_dns import model
+
 _ANNOTATION_KEY = re.compile(
     r"^(?:(?=.{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
@@ -28,7 +29,7 @@ def dns_name(value: str) -> str:
     if len(name) > 253:
         raise ValueError("must be at most 253 characters")
     for label in name.split("."):
-        if not LABEL.match(label):
+        if not model.is_dns_label(label):
             raise ValueError(f"label {label!r} is not a valid DNS label (a-z, 0-9, '-', 1-63 chars)")
     return name
 
@@ -36,7 +37,7 @@ def dns_name(value: str) -> str:
 def dns_label(value: str) -> str:
     """One DNS label (a namespace, an area), lower-cased."""
     label = value.strip().lower()
-    if not (label.isascii() and LABEL.match(label)):
+    if not model.is_dns_label(label):
         raise ValueError(f"{value!r} is not a DNS label (a-z, 0-9, '-', 1-63 chars)")
     return label
 

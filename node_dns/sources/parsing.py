@@ -6,12 +6,10 @@ One bad entry must never cost a node its other entries, nor any other node anyth
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 from node_dns import model
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 MAX_ENTRIES = 1024
 """Entries beyond this are ignored: a 256 KiB annotation must not cost seconds of CPU per event."""
 
@@ -70,8 +68,7 @@ def _parse_areas(value: str, key: str) -> tuple[frozenset[str], tuple[Problem, .
         entries = entries[:MAX_ENTRIES]
     for entry in entries:
         area = entry.lower()
-        # isascii first: str.lower() folds some non-ASCII letters into ASCII (KELVIN SIGN -> 'k').
-        if entry.isascii() and _LABEL.match(area):
+        if entry.isascii() and model.is_dns_label(area):  # isascii before lower() folded it
             areas.add(area)
         else:
             problems.append(Problem(key, _shown(entry), "not a DNS label (a-z, 0-9, '-', 1-63 chars)"))

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from node_dns import model
 from node_dns.settings import Settings, describe_error, field_names
 
 REQUIRED: dict[str, Any] = {
@@ -134,3 +135,17 @@ def test_core_setting_names_are_stable() -> None:
     }
 
     assert core <= set(field_names())
+
+
+@pytest.mark.parametrize("text", ["web", "a", "a-b", "x" * 63, "0lead"])
+def test_dns_labels(text: str) -> None:
+    assert model.is_dns_label(text)
+
+
+@pytest.mark.parametrize("text", ["", "-a", "a-", "x" * 64, "A", "a.b", "a_b", "ns\n", "\u212aelvin"])
+def test_not_dns_labels(text: str) -> None:
+    assert not model.is_dns_label(text)
+
+
+def test_a_namespace_with_a_trailing_newline_is_rejected() -> None:
+    assert "--leader-lease-namespace" in error_line(leader_lease_namespace="node-dns\n")
