@@ -1,41 +1,64 @@
 # syntax=docker/dockerfile:1
-# node-dns image: the wheel is built in one stage and installed into a virtualenv in the next, so the
-# runtime image carries no source tree, no build tools and no caches. It runs as a numeric non-root
-# user and writes nothing at runtime (the chart mounts the root filesystem read-only).
+# node-dns image. The build stage installs the pinned dependencies (image/requirements.lock: exact
+# versions and wheel hashes) and the node-dns wheel into a virtualenv; the runtime stage copies
+# only that virtualenv, so it carries no source tree, no pip, no build tools and no caches. It runs
+# as a numeric non-root user and writes nothing at runtime (the chart mounts the root read-only);
+# nothing is fetched at runtime.
 #
-#   docker build -t node-dns .        (or: podman build --isolation=chroot -t node-dns .)
+#   make image                                         (tools/image.sh: picks the engine and base)
+#   docker build -t node-dns .
+#   podman build --isolation=chroot -t node-dns .
+#
+# PYTHON_IMAGE is any CPython 3.11 image with python3 on the PATH, the official one by default.
+# BUILD_IMAGE may name a richer image of the same Python for the build stage (tools/base-image.sh
+# makes one with binutils, whose `strip` takes the debug symbols out of compiled extensions).
 
-ARG PYTHON_IMAGE=python:3.11-slim
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG BUILD_IMAGE=${PYTHON_IMAGE}
 
-# --- build: one wheel for node-dns and one for each dependency -----------------------------------
-FROM ${PYTHON_IMAGE} AS build
+# --- build: the virtualenv that runs ---------------------------------------------------------------
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# Dependencies first, in their own layer: rebuilt only when the lock changes. Pinned build tools
+# live in /opt/build; /opt/node-dns gets no pip at all.
+COPY image/build.lock image/requirements.lock image/
+RUN python3 -m venv /opt/build \
+ && /opt/build/bin/pip install --require-hashes --only-binary=:all: -r image/build.lock \
+ && python3 -m venv --without-pip /opt/node-dns \
+ && /opt/build/bin/pip --python /opt/node-dns/bin/python install \
+      --require-hashes --only-binary=:all: --no-deps -r image/requirements.lock \
+ && if command -v strip >/dev/null; then find /opt/node-dns -name '*.so' -exec strip --strip-unneeded {} +; fi
+# The Kubernetes client's generated code is most of the image: ship it as bytecode only (no .py,
+# no .pyi stubs). Type stubs are never read at runtime anywhere.
+RUN site=$(/opt/node-dns/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+ && find "$site" -name '*.pyi' -delete \
+ && if [ -d "$site/kubernetes_asyncio" ]; then \
+      /opt/node-dns/bin/python -m compileall -q -b "$site/kubernetes_asyncio" \
+      && find "$site/kubernetes_asyncio" \( -name '*.py' -o -name __pycache__ -prune \) -exec rm -rf {} +; \
+    fi
 COPY pyproject.toml README.md ./
 COPY node_dns ./node_dns
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+ && /opt/build/bin/pip --python /opt/node-dns/bin/python install --no-deps --no-index /wheels/node_dns-*.whl \
+ && /opt/node-dns/bin/node-dns --version
 
 # --- runtime --------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="node-dns" \
       org.opencontainers.image.description="Authoritative DNS for Kubernetes node areas" \
       org.opencontainers.image.licenses="Apache-2.0"
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
+ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/node-dns/bin:$PATH
-# Install from the build stage's wheels only (no index): what was built is what runs. The wheels
-# are bind-mounted, not copied, so they never land in a layer. pip byte-compiles on install, so
-# nothing needs writing at runtime.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python -m venv /opt/node-dns \
- && /opt/node-dns/bin/pip install --no-cache-dir --no-index --find-links=/wheels /wheels/node_dns-*.whl \
- && groupadd --system --gid 10001 node-dns \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin node-dns \
- && node-dns --version
+COPY --from=build /opt/node-dns /opt/node-dns
+# The user, the edge-mode interpreter (python-netbind) and a smoke test: image/runtime-setup.py,
+# mounted for this step only. Python alone, so the runtime base needs no shell.
+RUN --mount=type=bind,source=image/runtime-setup.py,target=/run/runtime-setup.py \
+    ["python3", "/run/runtime-setup.py"]
 USER 10001:10001
 # DNS on an unprivileged port (the Service maps 53 to it); HTTP for /healthz, /readyz, /metrics.
 EXPOSE 5353/udp 5353/tcp 8080/tcp

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/node-dns/tools
 export TOOLS_DIR
 
-.PHONY: all venv apt tools lint test test-fast demo bench fuzz clean
+.PHONY: all venv apt tools image lint test test-fast demo bench fuzz clean
 
 all: test
 
@@ -24,6 +24,12 @@ apt:
 
 tools:
 	bash tools/build.sh
+
+# The container image: Docker when an engine answers, else podman (--isolation=chroot); the base is
+# the official Python image, or one bootstrapped from Debian packages where no registry serves it
+# (PYTHON_IMAGE=debian forces that). IMAGE names the tag.
+image: apt
+	bash tools/image.sh $(IMAGE)
 
 lint: venv
 	$(BIN)/ruff check node_dns tests bench

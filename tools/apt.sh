@@ -4,6 +4,9 @@ set -euo pipefail
 pkgs=(bind9-dnsutils knot-dnsutils dnsperf nsd knot unbound iproute2 openssl procps)
 # Render hooks: the real consumers of the shipped examples (tests start their own).
 pkgs+=(dnsdist haproxy nginx-light)
+# podman/buildah build the image without a daemon; debootstrap makes its base where no registry
+# serves one; util-linux has setpriv/unshare, which enter the image in the image test.
+pkgs+=(podman buildah debootstrap util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

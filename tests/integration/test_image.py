@@ -1,0 +1,260 @@
+"""The container image, built and run for real.
+
+The image is built from the Dockerfile with podman (``tools/image.sh``; cached by a hash of its
+inputs, see ``tests/harness/image.py``) and its entrypoint runs from the image's own filesystem,
+read-only, as its non-root user: ``--version``, ``serve`` answering a real query against the test
+apiserver, and ``serve --help`` listing every flag the chart passes.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.flags
+import dns.rcode
+import pytest
+import yaml
+
+from tests.harness.controlplane import REPO_ROOT, make_workdir
+from tests.harness.helm import Helm
+from tests.harness.image import ImageRoot, built_image, inspect
+from tests.harness.kube import Kube, wait_for
+from tests.harness.nodedns import NodeDns
+
+pytestmark = pytest.mark.image
+
+SIZE_BUDGET_MB = 120
+CHART_VALUES: dict[str, Any] = {
+    "zone": "lb.example.net",
+    "nameservers": [{"name": "ns1.lb.example.net", "ips": ["192.0.2.53"]}],
+    "soa": {"email": "hostmaster@example.net"},
+}
+
+
+def project_version() -> str:
+    version: str = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return version
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    return built_image()
+
+
+@pytest.fixture(scope="module")
+def root(image: str) -> Iterator[ImageRoot]:
+    with ImageRoot(image) as entered:
+        yield entered
+
+
+# --- the built image ------------------------------------------------------------------------------
+
+
+def test_image_fits_the_size_budget(image: str) -> None:
+    size_mb = inspect(image)["Size"] / 1_000_000
+
+    assert size_mb <= SIZE_BUDGET_MB, f"{image} is {size_mb:.0f} MB"
+
+
+def test_image_runs_as_the_numeric_user_the_chart_sets(image: str) -> None:
+    config = inspect(image)["Config"]
+    chart_values = yaml.safe_load((REPO_ROOT / "charts" / "node-dns" / "values.yaml").read_text())
+    security = chart_values["podSecurityContext"]
+
+    assert config["User"] == f"{security['runAsUser']}:{security['runAsGroup']}"
+    assert config["Entrypoint"] == ["node-dns"]
+    assert config["Cmd"] == ["serve"]
+
+
+def test_version_runs_from_the_image(root: ImageRoot) -> None:
+    done = root.run(["--version"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"node-dns {project_version()}"
+
+
+def test_entrypoint_runs_as_the_non_root_user_on_a_read_only_root(root: ImageRoot) -> None:
+    probe = (
+        "import os\n"
+        "try:\n"
+        "    open('/opt/node-dns/written', 'w')\n"
+        "except OSError as e:\n"
+        "    print(os.getuid(), os.getgid(), e.strerror)\n"
+    )
+    done = root.run(["-c", probe], entrypoint=["/opt/node-dns/bin/python"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(maxsplit=2) == ["10001", "10001", "Read-only file system\n"]
+
+
+def test_image_holds_no_pip_and_no_source_tree(root: ImageRoot) -> None:
+    probe = (
+        "import importlib.util, node_dns\n"
+        "print(importlib.util.find_spec('pip') is not None, node_dns.__file__)\n"
+    )
+    done = root.run(["-c", probe], entrypoint=["/opt/node-dns/bin/python"])
+
+    assert done.returncode == 0, done.stderr
+    has_pip, package = done.stdout.split()
+    assert has_pip == "False"
+    assert package.startswith("/opt/node-dns/lib/")
+
+
+# --- serve, against the test apiserver ------------------------------------------------------------
+
+
+class ImageNodeDns(NodeDns):
+    """The harness' node-dns process, but the image's entrypoint from the image's filesystem."""
+
+    def __init__(self, root: ImageRoot, kubeconfig_dir: Path, **kwargs: Any) -> None:
+        super().__init__("/run/kube/kubeconfig", **kwargs)
+        # argv is [python, -m, node_dns, serve, --flags...]: keep what follows the interpreter.
+        self.argv = root.command(self.argv[3:])
+        self.env = root.env({k: v for k, v in self.env.items() if k.startswith("NODE_DNS_")})
+
+
+@pytest.mark.controlplane
+def test_serve_from_the_image_answers_a_query_against_the_apiserver(image: str, kube: Kube) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    area, node = f"web-{suffix}", f"image-{suffix}"
+    kubedir = make_workdir("node-dns-image-kube-")
+    config = kube.kubeconfig_for_token(kube.token, path=kubedir / "kubeconfig", user="image")
+    # The image's user reads it, as a pod reads its mounted ServiceAccount files.
+    kubedir.chmod(0o755)
+    config.chmod(0o644)
+    kube.create_node(
+        node, annotations={"example.net/node-areas": area, "example.net/node-ips": "203.0.113.9"}
+    )
+    try:
+        with (
+            ImageRoot(image, binds={kubedir: "/run/kube"}) as root,
+            ImageNodeDns(root, kubedir, ready_timeout=60) as proc,
+        ):
+            name = f"{area}.lb.example.net."
+            response = wait_for(
+                lambda: _answer(proc.dns_address, name), timeout=30, what=f"the A record of {name}"
+            )
+            status = _process_status(proc)
+    finally:
+        kube.delete_node(node, missing_ok=True)
+
+    assert response.rcode() == dns.rcode.NOERROR
+    assert {r.address for rrset in response.answer for r in rrset} == {"203.0.113.9"}
+    assert response.flags & dns.flags.AA
+    assert status["Uid"].split()[:2] == ["10001", "10001"]
+    assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
+
+
+def _answer(address: tuple[str, int], name: str) -> dns.message.Message | None:
+    response = dns.query.udp(dns.message.make_query(name, dns.rdatatype.A), address[0], port=address[1], timeout=2)
+    return response if response.answer else None
+
+
+def _process_status(proc: NodeDns) -> dict[str, str]:
+    """/proc status of the serving Python process (the last of the wrapper's descendants)."""
+    assert proc.pid is not None
+    pid = proc.pid
+    while True:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if not children:
+            break
+        pid = int(children[-1])
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+# --- the chart's command lines against the image --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def helm() -> Iterator[Helm]:
+    with Helm() as h:
+        yield h
+
+
+def chart_invocations(helm: Helm, image: str, edge: dict[str, Any]) -> list[dict[str, Any]]:
+    """The containers ``helm template`` renders with the built image's repository and tag."""
+    repository, _, tag = image.rpartition(":")
+    rendered = helm.template({**CHART_VALUES, "image": {"repository": repository, "tag": tag}, "edge": edge})
+    pods = [obj["spec"]["template"]["spec"] for obj in rendered if obj["kind"] in {"Deployment", "DaemonSet"}]
+    return [container for pod in pods for container in pod["containers"]]
+
+
+def flags_of(container: dict[str, Any]) -> set[str]:
+    """Every flag the container's environment and arguments set (NODE_DNS_FOO_BAR is --foo-bar)."""
+    from_env = {"--" + e["name"].removeprefix("NODE_DNS_").lower().replace("_", "-") for e in container["env"]}
+    from_args = {a.split("=", 1)[0] for a in container["args"] if a.startswith("--")}
+    return from_env | from_args
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        {"enabled": False},
+        {"enabled": True, "nodeSelector": {"node-dns/edge": "true"}, "mode": "hostNetwork"},
+        {"enabled": True, "nodeSelector": {"node-dns/edge": "true"}, "mode": "hostPort"},
+    ],
+    ids=["deployment", "edge-hostNetwork", "edge-hostPort"],
+)
+def test_every_flag_the_chart_passes_is_listed_by_serve_help_in_the_image(
+    helm: Helm, image: str, root: ImageRoot, edge: dict[str, Any]
+) -> None:
+    containers = chart_invocations(helm, image, edge)
+    assert {c["image"] for c in containers} == {image}
+
+    for container in containers:
+        # The container's own command (edge mode's capable interpreter) or the image's entrypoint.
+        command = container.get("command")
+        keep = container["securityContext"].get("capabilities", {}).get("add", [])
+        done = root.run(
+            [*container["args"], "--help"], entrypoint=command, keep_caps=[c.lower() for c in keep]
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        listed = set(re.findall(r"--[a-z0-9-]+", done.stdout))
+        assert flags_of(container) - listed == set()
+
+
+# --- edge mode's port 53 ------------------------------------------------------------------------------
+
+
+def test_edge_interpreter_binds_port_53_as_the_non_root_user_with_net_bind_service(root: ImageRoot) -> None:
+    done = root.run(
+        ["-c", BIND_53],
+        entrypoint=["/opt/node-dns/bin/python-netbind"],
+        keep_caps=["net_bind_service"],
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "bound 53 as 10001"
+
+
+def test_plain_interpreter_cannot_bind_port_53(root: ImageRoot) -> None:
+    done = root.run(
+        ["-c", BIND_53], entrypoint=["/opt/node-dns/bin/python"], keep_caps=["net_bind_service"]
+    )
+
+    assert done.returncode == 1
+    assert "Permission denied" in done.stderr
+
+
+def test_edge_interpreter_refuses_to_start_without_the_capability(root: ImageRoot) -> None:
+    """A pod that drops NET_BIND_SERVICE gets a clear exec error, not a half-working server."""
+    done = root.run(["-c", "print(1)"], entrypoint=["/opt/node-dns/bin/python-netbind"])
+
+    assert done.returncode != 0
+    assert "Operation not permitted" in done.stderr
+
+
+BIND_53 = (
+    "import os, socket\n"
+    f"s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.{53}.{7}', 53))\n"
+    "print('bound 53 as', os.getuid())\n"
+)
