@@ -32,14 +32,13 @@ RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip --python /opt/node-dns/bin/python install \
       --require-hashes --only-binary=:all: --no-deps -r image/requirements.lock \
  && if command -v strip >/dev/null; then find /opt/node-dns -name '*.so' -exec strip --strip-unneeded {} +; fi
-# The Kubernetes client's generated code is most of the image: ship it as bytecode only (no .py,
-# no .pyi stubs). Type stubs are never read at runtime anywhere.
+# Third-party code ships as bytecode only (no .py, no .pyi stubs): the Kubernetes client's
+# generated models alone would be a third of the image. node-dns itself keeps its sources, so its
+# tracebacks show the lines.
 RUN site=$(/opt/node-dns/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
  && find "$site" -name '*.pyi' -delete \
- && if [ -d "$site/kubernetes_asyncio" ]; then \
-      /opt/node-dns/bin/python -m compileall -q -b "$site/kubernetes_asyncio" \
-      && find "$site/kubernetes_asyncio" \( -name '*.py' -o -name __pycache__ -prune \) -exec rm -rf {} +; \
-    fi
+ && /opt/node-dns/bin/python -m compileall -q -b "$site" \
+ && find "$site" \( -name '*.py' -o -name __pycache__ -prune \) -exec rm -rf {} +
 COPY pyproject.toml README.md ./
 COPY node_dns ./node_dns
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \

@@ -80,7 +80,7 @@ if [ ! -s "$tarball" ]; then
   # runtime manylinux wheels expect, TLS trust, and an /etc/passwd to add a user to. No shell, no
   # package manager, no coreutils: the Dockerfile's runtime stage runs Python only.
   rt=$root.runtime
-  trap 'rm -rf "$root" "$rt" "$tarball.tmp" "$build_tarball.tmp"' EXIT
+  trap 'umount "$root/usr/lib/python3.11" 2>/dev/null; rm -rf "$root" "$rt" "$tarball.tmp" "$build_tarball.tmp"' EXIT
   mkdir -p "$rt"/usr/bin "$rt"/usr/lib "$rt"/usr/lib64 "$rt"/etc "$rt"/tmp "$rt"/run "$rt"/proc \
     "$rt"/sys "$rt"/dev "$rt"/opt "$rt"/var/tmp "$rt"/usr/sbin
   chmod 1777 "$rt"/tmp "$rt"/var/tmp
@@ -99,6 +99,12 @@ if [ ! -s "$tarball" ]; then
     /etc/debian_version
   (cd "$root" && cp -a --parents ./usr/lib/python3.11 "$rt/")
   rm -rf "$rt"/usr/lib/python3.11/{test,idlelib,ensurepip,lib2to3,distutils,pydoc_data,tkinter,turtledemo}
+  # The standard library as bytecode only, compiled by the same interpreter (tracebacks keep file
+  # names and line numbers, not the source lines).
+  mount --bind "$rt/usr/lib/python3.11" "$root/usr/lib/python3.11"
+  chroot "$root" python3 -m compileall -q -b /usr/lib/python3.11 >>"$log" 2>&1 || fail
+  umount "$root/usr/lib/python3.11"
+  find "$rt/usr/lib/python3.11" \( -name '*.py' -o -name __pycache__ -prune \) -exec rm -rf {} +
   # Every library the interpreter and its extension modules link, plus glibc's own libraries
   # (librt, libdl, libpthread... which manylinux wheels link without bundling), libgcc_s and
   # libstdc++ (the same).

@@ -1,7 +1,7 @@
 """The container image, built for real and run from its own filesystem.
 
 ``built_image()`` builds the repository's Dockerfile with ``tools/image.sh`` (podman, chroot
-isolation; the base from ``tools/base-image.sh`` where no registry serves one) under a tag that is a
+isolation; the base from ``tools/base-image.sh``, built from Debian packages) under a tag that is a
 hash of every input of the build, so an unchanged tree reuses the image, like ``make tools`` reuses
 its binaries.
 
@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,7 +44,9 @@ INPUT_FILES = (
     "tools/versions.env",
 )
 INPUT_DIRS = ("image", "node_dns")
-BUILD_LOG = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "node-dns" / "image" / "builds.log"
+BUILD_LOG = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "node-dns" / "image" / "builds.log"
+)
 
 
 class ImageError(RuntimeError):
@@ -89,7 +92,9 @@ def built_image() -> str:
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT,
-        env={**os.environ, "IMAGE_ENGINE": "podman"},
+        # Always the Debian-built base: the image tested (and its size) is the same on every machine,
+        # with or without a registry.
+        env={**os.environ, "IMAGE_ENGINE": "podman", "PYTHON_IMAGE": "debian"},
         check=False,
     )
     if done.returncode != 0:
@@ -97,7 +102,8 @@ def built_image() -> str:
     BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
     with BUILD_LOG.open("a") as log:
         summary = done.stderr.strip().splitlines()[-1]
-        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {time.monotonic() - start:.0f}s {summary}\n")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        log.write(f"{stamp} {time.monotonic() - start:.0f}s {summary}\n")
     return tag
 
 
@@ -138,6 +144,8 @@ class ImageRoot:
     def __exit__(self, *exc: object) -> None:
         podman("image", "unmount", self.tag, check=False)
         self._mounted = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     @property
     def mounted(self) -> Path:
@@ -163,6 +171,8 @@ class ImageRoot:
         """
         if self._workdir is None:
             raise ImageError("ImageRoot is not entered")
+        if podman_run_works():
+            return self._podman_run(argv, entrypoint=entrypoint, keep_caps=keep_caps)
         root = self._workdir / "root"
         root.mkdir(exist_ok=True)
         full = [*(entrypoint if entrypoint is not None else self.config["Entrypoint"]), *argv]
@@ -186,7 +196,39 @@ class ImageRoot:
             f"chroot --userspec={uid}:{gid or uid} --groups={gid or uid} {q(str(root))} "
             + " ".join(q(a) for a in full)
         )
-        return ["unshare", "--mount", "--propagation", "private", "--fork", "--", "sh", "-c", "\n".join(script)]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--fork",
+            "--",
+            "sh",
+            "-c",
+            "\n".join(script),
+        ]
+
+    def _podman_run(
+        self, argv: Sequence[str], *, entrypoint: Sequence[str] | None, keep_caps: Iterable[str]
+    ) -> list[str]:
+        """The same, where ``podman run`` works: its own read-only, non-root, capability-less run."""
+        command = [
+            "podman",
+            "run",
+            "--rm",
+            "--network=host",
+            "--read-only",
+            f"--user={self.user}",
+            "--cap-drop=all",
+            "--security-opt=no-new-privileges",
+            "--tmpfs=/tmp:size=16m",
+        ]
+        command += [f"--cap-add={c}" for c in keep_caps]
+        command += [f"--volume={host}:{inside}:ro" for host, inside in self.binds.items()]
+        command += [f"--env={k}={v}" for k, v in self.env().items()]
+        if entrypoint is not None:
+            command += [f"--entrypoint={json.dumps(list(entrypoint))}"]
+        return [*command, self.tag, *argv]
 
     def run(
         self,

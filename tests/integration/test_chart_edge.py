@@ -192,9 +192,15 @@ def test_host_port_adds_no_capability(helm: Helm) -> None:
         ({"edge": {"enabled": True}}, r"/edge.*nodeSelector"),
         ({"edge": {"enabled": True, "nodeSelector": {}}}, r"/edge/nodeSelector.*minProperties"),
         (merged(EDGE, {"edge": {"mode": "loadBalancer"}}), r"/edge/mode.*'hostNetwork', 'hostPort'"),
-        (merged(HOST_PORT, {"config": {"dnsAddress": "127.0.0.1"}}), r"/config/dnsAddress.*'0\.0\.0\.0', '::'"),
+        (
+            merged(HOST_PORT, {"config": {"dnsAddress": "127.0.0.1"}}),
+            r"/config/dnsAddress.*'0\.0\.0\.0', '::'",
+        ),
         (merged(EDGE, {"edge": {"port": 0}}), r"/edge/port"),
-        (merged(EDGE, {"edge": {"hostNetwork": {"httpPort": 53}}}), r"edge\.hostNetwork\.httpPort \(53\) must differ"),
+        (
+            merged(EDGE, {"edge": {"hostNetwork": {"httpPort": 53}}}),
+            r"edge\.hostNetwork\.httpPort \(53\) must differ",
+        ),
     ],
     ids=["no-selector", "empty-selector", "unknown-mode", "host-port-on-one-address", "port-0", "http-on-53"],
 )
@@ -249,7 +255,9 @@ def test_notes_name_the_nodes_the_firewall_and_the_check(helm: Helm) -> None:
 
 def test_notes_say_how_to_answer_ipv6_glue_in_host_network_mode(helm: Helm) -> None:
     assert 'set edge.hostNetwork.dnsAddress to "::"' in helm.notes(values(EDGE, DELEGATION))
-    assert "dnsAddress" not in helm.notes(values(EDGE, DELEGATION, {"edge": {"hostNetwork": {"dnsAddress": "::"}}}))
+    assert "dnsAddress" not in helm.notes(
+        values(EDGE, DELEGATION, {"edge": {"hostNetwork": {"dnsAddress": "::"}}})
+    )
 
 
 def test_notes_take_the_ns_ttl_from_the_values(helm: Helm) -> None:
@@ -268,7 +276,12 @@ def test_notes_print_no_edge_section_when_edge_mode_is_off(helm: Helm) -> None:
 @pytest.mark.controlplane
 @pytest.mark.parametrize(
     "features",
-    [EDGE, HOST_PORT, merged(EDGE, {"edge": {"port": 5300}}), merged(EDGE, {"leaderElection": {"enabled": True}})],
+    [
+        EDGE,
+        HOST_PORT,
+        merged(EDGE, {"edge": {"port": 5300}}),
+        merged(EDGE, {"leaderElection": {"enabled": True}}),
+    ],
     ids=["host-network", "host-port", "host-network-high-port", "host-network-leader-election"],
 )
 def test_edge_manifests_pass_the_apiservers_strict_validation(
@@ -284,5 +297,9 @@ def test_edge_manifests_pass_the_apiservers_strict_validation(
     assert stored["nodeSelector"] == SELECTOR
     assert_locked_down(stored, stored["containers"][0])
     port = features["edge"].get("port", 53)
-    expected_add = ["NET_BIND_SERVICE"] if features["edge"].get("mode", "hostNetwork") == "hostNetwork" and port < 1024 else None
+    expected_add = (
+        ["NET_BIND_SERVICE"]
+        if features["edge"].get("mode", "hostNetwork") == "hostNetwork" and port < 1024
+        else None
+    )
     assert stored["containers"][0]["securityContext"]["capabilities"].get("add") == expected_add

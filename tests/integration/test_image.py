@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.flags
 import dns.message
 import dns.query
-import dns.rdatatype
-import dns.flags
 import dns.rcode
+import dns.rdatatype
 import pytest
 import yaml
 
@@ -154,21 +154,24 @@ def test_serve_from_the_image_answers_a_query_against_the_apiserver(image: str, 
 
 
 def _answer(address: tuple[str, int], name: str) -> dns.message.Message | None:
-    response = dns.query.udp(dns.message.make_query(name, dns.rdatatype.A), address[0], port=address[1], timeout=2)
+    response = dns.query.udp(
+        dns.message.make_query(name, dns.rdatatype.A), address[0], port=address[1], timeout=2
+    )
     return response if response.answer else None
 
 
 def _process_status(proc: NodeDns) -> dict[str, str]:
-    """/proc status of the serving Python process (the last of the wrapper's descendants)."""
-    assert proc.pid is not None
-    pid = proc.pid
-    while True:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if not children:
-            break
-        pid = int(children[-1])
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+    """/proc status of the serving process, found by its unique --dns-port flag."""
+    flag = f"--dns-port={proc.dns_port}".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if flag in argv and argv[0].endswith(b"/python"):  # the console script's interpreter
+            lines = (entry / "status").read_text().splitlines()
+            return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+    raise AssertionError(f"no process with {flag.decode()}")
 
 
 # --- the chart's command lines against the image --------------------------------------------------
@@ -190,7 +193,9 @@ def chart_invocations(helm: Helm, image: str, edge: dict[str, Any]) -> list[dict
 
 def flags_of(container: dict[str, Any]) -> set[str]:
     """Every flag the container's environment and arguments set (NODE_DNS_FOO_BAR is --foo-bar)."""
-    from_env = {"--" + e["name"].removeprefix("NODE_DNS_").lower().replace("_", "-") for e in container["env"]}
+    from_env = {
+        "--" + e["name"].removeprefix("NODE_DNS_").lower().replace("_", "-") for e in container["env"]
+    }
     from_args = {a.split("=", 1)[0] for a in container["args"] if a.startswith("--")}
     return from_env | from_args
 
@@ -237,9 +242,7 @@ def test_edge_interpreter_binds_port_53_as_the_non_root_user_with_net_bind_servi
 
 
 def test_plain_interpreter_cannot_bind_port_53(root: ImageRoot) -> None:
-    done = root.run(
-        ["-c", BIND_53], entrypoint=["/opt/node-dns/bin/python"], keep_caps=["net_bind_service"]
-    )
+    done = root.run(["-c", BIND_53], entrypoint=["/opt/node-dns/bin/python"], keep_caps=["net_bind_service"])
 
     assert done.returncode == 1
     assert "Permission denied" in done.stderr
