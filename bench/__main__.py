@@ -1,4 +1,4 @@
-"""``python -m bench [--only udp,tcp,convergence,scale] [--quick] [--json PATH]``.
+"""``python -m bench [--only udp,tcp,convergence,scale,zone] [--quick] [--json PATH]``.
 
 Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
 prints one Markdown table per measurement, then a summary against the performance targets and the
@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import common, convergence, qps, scale, summary
+from bench import common, convergence, qps, scale, summary, zone_change
 from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
-PARTS = ("udp", "tcp", "convergence", "scale")
+PARTS = ("udp", "tcp", "convergence", "scale", "zone")
 NEEDED = ("dnsperf", "taskset")
 
 
@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps.append(("convergence", lambda: convergence.run(plane, opts)))
             if "scale" in parts:
                 steps.append(("scale", lambda: scale.run(plane, opts)))
+            if "zone" in parts:  # in-process, no apiserver needed
+                steps.append(("zone", lambda: [zone_change.run(changes=1_000 if args.quick else 5_000)]))
             for name, step in steps:
                 try:
                     for table in step():

@@ -78,6 +78,7 @@ def empty(config: ZoneConfig, synced: bool = False) -> Snapshot:
     """The zone with no areas and no Services: apex SOA and NS, and glue."""
     origin = name_key(config.zone)
     names = glue(config)
+    glue_names = frozenset(names)
     apex_soa = soa(config, 0)
     apex = dict(names.get(origin, _EMPTY).rrsets)
     apex[TYPE_SOA] = apex_soa
@@ -95,7 +96,7 @@ def empty(config: ZoneConfig, synced: bool = False) -> Snapshot:
         negative_ttl=min(config.soa_ttl, config.negative_ttl),
         below=below.finish(),
         health=Health(immutables.Map(), immutables.Map()),
-        parts=Parts(immutables.Map(), immutables.Map(), immutables.Map()),
+        parts=Parts(immutables.Map(), immutables.Map(), immutables.Map(), glue_names),
         lineage=object(),
     )
 
@@ -119,27 +120,28 @@ def rebuild(prev: Snapshot, facts: Facts, policy: Policy, config: ZoneConfig, ch
     if prev.parts is None:
         raise ValueError("rebuild needs a snapshot made by build() or rebuild()")
     parts = prev.parts
-    ttl = config.record_ttl
-    node_records = parts.records
-    if changes.nodes:
-        node_records = _encode_nodes(node_records, facts.nodes, changes.nodes, ttl)
-    writer = _Names(prev, glue(config))
-    area_nodes = parts.areas.mutate()
-    area_health = prev.health.areas.mutate()
-    for area in changes.areas:
-        node, health = _area(area, facts, policy, config, node_records)
-        _set(area_health, area, health)
-        if node != parts.areas.get(area):
-            _set(area_nodes, area, node)
-            writer.put(area_key(area, prev.origin), node)
-    service_nodes = parts.services.mutate()
-    service_health = prev.health.services.mutate()
-    for key in changes.services:
-        node, health = _service(key, facts, policy, ttl)
-        _set(service_health, key, health)
-        if node != parts.services.get(key):
-            _set(service_nodes, key, node)
-            writer.put(service_key(key, prev.origin), node)
+    writer = _Names(prev, parts.glue)
+    area_records, area_nodes, area_health = parts.records, parts.areas, prev.health.areas
+    if changes.areas:
+        records_out, nodes_out, health_out = area_records.mutate(), area_nodes.mutate(), area_health.mutate()
+        for area in changes.areas:
+            node, health, encoded = _area(area, facts, policy, config, area_records.get(area))
+            _set(health_out, area, health)
+            _set(records_out, area, encoded)
+            if node != area_nodes.get(area):
+                _set(nodes_out, area, node)
+                writer.put(area_key(area, prev.origin), node)
+        area_records, area_nodes, area_health = records_out.finish(), nodes_out.finish(), health_out.finish()
+    service_nodes, service_health = parts.services, prev.health.services
+    if changes.services:
+        services_out, service_health_out = service_nodes.mutate(), service_health.mutate()
+        for key in changes.services:
+            node, health = _service(key, facts, policy, config.record_ttl)
+            _set(service_health_out, key, health)
+            if node != service_nodes.get(key):
+                _set(services_out, key, node)
+                writer.put(service_key(key, prev.origin), node)
+        service_nodes, service_health = services_out.finish(), service_health_out.finish()
     names, below = writer.finish()
     accumulated = (
         prev.delta.names if prev.delta is not None and prev.delta.base == prev.generation else frozenset()
@@ -153,8 +155,8 @@ def rebuild(prev: Snapshot, facts: Facts, policy: Policy, config: ZoneConfig, ch
         negative_ttl=prev.negative_ttl,
         generation=prev.generation,
         below=below,
-        health=Health(area_health.finish(), service_health.finish()),
-        parts=Parts(node_records, area_nodes.finish(), service_nodes.finish()),
+        health=Health(area_health, service_health),
+        parts=Parts(area_records, area_nodes, service_nodes, parts.glue),
         delta=Delta(prev.generation, accumulated | writer.touched),
         lineage=prev.lineage,
     )
@@ -191,17 +193,31 @@ def _area(
     facts: Facts,
     policy: Policy,
     config: ZoneConfig,
-    node_records: Mapping[str, records.AddressRecords],
-) -> tuple[Node | None, ScopeHealth | None]:
+    encoded: Mapping[str, records.AddressRecords] | None,
+) -> tuple[Node | None, ScopeHealth | None, Mapping[str, records.AddressRecords] | None]:
+    """The area's node, its health, and its members' encoded addresses (kept for the next build).
+
+    A member's addresses are encoded again only when they changed (or it just joined): an area
+    is rebuilt on every change of one of its nodes, and encoding the others each time was most
+    of the cost of an update.
+    """
+    ttl = config.record_ttl
     static = config.static_records.get(area)  # served with no node at all, never counted
-    members = [facts.nodes[name] for name in facts.members(area)]
+    members = list(facts.members(area))
     if not members:
-        return (Node(records.address_rrsets(static, config.record_ttl)) if static else None), None
+        return (Node(records.address_rrsets(static, ttl)) if static else None), None, None
+    before = encoded or {}
+    current: dict[str, records.AddressRecords] = {}
+    for member in members:
+        found = before.get(member.name)
+        if found is None or (found.ips is not member.ips and found.ips != member.ips):
+            found = records.address_records(member.ips, ttl)
+        current[member.name] = found
     chosen = policy.select(members, area)
-    groups = [node_records[f.name] for f in chosen.served]
+    groups = [current[f.name] for f in chosen.served]
     if static:
-        groups.append(records.address_records(static, config.record_ttl))
-    return Node(records.merged_rrsets(groups, config.record_ttl)), chosen.health
+        groups.append(records.address_records(static, ttl))
+    return Node(records.merged_rrsets(groups, ttl)), chosen.health, current
 
 
 def _service(
@@ -244,24 +260,6 @@ def _set(target: MapMutation[K, V], key: K, value: V | None) -> None:
         target[key] = value
 
 
-def _encode_nodes(
-    node_records: immutables.Map[str, records.AddressRecords],
-    nodes: Mapping[str, model.NodeFacts],
-    changed: Iterable[str],
-    ttl: int,
-) -> immutables.Map[str, records.AddressRecords]:
-    """Encode the addresses of the nodes that changed them; others keep their encoding."""
-    out = node_records.mutate()
-    for name in changed:
-        facts = nodes.get(name)
-        old = node_records.get(name)
-        if facts is None:
-            out.pop(name, None)
-        elif old is None or old.ips != facts.ips:
-            out[name] = records.address_records(facts.ips, ttl)
-    return out.finish()
-
-
 def _link(below: MapMutation[NameKey, int], key: NameKey, origin_len: int) -> None:
     for cut in range(1, len(key) - origin_len):
         parent = key[cut:]
@@ -285,7 +283,7 @@ def _only(rtype: int, rrset: RRset | None) -> Node:
 class _Names:
     """Writes an area's or a Service's node, and its v4./v6. family names, into a new name map."""
 
-    def __init__(self, prev: Snapshot, glue: Mapping[NameKey, Node]) -> None:
+    def __init__(self, prev: Snapshot, glue: frozenset[NameKey]) -> None:
         self._prev = prev
         self._glue = glue
         self._names = prev.names.mutate()

@@ -79,21 +79,22 @@ class Policy:
         return Selection(healthy, ScopeHealth(len(healthy), len(candidates)))
 
 
-def log_transition(scope: str, noun: str, old: ScopeHealth | None, new: ScopeHealth | None) -> None:
+def log_transition(kind: str, name: str, noun: str, old: ScopeHealth | None, new: ScopeHealth | None) -> None:
     """Log a name entering or leaving fail-open; nothing while it stays either way.
 
-    ``scope`` says which name ("area home", "service shop/web"), ``noun`` what was counted. A
-    name that disappears while failed open is forgotten without a line.
+    ``kind`` and ``name`` say which name ("area", "home"; "service", "shop/web"), ``noun`` what
+    was counted. A name that disappears while failed open is forgotten without a line.
     """
     was = old is not None and old.failed_open
     if new is not None and new.failed_open and not was:
         log.warning(
-            "%s has %d of %d %s healthy, below the fail-open threshold: serving all %d",
-            scope,
+            "%s %s has %d of %d %s healthy, below the fail-open threshold: serving all %d",
+            kind,
+            name,
             new.healthy,
             new.members,
             noun,
             new.members,
         )
     elif was and new is not None and not new.failed_open:
-        log.info("%s is back above the fail-open threshold", scope)
+        log.info("%s %s is back above the fail-open threshold", kind, name)

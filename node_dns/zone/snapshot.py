@@ -76,10 +76,12 @@ class Health:
 class Parts:
     """What the builder keeps between builds so a change re-encodes only what it touched."""
 
-    records: immutables.Map[str, AddressRecords]
-    """Each node's addresses, encoded when they change."""
+    records: immutables.Map[str, Mapping[str, AddressRecords]]
+    """Per area, its members' addresses encoded (a member's are encoded again when they change)."""
     areas: immutables.Map[str, Node]
     services: immutables.Map[ServiceKey, Node]
+    glue: frozenset[NameKey]
+    """Names of in-zone name servers: their glue is served over any area of the same name."""
 
 
 @dataclass(frozen=True, slots=True)

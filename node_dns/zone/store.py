@@ -142,7 +142,8 @@ class Facts:
         self.synced = False
         """True once a complete node list has been applied: the zone is authoritative from then."""
         self._nodes: Store[str, model.NodeFacts] = Store()
-        self._members: dict[str, dict[str, int]] = {}
+        self._members: dict[str, dict[str, model.NodeFacts]] = {}
+        """Area -> its member nodes' facts (kept here so building an area reads only its own)."""
         self._services: Store[ServiceKey, model.ServiceFacts] = Store()
         self._slices: Store[tuple[str, str], model.SliceFacts] = Store()
         self._by_service: dict[ServiceKey, dict[str, int]] = {}
@@ -159,8 +160,8 @@ class Facts:
         """Areas listed by at least one node."""
         return self._members.keys()
 
-    def members(self, area: str) -> Iterable[str]:
-        return self._members.get(area, {}).keys()
+    def members(self, area: str) -> Iterable[model.NodeFacts]:
+        return self._members.get(area, {}).values()
 
     def service_keys(self) -> Iterable[ServiceKey]:
         """Every Service known by its object or by a slice."""
@@ -205,9 +206,13 @@ class Facts:
         old_areas = old.areas if old is not None else frozenset()
         new_areas = new.areas if new is not None else frozenset()
         for area in old_areas - new_areas:
-            _discard(self._members, area, name)
-        for area in new_areas - old_areas:
-            _add(self._members, area, name)
+            members = self._members[area]
+            del members[name]
+            if not members:
+                del self._members[area]
+        if new is not None:
+            for area in new_areas:
+                self._members.setdefault(area, {})[name] = new
         return Changes({name}, set(old_areas | new_areas), set(self._by_node.get(name, ())))
 
     # --- Services -----------------------------------------------------------------------------

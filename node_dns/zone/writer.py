@@ -34,7 +34,6 @@ class Zone:
         self.policy = policy or Policy()
         self._clock = clock
         self._facts = Facts(services=config.services)
-        self._glue = frozenset(build.glue(config))
         self._built = build.stamp(build.build(self._facts, self.policy, config), config, 0, 1)
         self._publisher = publish.Publisher(self._built)
         self._watchers: list[Callable[[Changes], None]] = []
@@ -180,15 +179,21 @@ class Zone:
     def _report(self, prev: Snapshot, built: Snapshot, changes: Changes) -> None:
         """Log what flipped: fail-open per area and Service, an area shadowing a glue name."""
         for area in changes.areas:
-            log_transition(f"area {area}", "nodes", prev.health.areas.get(area), built.health.areas.get(area))
-            key = build.area_key(area, built.origin)
-            appeared = built.parts is not None and area in built.parts.areas
-            if appeared and key in self._glue and prev.parts is not None and area not in prev.parts.areas:
+            log_transition("area", area, "nodes", prev.health.areas.get(area), built.health.areas.get(area))
+            if _newly_shadows_glue(area, prev, built):
                 log.warning("area %s shadows a name server's glue; the glue is served", area)
         for service in changes.services:
             log_transition(
-                f"service {service[0]}/{service[1]}",
+                "service",
+                "/".join(service),
                 "endpoint nodes",
                 prev.health.services.get(service),
                 built.health.services.get(service),
             )
+
+
+def _newly_shadows_glue(area: str, prev: Snapshot, built: Snapshot) -> bool:
+    if built.parts is None or prev.parts is None:
+        return False
+    appeared = area in built.parts.areas and area not in prev.parts.areas
+    return appeared and build.area_key(area, built.origin) in built.parts.glue

@@ -315,14 +315,7 @@ class Finding(Exception):
 
 
 def parse(wire: bytes) -> dns.message.Message:
-    """dnspython's reading of a reply, as a plain message whatever its opcode.
-
-    For opcode UPDATE dnspython applies RFC 2136's semantics (the zone section must be one SOA
-    question) and rejects our NOTIMP replies, which echo whatever question came in. The wire
-    format is what is checked here, so the opcode is masked before parsing.
-    """
-    if (wire[2] >> 3) & 0xF == dns.opcode.UPDATE:
-        wire = wire[:2] + bytes([wire[2] & 0x87]) + wire[3:]
+    """dnspython's strict reading of a reply (for opcode UPDATE, RFC 2136's rules apply)."""
     return dns.message.from_wire(wire, ignore_trailing=False, one_rr_per_rrset=True)
 
 

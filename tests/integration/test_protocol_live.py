@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -285,6 +286,28 @@ def test_dig_with_edns_gets_our_udp_size(zone: Zone) -> None:
 
 def test_dig_notify_opcode_is_notimp(zone: Zone) -> None:
     assert _status(dig(zone.server, "+opcode=notify", zone.server.zone, "SOA")) == "NOTIMP"
+
+
+@pytest.mark.parametrize("opcode", range(16))
+def test_every_opcode_gets_a_reply_dnspython_reads_over_udp_and_tcp(zone: Zone, opcode: int) -> None:
+    """Other opcodes get NOTIMP as a bare header (an UPDATE's zone section of type A included)."""
+    server = (HOST, zone.server.dns_port)
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.TXT, dns.rdatatype.SOA):
+        request = dns.message.make_query(zone.name(zone.home), rdtype)
+        request.set_opcode(opcode)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            dns.query.send_udp(sock, request, server)
+            over_udp, _ = dns.query.receive_udp(sock, server, time.time() + 5)
+        with socket.create_connection(server, timeout=5) as sock:
+            dns.query.send_tcp(sock, request)
+            over_tcp, _ = dns.query.receive_tcp(sock, time.time() + 5)
+        for reply in (over_udp, over_tcp):
+            assert reply.id == request.id and reply.opcode() == opcode
+            if opcode == dns.opcode.QUERY:
+                assert reply.rcode() == dns.rcode.NOERROR
+            else:
+                assert reply.rcode() == dns.rcode.NOTIMP
+                assert reply.question == [] and reply.answer == []
 
 
 def test_dig_header_only_query_is_formerr(zone: Zone) -> None:
