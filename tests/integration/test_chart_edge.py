@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import yaml
 
+from tests.harness.controlplane import REPO_ROOT
 from tests.harness.helm import Helm, HelmError, Rendered
 from tests.harness.kube import Kube
 from tests.integration.test_chart import apiserver_objects, merged, values
@@ -268,6 +270,53 @@ def test_notes_take_the_ns_ttl_from_the_values(helm: Helm) -> None:
 
 def test_notes_print_no_edge_section_when_edge_mode_is_off(helm: Helm) -> None:
     assert "EDGE MODE" not in helm.notes(values())
+
+
+# --- the README's edge topology -----------------------------------------------------------------
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def readme_block(name: str) -> str:
+    """The fenced block between ``<!-- name:start -->`` and ``<!-- name:end -->`` in the README."""
+    found = re.search(rf"<!-- {name}:start -->\n```\w*\n(.*?)```\n<!-- {name}:end -->", README, re.S)
+    assert found, f"README has no {name} block"
+    return found.group(1)
+
+
+def readme_edge_values() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(readme_block("edge-values"))
+    return loaded
+
+
+def test_readme_edge_values_print_the_records_the_readme_shows(helm: Helm) -> None:
+    notes = helm.notes(readme_edge_values())
+    printed = [" ".join(line.split()) for line in notes[notes.index("EDGE MODE") :].splitlines()]
+    shown = [" ".join(line.split()) for line in readme_block("edge-records").splitlines()]
+
+    assert [line for line in printed if line in shown] == shown
+
+
+def test_readme_edge_values_run_on_port_53_with_only_net_bind_service(helm: Helm) -> None:
+    rendered = helm.template(readme_edge_values())
+    pod, container = edge_pod(rendered), edge_container(rendered)
+
+    assert pod["hostNetwork"] is True
+    assert env_of(container)["NODE_DNS_DNS_PORT"] == "53"
+    assert_locked_down(pod, container)
+    assert container["securityContext"]["capabilities"]["add"] == ["NET_BIND_SERVICE"]
+
+
+@pytest.mark.controlplane
+def test_readme_edge_values_pass_the_apiservers_strict_validation(
+    helm: Helm, kube: Kube, unique_name: Callable[[str], str]
+) -> None:
+    namespace = unique_name("readme-edge")
+    rendered = helm.template(readme_edge_values(), release=namespace, namespace=namespace)
+
+    created = kube.apply_manifests(apiserver_objects(rendered, namespace))
+
+    assert "DaemonSet" in {obj["kind"] for obj in created}
 
 
 # --- against the real apiserver -------------------------------------------------------------------
