@@ -1,8 +1,10 @@
 """The election loop against an in-memory Lease store that behaves like the apiserver.
 
 The store keeps resourceVersions (a PUT of a stale object answers 409, a second create too) and
-can be taken down or made slow. Timings are scaled down (lease 0.6 s, deadline 0.4 s, retry
-0.1 s) so the scenarios run in well under a second each; the real apiserver scenarios are in
+can be taken down or made slow. Every scenario runs on a virtual clock (tests/unit/virtual_clock.py)
+that the electors read as their monotonic clock and the store as its timestamps: the durations
+asserted below are exact, whatever the load on the machine. Timings are scaled down (lease 0.6 s,
+deadline 0.4 s, retry 0.1 s); the real apiserver scenarios are in
 tests/integration/test_leader_election.py.
 """
 
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import random
 import re
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,6 +23,11 @@ import pytest
 from node_dns.kube import ApiError, Conflict
 from node_dns.leader import Config, Elector, LeaderTasks
 from node_dns.leader.decide import Record, micro_time
+from tests.unit import virtual_clock
+from tests.unit.virtual_clock import settle, virtual_time
+
+EPOCH = 1_767_225_600.0
+"""Wall time at virtual time 0 (the Lease's acquire/renew times are wall-clock texts)."""
 
 DURATION, DEADLINE, RETRY = 0.6, 0.4, 0.1
 MICRO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -51,7 +59,7 @@ class FakeLeases:
         stored = copy.deepcopy(dict(body))
         stored.setdefault("metadata", {})["resourceVersion"] = str(self.version)
         self.lease = stored
-        self.history.append((time.monotonic(), Record.from_spec(stored.get("spec"))))
+        self.history.append((now(), Record.from_spec(stored.get("spec"))))
         return copy.deepcopy(stored)
 
     async def get(self, request_timeout: float) -> dict[str, Any] | None:
@@ -82,11 +90,27 @@ class FakeLeases:
         return Record.from_spec(self.lease.get("spec")) if self.lease else None
 
 
+def now() -> float:
+    """The virtual clock: what the electors read as their monotonic clock."""
+    return asyncio.get_running_loop().time()
+
+
+def wall() -> float:
+    return EPOCH + now()
+
+
 async def until(predicate: Callable[[], object], within: float) -> None:
-    """Poll until ``predicate()`` is true; TimeoutError after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - polling state owned by other tasks
-            await asyncio.sleep(0.002)
+    """Wait until ``predicate()`` is true; TimeoutError after ``within`` (virtual) seconds."""
+    await virtual_clock.until(predicate, within)
+
+
+def make_elector(
+    store: FakeLeases, identity: str, tasks: LeaderTasks | None = None, seed: int = 0
+) -> Elector:
+    """An elector on the virtual clock, with its own seeded jitter."""
+    return Elector(
+        store, config(identity), tasks, clock=now, wall=wall, rand=random.Random(f"{identity}{seed}").random
+    )
 
 
 def config(identity: str, **overrides: float) -> Config:
@@ -99,7 +123,7 @@ class Replicas:
 
     def __init__(self, store: FakeLeases, names: list[str]) -> None:
         self.store = store
-        self.electors = {name: Elector(store, config(name)) for name in names}
+        self.electors = {name: make_elector(store, name) for name in names}
         self.overlaps: list[tuple[float, list[str]]] = []
         self._sampler: asyncio.Task[None] | None = None
 
@@ -112,7 +136,7 @@ class Replicas:
         while True:
             leaders = self.leaders()
             if len(leaders) > 1:
-                self.overlaps.append((time.monotonic(), leaders))
+                self.overlaps.append((now(), leaders))
             await asyncio.sleep(0.005)
 
     def leaders(self) -> list[str]:
@@ -140,118 +164,129 @@ class Replicas:
         await asyncio.sleep(0)
 
 
-@pytest.fixture
-async def replicas() -> AsyncIterator[Replicas]:
+@asynccontextmanager
+async def three_replicas() -> AsyncIterator[Replicas]:
     group = Replicas(FakeLeases(), ["a", "b", "c"])
     group.start()
-    yield group
-    await group.close()
+    try:
+        yield group
+    finally:
+        await group.close()
     assert group.overlaps == [], "two replicas believed they led at once"
 
 
-async def test_first_replica_creates_the_lease_with_micro_times(replicas: Replicas) -> None:
-    leader = await replicas.wait_leader(1.0)
-    await asyncio.sleep(3 * RETRY)
+@virtual_time
+async def test_first_replica_creates_the_lease_with_micro_times() -> None:
+    async with three_replicas() as replicas:
+        leader = await replicas.wait_leader(1.0)
+        await asyncio.sleep(3 * RETRY)
 
-    assert replicas.leaders() == [leader]
-    record = replicas.store.record
-    assert record is not None
-    assert record.holder == leader
-    assert record.lease_duration_seconds == 1  # 0.6 s rounded up: never shorter than ours
-    assert record.transitions == 0
-    assert MICRO.fullmatch(record.acquire_time or "")
-    assert MICRO.fullmatch(record.renew_time or "")
-    assert replicas.store.calls.count("create") >= 1
-
-
-async def test_renewal_keeps_acquire_time_and_only_changes_renew_time(replicas: Replicas) -> None:
-    leader = await replicas.wait_leader(1.0)
-    await asyncio.sleep(5 * RETRY)
-
-    mine = [record for _, record in replicas.store.history if record.holder == leader]
-    assert len(mine) >= 3
-    assert {r.acquire_time for r in mine} == {mine[0].acquire_time}
-    assert len({r.renew_time for r in mine}) == len(mine)
-    assert {r.transitions for r in mine} == {0}
-    assert replicas.electors[leader].status.gains == 1
+        assert replicas.leaders() == [leader]
+        record = replicas.store.record
+        assert record is not None
+        assert record.holder == leader
+        assert record.lease_duration_seconds == 1  # 0.6 s rounded up: never shorter than ours
+        assert record.transitions == 0
+        assert MICRO.fullmatch(record.acquire_time or "")
+        assert MICRO.fullmatch(record.renew_time or "")
+        assert replicas.store.calls.count("create") >= 1
 
 
-async def test_crashed_leader_is_replaced_only_after_its_lease_expires(replicas: Replicas) -> None:
-    first = await replicas.wait_leader(1.0)
-    await asyncio.sleep(2 * RETRY)
-    last_renewal = replicas.store.history[-1][0]
-    replicas.crash(first)
+@virtual_time
+async def test_renewal_keeps_acquire_time_and_only_changes_renew_time() -> None:
+    async with three_replicas() as replicas:
+        leader = await replicas.wait_leader(1.0)
+        await asyncio.sleep(5 * RETRY)
 
-    second = await replicas.wait_leader(DURATION + 4 * RETRY + 0.5, exclude=(first,))
-    took_over = time.monotonic()
-
-    assert took_over - last_renewal >= DURATION
-    record = replicas.store.record
-    assert record is not None
-    assert record.holder == second
-    assert record.transitions == 1
-    assert record.acquire_time == record.renew_time
+        mine = [record for _, record in replicas.store.history if record.holder == leader]
+        assert len(mine) >= 3
+        assert {r.acquire_time for r in mine} == {mine[0].acquire_time}
+        assert len({r.renew_time for r in mine}) == len(mine)
+        assert {r.transitions for r in mine} == {0}
+        assert replicas.electors[leader].status.gains == 1
 
 
-async def test_graceful_shutdown_releases_and_another_takes_over_within_a_retry(
-    replicas: Replicas,
-) -> None:
-    first = await replicas.wait_leader(1.0)
-    await asyncio.sleep(2 * RETRY)
-    before = replicas.store.record
-    assert before is not None
+@virtual_time
+async def test_crashed_leader_is_replaced_only_after_its_lease_expires() -> None:
+    async with three_replicas() as replicas:
+        first = await replicas.wait_leader(1.0)
+        await asyncio.sleep(2 * RETRY)
+        last_renewal = replicas.store.history[-1][0]
+        replicas.crash(first)
 
-    await replicas.electors[first].shutdown()
-    released = replicas.store.history[-1][1]
-    stopped = time.monotonic()
-    second = await replicas.wait_leader(3 * RETRY + 0.2, exclude=(first,))
+        second = await replicas.wait_leader(DURATION + 4 * RETRY + 0.5, exclude=(first,))
+        took_over = now()
 
-    assert released.holder == ""
-    assert released.lease_duration_seconds == 1
-    assert released.transitions == before.transitions
-    assert time.monotonic() - stopped < 2.2 * RETRY + 0.1
-    record = replicas.store.record
-    assert record is not None
-    assert (record.holder, record.transitions) == (second, before.transitions + 1)
+        assert took_over - last_renewal >= DURATION
+        record = replicas.store.record
+        assert record is not None
+        assert record.holder == second
+        assert record.transitions == 1
+        assert record.acquire_time == record.renew_time
 
 
-async def test_leader_steps_down_within_the_renew_deadline_when_the_apiserver_is_gone(
-    replicas: Replicas,
-) -> None:
-    leader = await replicas.wait_leader(1.0)
-    await asyncio.sleep(2 * RETRY)
-    replicas.store.down = True
-    last_renewal = replicas.store.history[-1][0]
+@virtual_time
+async def test_graceful_shutdown_releases_and_another_takes_over_within_a_retry() -> None:
+    async with three_replicas() as replicas:
+        first = await replicas.wait_leader(1.0)
+        await asyncio.sleep(2 * RETRY)
+        before = replicas.store.record
+        assert before is not None
 
-    await until(lambda: not replicas.electors[leader].is_leader, DEADLINE + 0.3)
-    stepped_down = time.monotonic() - last_renewal
+        await replicas.electors[first].shutdown()
+        released = replicas.store.history[-1][1]
+        stopped = now()
+        second = await replicas.wait_leader(3 * RETRY + 0.2, exclude=(first,))
 
-    assert stepped_down <= DEADLINE + 0.05
-    assert replicas.leaders() == []
-    assert replicas.electors[leader].status.last_error
-    replicas.store.down = False
-    await replicas.wait_leader(DURATION + 4 * RETRY + 0.5)
-
-
-async def test_a_hanging_request_does_not_hold_leadership_past_the_deadline(replicas: Replicas) -> None:
-    leader = await replicas.wait_leader(1.0)
-    await asyncio.sleep(2 * RETRY)
-    replicas.store.hang = True
-    last_renewal = replicas.store.history[-1][0]
-
-    await until(lambda: not replicas.electors[leader].is_leader, DEADLINE + 0.3)
-
-    assert time.monotonic() - last_renewal <= DEADLINE + 0.05
-    replicas.store.hang = False
+        assert released.holder == ""
+        assert released.lease_duration_seconds == 1
+        assert released.transitions == before.transitions
+        assert now() - stopped < 2.2 * RETRY + 0.1
+        record = replicas.store.record
+        assert record is not None
+        assert (record.holder, record.transitions) == (second, before.transitions + 1)
 
 
+@virtual_time
+async def test_leader_steps_down_within_the_renew_deadline_when_the_apiserver_is_gone() -> None:
+    async with three_replicas() as replicas:
+        leader = await replicas.wait_leader(1.0)
+        await asyncio.sleep(2 * RETRY)
+        replicas.store.down = True
+        last_renewal = replicas.store.history[-1][0]
+
+        await until(lambda: not replicas.electors[leader].is_leader, DEADLINE + 0.3)
+        stepped_down = now() - last_renewal
+
+        assert stepped_down <= DEADLINE + 0.05
+        assert replicas.leaders() == []
+        assert replicas.electors[leader].status.last_error
+        replicas.store.down = False
+        await replicas.wait_leader(DURATION + 4 * RETRY + 0.5)
+
+
+@virtual_time
+async def test_a_hanging_request_does_not_hold_leadership_past_the_deadline() -> None:
+    async with three_replicas() as replicas:
+        leader = await replicas.wait_leader(1.0)
+        await asyncio.sleep(2 * RETRY)
+        replicas.store.hang = True
+        last_renewal = replicas.store.history[-1][0]
+
+        await until(lambda: not replicas.electors[leader].is_leader, DEADLINE + 0.3)
+
+        assert now() - last_renewal <= DEADLINE + 0.05
+        replicas.store.hang = False
+
+
+@virtual_time
 async def test_leader_that_reads_another_holder_steps_down_at_once() -> None:
     store = FakeLeases()
-    elector = Elector(store, config("a"))
+    elector = make_elector(store, "a")
     elector.start()
     try:
         await until(lambda: elector.is_leader, 1)
-        store.force(Record("intruder", 1, micro_time(time.time()), micro_time(time.time()), 5))
+        store.force(Record("intruder", 1, micro_time(wall()), micro_time(wall()), 5))
         await until(lambda: not elector.is_leader, 3 * RETRY)
         assert elector.status.holder == "intruder"
     finally:
@@ -260,26 +295,28 @@ async def test_leader_that_reads_another_holder_steps_down_at_once() -> None:
     assert store.record.holder == "intruder"  # not ours: nothing released
 
 
+@virtual_time
 async def test_a_stale_lease_is_waited_out_by_local_time_whatever_its_renew_time_says() -> None:
     store = FakeLeases()
     store.force(Record("ghost", 1, "2000-01-01T00:00:00.000000Z", "2000-01-01T00:00:00.000000Z", 2))
-    elector = Elector(store, config("a"))
-    started = time.monotonic()
+    elector = make_elector(store, "a")
+    started = now()
     elector.start()
     try:
         await until(lambda: elector.is_leader, 1 + 4 * RETRY)
-        waited = time.monotonic() - started
+        waited = now() - started
     finally:
         await elector.shutdown()
     assert 1.0 <= waited <= 1.0 + 2.2 * RETRY + 0.1
     assert next(r.transitions for _, r in store.history if r.holder == "a") == 3
 
 
+@virtual_time
 async def test_racing_replicas_on_a_free_lease_get_one_winner_through_409() -> None:
     store = FakeLeases()
     store.force(Record("", 1, None, None, 0))
     store.latency = 0.02  # both read the same version before either writes
-    electors = [Elector(store, config(name)) for name in ("a", "b", "c")]
+    electors = [make_elector(store, name) for name in ("a", "b", "c")]
     for e in electors:
         e.start()
     try:
@@ -293,9 +330,10 @@ async def test_racing_replicas_on_a_free_lease_get_one_winner_through_409() -> N
     assert holders[1] != "" and all(h in ("", holders[1]) for h in holders[1:])
 
 
+@virtual_time
 async def test_terms_repeat_after_losing() -> None:
     store = FakeLeases()
-    elector = Elector(store, config("a"))
+    elector = make_elector(store, "a")
     elector.start()
     try:
         for _ in range(2):
@@ -310,6 +348,7 @@ async def test_terms_repeat_after_losing() -> None:
     assert elector.status.losses == 3  # two deadlines, one shutdown
 
 
+@virtual_time
 async def test_leader_tasks_run_only_while_leading() -> None:
     store = FakeLeases()
     tasks = LeaderTasks()
@@ -323,14 +362,13 @@ async def test_leader_tasks_run_only_while_leading() -> None:
             log.append("stop" if stop.is_set() else "stop-without-flag")
 
     tasks.register("work", work)
-    elector = Elector(store, config("a"), tasks)
+    elector = make_elector(store, "a", tasks)
     elector.start()
     try:
         await until(lambda: tasks.running() == ["work"], 1)
         store.down = True
         await until(lambda: not elector.is_leader, DEADLINE + 0.3)
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await settle()
         assert tasks.running() == []
         assert log == ["start", "stop"]
     finally:
