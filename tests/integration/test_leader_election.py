@@ -281,20 +281,42 @@ def metric(proc: NodeDns, name: str) -> float:
     raise AssertionError(f"{name} not exported")
 
 
+def sample(proc: NodeDns, series: str) -> float:
+    """One labelled sample, e.g. ``node_dns_leader_events_total{result="created"}`` (0 if absent)."""
+    _, text = proc.http_get("/metrics")
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def events_metric(proc: NodeDns, result: str) -> float:
+    return sample(proc, f'node_dns_leader_events_total{{result="{result}"}}')
+
+
+def counted_bad_ips(proc: NodeDns) -> float:
+    return sample(proc, f'node_dns_invalid_annotation_entries_total{{annotation="{IPS_ANNOTATION}"}}')
+
+
 def holder(kube: Kube, cluster: Cluster) -> dict[str, Any] | None:
     status, body = kube.request("GET", lease_path(cluster.namespace, cluster.lease))
     return body.get("spec") if status == 200 else None
 
 
-def wait_new_holder(kube: Kube, cluster: Cluster, old: str, timeout: float) -> tuple[str, float, bool]:
+def wait_new_holder(
+    kube: Kube, cluster: Cluster, old: str, timeout: float, polling: threading.Event | None = None
+) -> tuple[str, float, bool]:
     """Poll the Lease every 20 ms until a holder other than ``old`` (and not empty) appears.
 
     Returns the new holder, the seconds waited, and whether a release (empty holder) was seen.
+    ``polling`` is set once the first read is done (the caller may act from then on).
     """
     started = time.monotonic()
     released = False
     while time.monotonic() - started < timeout:
         spec = holder(kube, cluster) or {}
+        if polling is not None:
+            polling.set()
         name = spec.get("holderIdentity") or ""
         if not name and spec:
             released = released or spec.get("leaseDurationSeconds") == 1
@@ -347,9 +369,15 @@ def test_one_leader_records_each_bad_annotation_once_and_a_crash_is_taken_over_a
         for proc in procs.values():
             assert readyz(proc)["leader_holder"] == first
 
-        # One Event for the bad entry, posted by the leader, not one per replica.
+        # One Event for the bad entry, posted by the leader, not one per replica: every replica has
+        # seen the bad entry and the leader has recorded it before the Events are counted.
         wait_for(lambda: node_events(kube, bad), timeout=10, what="an InvalidAnnotation event")
-        time.sleep(1.0)
+        wait_for(
+            lambda: all(counted_bad_ips(p) >= 1 for p in procs.values()),
+            timeout=10,
+            what="every replica to have seen the bad entry",
+        )
+        wait_for(lambda: events_metric(procs[first], "created") == 1, timeout=10, what="the leader's record")
         (event,) = node_events(kube, bad)
         assert event["type"] == "Warning"
         assert event["involvedObject"]["kind"] == "Node"
@@ -365,12 +393,13 @@ def test_one_leader_records_each_bad_annotation_once_and_a_crash_is_taken_over_a
         assert DURATION - RETRY <= took <= CRASH_TAKEOVER_BOUND
         wait_for(lambda: leaders(procs) == [second], timeout=3, what="the new leader to report itself")
 
-        # The new leader does not post the same state again; a change is posted once.
-        time.sleep(1.0)
+        # The new leader does not post the same state again (its create finds the Event: 409);
+        # a change is posted once.
+        wait_for(lambda: events_metric(procs[second], "exists") == 1, timeout=10, what="the known event")
         assert len(node_events(kube, bad)) == 1
         kube.annotate(bad, {IPS_ANNOTATION: "192.0.2.1,still-not-an-ip"})
         wait_for(lambda: len(node_events(kube, bad)) == 2, timeout=10, what="a second event")
-        time.sleep(1.0)
+        wait_for(lambda: events_metric(procs[second], "created") == 1, timeout=10, what="the new record")
         assert len(node_events(kube, bad)) == 2
         assert {e["reportingInstance"] for e in node_events(kube, bad)} == {first, second}
 
@@ -388,11 +417,17 @@ def test_graceful_stop_releases_the_lease_for_a_takeover_within_a_retry_period(
     ):
         first = wait_for(lambda: leaders(procs), timeout=10, what="a leader")[0]
         before = holder(kube, cluster) or {}
-        time.sleep(1.0)
+        # The leader is in its steady state: it has renewed the Lease at least once.
+        wait_for(
+            lambda: (holder(kube, cluster) or {}).get("renewTime") != before.get("renewTime"),
+            timeout=10,
+            what="a renewal",
+        )
 
         with ThreadPoolExecutor(1) as pool:
-            watch = pool.submit(wait_new_holder, kube, cluster, first, RELEASE_TAKEOVER_BOUND + 3)
-            time.sleep(0.05)
+            polling = threading.Event()
+            watch = pool.submit(wait_new_holder, kube, cluster, first, RELEASE_TAKEOVER_BOUND + 3, polling)
+            assert polling.wait(10)
             signalled = time.monotonic()
             assert procs[first].stop(10) == 0
             second, _, released = watch.result()
@@ -433,8 +468,12 @@ def test_leader_steps_down_when_the_apiserver_is_gone_and_every_replica_keeps_an
             assert stepped_down <= DEADLINE + 0.6
             assert "not renewed within the renew deadline" in procs[first].logs()
 
-            # Blind for longer than the renew deadline: every replica still answers from its zone.
-            time.sleep(1.0)
+            # Blind (every replica has noticed): every replica still answers from its zone.
+            wait_for(
+                lambda: all(metric(p, "node_dns_apiserver_reachable") == 0.0 for p in procs.values()),
+                timeout=10,
+                what="every replica to notice the apiserver is gone",
+            )
             assert leaders(procs) == []
             for proc in procs.values():
                 assert proc.running
