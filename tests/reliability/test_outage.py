@@ -104,6 +104,26 @@ def _metrics(server: NodeDns) -> str:
     return server.http_get("/metrics")[1]
 
 
+def node_watches(plane: ControlPlane) -> float:
+    """Open WATCH requests on nodes, by the apiserver's own count (node-dns' kopf is the watcher)."""
+    status, text = plane.kube.request("GET", "/metrics")
+    if status != 200:
+        return 0.0
+    series = 'apiserver_longrunning_requests{component="apiserver",group="",resource="nodes"'
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in str(text).splitlines()
+        if line.startswith(series) and 'verb="WATCH"' in line
+    )
+
+
+def gone_from(kube: Kube, version: str) -> bool:
+    """Whether a watch from ``version`` is refused with 410 (etcd compacted past it)."""
+    with kube.watch("/api/v1/nodes", params={"resourceVersion": version}, timeout=5) as watch:
+        first = next(iter(watch))
+    return first["type"] == "ERROR" and first["object"]["code"] == 410
+
+
 def _node(plane: ControlPlane | Kube, name: str, area: str, ip: str) -> None:
     plane.create_node(name, annotations={AREAS_ANNOTATION: area, IPS_ANNOTATION: ip})
 
@@ -122,7 +142,8 @@ def test_apiserver_down_120s_dns_keeps_answering_and_catches_up_on_return() -> N
             querier = Querier(server.dns_address, name)
             querier.start()
             try:
-                time.sleep(2)
+                # a baseline of answers before the outage
+                wait_until(lambda: len(querier.results) >= 2 * QPS, timeout=30, what="baseline queries")
                 log_lines_before = len(server.logs().splitlines())
                 plane.stop_apiserver()
                 down_at = time.monotonic()
@@ -144,7 +165,7 @@ def test_apiserver_down_120s_dns_keeps_answering_and_catches_up_on_return() -> N
                             other.set_ready("sick", False)
                             _node(other, "new", area, "192.0.2.4")
                         changed_at = time.monotonic()
-                    time.sleep(2)
+                    time.sleep(2)  # the sampling period of health and metrics during the outage
                 assert changed_at is not None
                 # still the old zone: node-dns cannot have seen the changes
                 assert addresses(ask(server.dns_address, name)) == before
@@ -163,8 +184,8 @@ def test_apiserver_down_120s_dns_keeps_answering_and_catches_up_on_return() -> N
                 fresh = metric(_metrics(server), "node_dns_zone_staleness_seconds")
 
                 # the watch is alive, not just the lister: with a 300 s resync, a change after the
-                # recovery re-list can only arrive through the watch
-                time.sleep(5)
+                # recovery re-list can only arrive through the watch (open again, says the apiserver)
+                wait_until(lambda: node_watches(plane) >= 1, timeout=30, what="kopf's watch reconnected")
                 events_before = (
                     metric(_metrics(server), "node_dns_watch_events_total", 'type="MODIFIED"') or 0
                 )
@@ -233,13 +254,9 @@ def test_410_gone_after_compaction_deleted_node_disappears() -> None:
                 other.delete_node("goes")
                 for index in range(20):  # move etcd's revision well past what node-dns saw
                     other.annotate("stays", {"example.net/churn": str(index)})
-                time.sleep(12)  # two compaction rounds
-                # the proof of the 410: a watch from the last version node-dns saw is refused
-                with other.watch(
-                    "/api/v1/nodes", params={"resourceVersion": seen_version}, timeout=5
-                ) as watch:
-                    first = next(iter(watch))
-                assert first["type"] == "ERROR" and first["object"]["code"] == 410, first
+                # the proof of the 410: a watch from the last version node-dns saw is refused once
+                # compaction (every 5 s) has passed it
+                wait_until(lambda: gone_from(other, seen_version), timeout=60, interval=1.0, what="410")
             assert addresses(ask(server.dns_address, name)) == {"192.0.2.11", "192.0.2.12"}
             restart_at = time.monotonic()
             plane.start_apiserver()
@@ -254,7 +271,7 @@ def test_410_gone_after_compaction_deleted_node_disappears() -> None:
             reply = ask(server.dns_address, name)
             assert reply.rcode() == dns.rcode.NOERROR
             # and the watch works after its 410: a new node shows up without waiting for a resync
-            time.sleep(3)
+            wait_until(lambda: node_watches(plane) >= 1, timeout=30, what="kopf's watch reconnected")
             _node(plane, "later", area, "192.0.2.13")
             added = time.monotonic()
             wait_until(
