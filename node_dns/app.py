@@ -23,14 +23,17 @@ from prometheus_client.core import Metric
 from node_dns import heap, kube, leader
 from node_dns.answer import responder as responder_mod
 from node_dns.health import Health
-from node_dns.settings import Settings
+from node_dns.settings import Settings, probe_spec
 from node_dns.sinks import http, metrics
+from node_dns.sinks import probes as probe_metrics
 from node_dns.sources import lister, nodes, watch
 from node_dns.sources import services as service_source
+from node_dns.sources.probes import prober as prober_mod
+from node_dns.sources.probes import source as probe_source
 from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
 from node_dns.zone import config as zone_config
-from node_dns.zone import dump, writer
+from node_dns.zone import dump, explain, writer
 
 if TYPE_CHECKING:  # jinja2 is loaded only when hooks are configured
     from node_dns.sinks.hooks import Hooks
@@ -83,12 +86,16 @@ class Server:
     leadership: leader.Leadership | None = None
     hooks: Hooks | None = None
     """Render hooks (``node_dns.sinks.hooks.Hooks``), when a hooks file is set."""
+    probes: probe_source.ProbeSource | None = None
+    """Reachability probes, when a probe is configured."""
 
     def extra_metrics(self) -> Iterator[Metric]:
         if self.leadership is not None:
             yield from self.leadership.metrics()
         if self.hooks is not None:
             yield from self.hooks.metrics()
+        if self.probes is not None:
+            yield from probe_metrics.families(self.probes, prober_mod.LATENCY_BUCKETS)
 
 
 async def start(
@@ -120,6 +127,8 @@ async def start(
     server = Server(settings, zone, responder, source, tstate, health, loader, kube.Client(loader))
     health.tasks = server.tasks
     server.hooks = hooks
+    server.probes = load_probes(settings, zone)
+    health.probes = server.probes
 
     limiter = rate_limiter(settings)
     server._udp = await udp.listen(settings.dns_address, settings.dns_port, responder, tstate, limiter)
@@ -181,9 +190,34 @@ async def start(
         health.leadership = server.leadership
     if hooks is not None:
         start_hooks(server, hooks)
+    if server.probes is not None:
+        start_probes(server, server.probes)
     if server.leadership is not None:
         server.tasks.update(server.leadership.start())
     return server
+
+
+def load_probes(settings: Settings, zone: writer.Zone) -> probe_source.ProbeSource | None:
+    """Reachability probes when a probe or a probe file is set."""
+    if not settings.probes_enabled:
+        return None
+    plan = probe_spec.plan(settings)  # checked at startup already: cannot fail here
+    prober = prober_mod.Prober(
+        concurrency=settings.probe_concurrency, self_fault_share=settings.probe_self_fault_share
+    )
+    return probe_source.ProbeSource(zone, plan, prober, identity=settings.leader_identity or "")
+
+
+def start_probes(server: Server, probes: probe_source.ProbeSource) -> None:
+    """Without leader election this replica probes and answers from its own verdicts."""
+    probes.probing = True
+    server.tasks["prober"] = asyncio.create_task(probes.prober.run(), name="node-dns:prober")
+    server.tasks["probe-verdicts"] = asyncio.create_task(probes.run_local(), name="node-dns:probe-verdicts")
+    log.info(
+        "reachability probes: %s",
+        "; ".join(f"{area}: {p.short if p else 'none'}" for area, p in sorted(probes.plan.areas.items()))
+        or f"every area: {probes.plan.default.short if probes.plan.default else 'none'}",
+    )
 
 
 def load_hooks(settings: Settings, zone: writer.Zone) -> Hooks | None:
@@ -246,7 +280,13 @@ def debug_routes(settings: Settings, zone: writer.Zone) -> dict[str, Any]:
     """/debug/zone: the zone file being served, when --debug-endpoints is on."""
     if not settings.debug_endpoints:
         return {}
-    return {"/debug/zone": lambda: dump.render(zone.snapshot)}
+    return {
+        "/debug/zone": lambda: (
+            dump.render(zone.snapshot)
+            + "\n".join(explain.explain(zone.facts, zone.policy, zone.latest))
+            + "\n"
+        )
+    }
 
 
 async def _sweep(tstate: transport_state.TransportState) -> None:

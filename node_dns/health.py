@@ -15,10 +15,14 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from node_dns.leader import Leadership
 from node_dns.sources.nodes import SourceStats
+
+
+class Detail(Protocol):
+    def ready_detail(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -30,6 +34,8 @@ class Health:
     source: SourceStats
     tasks: Mapping[str, asyncio.Task[Any]] = field(default_factory=dict)
     leadership: Leadership | None = None
+    probes: Detail | None = None
+    """Reachability probes (whether their verdicts apply), once configured."""
     wall: Callable[[], float] = time.time
 
     def live(self) -> tuple[bool, Mapping[str, Any]]:
@@ -46,4 +52,5 @@ class Health:
             "apiserver_reachable": stats.reachable,
             "staleness_seconds": staleness,
             **(self.leadership.ready_detail() if self.leadership is not None else {}),
+            **(self.probes.ready_detail() if self.probes is not None else {}),
         }

@@ -28,6 +28,7 @@ from node_dns.settings.leader import LeaderSettings
 from node_dns.settings.logs import LogSettings
 from node_dns.settings.nodes import NodeSettings
 from node_dns.settings.policy import PolicySettings
+from node_dns.settings.probes import ProbeSettings
 from node_dns.settings.rrl import RrlSettings
 from node_dns.settings.services import ServiceSettings
 from node_dns.settings.zone import NameServer, ZoneSettings
@@ -39,6 +40,7 @@ class Settings(
     ZoneSettings,
     NodeSettings,
     PolicySettings,
+    ProbeSettings,
     ServiceSettings,
     DnsSettings,
     RrlSettings,

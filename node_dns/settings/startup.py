@@ -42,7 +42,21 @@ def resolve(
         update["leader_identity"] = _checked(
             "leader_identity", leader.identity, drawn, "from $POD_NAME" if pod else "from the host name"
         )
+    if settings.probe_file is not None:
+        _check_probe_file(settings)
     return settings.model_copy(update=update) if update else settings
+
+
+def _check_probe_file(settings: Settings) -> None:
+    """Read and parse the per-area probe file now, so a bad one stops the start (exit 2)."""
+    from node_dns.settings import probe_spec as probe_config
+
+    try:
+        probe_config.plan(settings)
+    except OSError as error:
+        raise SettingError("probe_file", f"cannot read {settings.probe_file}: {error.strerror}") from None
+    except probe_config.SpecError as error:
+        raise SettingError("probe_file", str(error)) from None
 
 
 def _read(path: Path) -> str:

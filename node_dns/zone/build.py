@@ -213,8 +213,13 @@ def _area(
         if found is None or (found.ips is not member.ips and found.ips != member.ips):
             found = records.address_records(member.ips, ttl)
         current[member.name] = found
-    chosen = policy.select(members, area)
-    groups = [current[f.name] for f in chosen.served]
+    chosen = policy.select(members, area, area=True)
+    # A node served with only some of its addresses (probes removed others) is encoded for this
+    # area alone: its facts were copied with fewer addresses.
+    groups = [
+        current[f.name] if len(f.ips) == len(current[f.name].ips) else records.address_records(f.ips, ttl)
+        for f in chosen.served
+    ]
     if static:
         groups.append(records.address_records(static, ttl))
     return Node(records.merged_rrsets(groups, ttl)), chosen.health, current

@@ -6,9 +6,11 @@ keeps no state. Whether a name is failed open is part of each snapshot's health,
 switch (:func:`log_transition`) compares the old and the new health of one name and speaks only
 when it flips: one line on entering fail-open, one on leaving.
 
-A new health input (a probe verdict per node, area and address, say) belongs here: a field of
-:class:`Policy` holding the verdicts, read by :meth:`Policy.healthy`, with the name passed in
-``scope``. The builder does not change.
+Reachability probes are such an input: :attr:`Policy.reachable` says, per node, address and
+area, whether clients can reach it. It only ever removes: an area serves a healthy node's
+addresses that are reachable (a dead IPv6 path drops the AAAA and keeps the A), a node with no
+reachable address counts as unhealthy for the fail-open rule, and fail-open serves every
+candidate with all its addresses, as it does for health.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from node_dns import model
 
@@ -39,6 +42,16 @@ class Selection:
     health: ScopeHealth
 
 
+class Reachability(Protocol):
+    """Probe verdicts as the policy reads them (node_dns.sources.probes.verdicts implements it)."""
+
+    def usable(self, node: str, ip: model.IPAddress, area: str) -> bool: ...
+
+    def why(self, node: str, ip: model.IPAddress, area: str) -> str:
+        """A few words on the verdict, for /debug/zone."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """How the addresses of a name are chosen from its candidate nodes.
@@ -51,6 +64,8 @@ class Policy:
     cordoned_healthy: bool = False
     fail_open_min_healthy: int = 0
     fail_open_min_fraction: float = 0.0
+    reachable: Reachability | None = None
+    """Probe verdicts for areas (not Services); None: addresses are not probed."""
 
     def state(self, facts: model.NodeFacts) -> str:
         """One of :data:`NODE_STATES`; a node is healthy only in the first."""
@@ -71,12 +86,34 @@ class Policy:
             return False
         return healthy < self.fail_open_min_healthy or healthy < self.fail_open_min_fraction * members
 
-    def select(self, candidates: Sequence[model.NodeFacts], scope: str = "") -> Selection:
-        """The healthy candidates, or all of them when too few are healthy (fail-open)."""
-        healthy = tuple(f for f in candidates if self.healthy(f, scope))
+    def select(self, candidates: Sequence[model.NodeFacts], scope: str = "", area: bool = False) -> Selection:
+        """The healthy candidates, or all of them when too few are healthy (fail-open).
+
+        For an area (``area=True``) with probe verdicts, a healthy candidate is served with its
+        reachable addresses only (a copy of its facts when some are not), and one with none
+        left is not served nor counted healthy.
+        """
+        if area and self.reachable is not None:
+            healthy = self._reachable(candidates, scope)
+        else:
+            healthy = tuple(f for f in candidates if self.healthy(f, scope))
         if self.fails_open(len(healthy), len(candidates)):
             return Selection(tuple(candidates), ScopeHealth(len(healthy), len(candidates), True))
         return Selection(healthy, ScopeHealth(len(healthy), len(candidates)))
+
+    def _reachable(self, candidates: Sequence[model.NodeFacts], area: str) -> tuple[model.NodeFacts, ...]:
+        assert self.reachable is not None
+        usable = self.reachable.usable
+        served: list[model.NodeFacts] = []
+        for facts in candidates:
+            if not self.healthy(facts, area):
+                continue
+            ips = tuple(ip for ip in facts.ips if usable(facts.name, ip, area))
+            if len(ips) == len(facts.ips):
+                served.append(facts)
+            elif ips:
+                served.append(facts.model_copy(update={"ips": ips}))
+        return tuple(served)
 
 
 def log_transition(kind: str, name: str, noun: str, old: ScopeHealth | None, new: ScopeHealth | None) -> None:

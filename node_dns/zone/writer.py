@@ -10,6 +10,7 @@ the difference between two builds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from node_dns import model
 from node_dns.zone import build, publish, serial
 from node_dns.zone.config import ZoneConfig
-from node_dns.zone.policy import NODE_STATES, Policy, log_transition
+from node_dns.zone.policy import NODE_STATES, Policy, Reachability, log_transition
 from node_dns.zone.snapshot import ServiceKey, Snapshot
 from node_dns.zone.store import Changes, Facts, version
 
@@ -155,6 +156,18 @@ class Zone:
         )
         known = [v for v in (services_ver, slices_ver) if v is not None]
         return self._commit(changes, max(known) if known else None)
+
+    def set_reachability(
+        self, reachable: Reachability | None, areas: Iterable[str], version_: str | None = None
+    ) -> bool:
+        """New probe verdicts: rebuild ``areas`` (those whose verdicts moved) under them.
+
+        ``version_`` is the resourceVersion of the object the verdicts were read from, so
+        replicas applying the same verdicts move to the same serial.
+        """
+        self.policy = dataclasses.replace(self.policy, reachable=reachable)
+        ver = version(version_)
+        return self._commit(Changes(areas={a for a in areas if a in self._facts.areas()}), ver)
 
     # --- internals ----------------------------------------------------------------------------
     def _commit(self, changes: Changes, ver: int | None, force: bool = False) -> bool:

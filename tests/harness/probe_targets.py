@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
+import socketserver
 import ssl
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -195,8 +198,6 @@ zone:
             ["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 10
-        import socket
-
         while time.monotonic() < deadline:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.settimeout(0.2)
@@ -321,3 +322,59 @@ class Namespace:
         finally:
             process.kill()
             process.wait(5)
+
+
+class ThreadedTarget:
+    """A TCP (or HTTP) listener on its own thread, for tests whose main thread blocks in waits.
+
+    ``http_status`` None accepts and closes (a TCP target); a number answers every request with
+    that status. ``tls`` wraps accepted connections. ``stop``/``start`` close/reopen the port.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        http_status: int | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host, self.port = host, port or free_port(host)
+        self.http_status = http_status
+        self.tls = tls
+        self._server: socketserver.ThreadingTCPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ThreadedTarget:
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                sock: socket.socket = self.request
+                sock.settimeout(2)
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    if owner.tls is not None:
+                        sock = owner.tls.wrap_socket(sock, server_side=True)
+                    if owner.http_status is not None:
+                        sock.recv(4096)
+                        sock.sendall(f"HTTP/1.1 {owner.http_status} X\r\nContent-Length: 0\r\n\r\n".encode())
+                    sock.close()
+
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+        class Server(socketserver.ThreadingTCPServer):
+            address_family = family
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self._server = Server((self.host, self.port), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from node_dns.sources.probes import checks, spec
+from node_dns.settings import probe_spec as spec
+from node_dns.sources.probes import checks
 from tests.harness import probe_targets as targets
 
 HOST = "127.0.0.31"

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from node_dns.settings import probe_spec as spec
 from node_dns.sources.probes import prober as prober_mod
-from node_dns.sources.probes import spec
 from node_dns.sources.probes.machine import Flip
 from tests.harness import probe_targets as targets
 

@@ -31,6 +31,11 @@ BASE = {
 }
 
 INVALID: dict[str, list[str]] = {
+    "probe": ["udp:53", "tcp:0", "tcp:70000", "http://host:80/", "dns:53", "dns:53:bad..name", "https://:x/"],
+    "probe_http_status": ["", "600", "299-200", "abc", "2x"],
+    "probe_dns_rcode": ["", "NOPE", "16", "-1"],
+    "probe_sni": ["", "bad_name.example", "-x"],
+    "probe_verdicts_name": ["", "Bad Name", "-x"],
     "zone": ["", ".", "-bad.example", "a..example", "x" * 64 + ".example", "exa mple.net", "ex_ample.net"],
     "nameservers": ["", ";", "ns1.lb.example.net", "ns.example.org=not-an-ip", "bad_name.example", "-x"],
     "soa_email": ["", "no-at-sign", "a@b@example.net", "a b@example.net", "a@-bad-", "@example.net"],
@@ -51,6 +56,8 @@ INVALID: dict[str, list[str]] = {
 """Hand-written invalid values, in addition to what the field's type gives."""
 
 ANY_STRING: dict[str, str] = {
+    "probe_ca_file": "a path; an unreadable one fails the probes that use it, with the reason",
+    "probe_file": "a path; it is read and checked at startup (node_dns.settings.startup)",
     "leader_identity": "any string names this replica's holder identity",
     "hooks_file": "a path: the file is read and checked at startup, exit 2 naming the hook",
 }

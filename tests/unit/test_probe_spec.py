@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from node_dns.sources.probes import spec
+from node_dns.settings import probe_spec as spec
 
 
 def test_tcp_probe_names_a_port_only() -> None:

@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from node_dns.sources.probes import spec, verdicts
+from node_dns.settings import probe_spec as spec
+from node_dns.sources.probes import verdicts
 
 TCP = spec.parse("tcp:443")
 IP = ipaddress.ip_address("127.0.0.11")

@@ -171,6 +171,14 @@ value plus, outside `config` (which is mapped generically), one line here.
 - name: NODE_DNS_HOOKS_FILE
   value: /etc/node-dns/hooks/hooks.yaml
 {{- end }}
+{{- if include "node-dns.probeFileEnabled" . }}
+- name: NODE_DNS_PROBE_FILE
+  value: /etc/node-dns/probes/probes.yaml
+{{- end }}
+{{- if and .Values.leaderElection.enabled (include "node-dns.probesEnabled" .) }}
+- name: NODE_DNS_PROBE_VERDICTS_NAME
+  value: {{ include "node-dns.probeVerdictsName" . | quote }}
+{{- end }}
 {{- if .Values.services.enabled }}
 - name: NODE_DNS_SERVICES
   value: "true"
@@ -228,4 +236,27 @@ app.kubernetes.io/part-of: node-dns
 {{/* The hooks file of the hooks ConfigMap: the hooks values as a `hooks:` list. */}}
 {{- define "node-dns.hooksFile" -}}
 {{- toYaml (dict "hooks" .Values.hooks.hooks) }}
+{{- end }}
+
+{{/* Per-area probes are configured (probes.default or probes.areas): "true" or empty. */}}
+{{- define "node-dns.probeFileEnabled" -}}
+{{- if or .Values.probes.default (not (empty .Values.probes.areas)) }}true{{- end }}
+{{- end }}
+
+{{/* Any probe is configured (config.probe or the per-area file): "true" or empty. */}}
+{{- define "node-dns.probesEnabled" -}}
+{{- if or .Values.config.probe (include "node-dns.probeFileEnabled" .) }}true{{- end }}
+{{- end }}
+
+{{/* The per-area probe file (the probes values without nulls). */}}
+{{- define "node-dns.probesFile" -}}
+{{- $file := dict }}
+{{- with .Values.probes.default }}{{- $_ := set $file "default" . }}{{- end }}
+{{- with .Values.probes.areas }}{{- $_ := set $file "areas" . }}{{- end }}
+{{- toYaml $file }}
+{{- end }}
+
+{{/* The ConfigMap the leader writes probe verdicts to: <fullname>-probe-verdicts. */}}
+{{- define "node-dns.probeVerdictsName" -}}
+{{- printf "%s-probe-verdicts" (include "node-dns.fullname" . | trunc 47 | trimSuffix "-") }}
 {{- end }}

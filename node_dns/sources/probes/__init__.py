@@ -4,12 +4,13 @@ Probes only ever remove: the zone policy serves a node's address in an area when
 healthy *and* the area's probe of that address passes. The package is split by what each part
 may touch:
 
-- :mod:`.spec`: what to probe (``tcp:PORT``, ``http://:PORT/PATH``, ``https://...``,
-  ``dns:PORT:NAME``) and the per-area plan; pure parsing.
+- :mod:`node_dns.settings.probe_spec` (with the settings that use it): what to probe
+  (``tcp:PORT``, ``http://:PORT/PATH``, ``https://...``, ``dns:PORT:NAME``) and the per-area plan.
 - :mod:`.machine`: rise/fall per target and the self-fault guard; pure, fed with results and
   an injected ``now``.
 - :mod:`.schedule`: when each target is due (interval plus a stable jitter phase); pure.
 - :mod:`.checks`: one probe of one address, on asyncio sockets (no thread per probe).
 - :mod:`.prober`: the one asyncio loop that runs checks with bounded concurrency.
 - :mod:`.verdicts`: the verdict table every replica answers from, and its wire form.
+- :mod:`.source`: targets from node facts, verdict tables into the zone policy.
 """

@@ -21,7 +21,7 @@ import struct
 from typing import Any
 
 from node_dns import model
-from node_dns.sources.probes import spec as spec_mod
+from node_dns.settings import probe_spec as spec_mod
 from node_dns.sources.probes.machine import Result
 
 USER_AGENT = "node-dns-probe"
@@ -66,12 +66,12 @@ class _StatusLine(asyncio.Protocol):
         self._request = request
         self._done = done
         self._buffer = b""
-        self._transport: asyncio.Transport | None = None
+        self._transport: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here.
         self._transport = transport
-        transport.write(self._request)
+        self._transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from node_dns import model
+from node_dns.settings import probe_spec as spec_mod
 from node_dns.sources.probes import checks
-from node_dns.sources.probes import spec as spec_mod
 from node_dns.sources.probes.machine import Flip, Machine, Result
 from node_dns.sources.probes.schedule import Schedule
 
@@ -73,27 +73,6 @@ class ProberStats:
     probes: int = 0
 
 
-def targets_of(
-    nodes: Iterable[model.NodeFacts], plan: spec_mod.Plan, healthy: Callable[[model.NodeFacts], bool]
-) -> dict[Key, Target]:
-    """Every (node, address, probe) the plan asks for; one target however many areas share it."""
-    found: dict[Key, Target] = {}
-    for facts in nodes:
-        if facts.deleting:
-            continue
-        by_probe: dict[str, tuple[spec_mod.Probe, set[str]]] = {}
-        for area in facts.areas:
-            probe = plan.for_area(area)
-            if probe is not None:
-                by_probe.setdefault(probe.key, (probe, set()))[1].add(area)
-        counts = healthy(facts)
-        for probe, areas in by_probe.values():
-            for ip in facts.ips:
-                target = Target(facts.name, ip, probe, frozenset(areas), counts)
-                found[target.key] = target
-    return found
-
-
 class Prober:
     """Runs the checks of a changing set of targets; see the module docstring."""
 
@@ -126,20 +105,30 @@ class Prober:
     # --- targets ------------------------------------------------------------------------------
     def set_targets(self, targets: Mapping[Key, Target]) -> None:
         """Follow exactly ``targets``: new ones are scheduled, gone ones forgotten."""
+        self.update([k for k in self.targets if k not in targets], targets.values())
+
+    def update(self, remove: Iterable[Key], add: Iterable[Target]) -> None:
+        """Stop following ``remove``, follow (or update) ``add``; work in proportion to them."""
         now = self._now()
-        for key in [k for k in self.targets if k not in targets]:
-            del self.targets[key]
-            self._schedule.remove(key)
-            self.machine.remove(key)
-        for key, target in targets.items():
+        for key in remove:
+            if self.targets.pop(key, None) is not None:
+                self._schedule.remove(key)
+                if self.machine.verdict(key) is None:
+                    left = self._unknown[key[2]] = self._unknown.get(key[2], 1) - 1
+                    if left <= 0 and key[2] not in self._complete:
+                        self._complete.add(key[2])  # the last unprobed target went away
+                        self.changed.set()
+                self.machine.remove(key)
+        for target in add:
+            key = target.key
             old = self.targets.get(key)
             self.targets[key] = target
             if old is None:
                 self.machine.add(key)
+                self._unknown[key[2]] = self._unknown.get(key[2], 0) + 1
                 t = target.probe.timing
                 # After the first round a new target is probed soon: it is not served until then.
                 self._schedule.add(key, now, t.interval, t.jitter, soon=target.probe.key in self._complete)
-        self._note_complete()
         self._wake.set()
 
     def seed(self, verdicts: Iterable[tuple[Key, bool]], complete: Iterable[str]) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node_dns import model
-from node_dns.sources.probes import spec as spec_mod
+from node_dns.settings import probe_spec as spec_mod
 
 Key = tuple[str, str, str]
 FORMAT = 1

@@ -1,5 +1,13 @@
 """What to probe: one probe spec per area (or one for all), parsed from flags and a YAML file.
 
+The grammar of reachability probes lives here, with the settings, because the settings check
+``--probe`` and the probe file with it (node_dns.sources.probes runs what it describes).
+
+Per-area probes come from one YAML file (``--probe-file``, a ConfigMap in the chart) rather than
+from annotations: an area is only a word in node annotations, with no object of its own to carry
+a probe, and one file read at startup gives every replica the same plan -- which replicas need,
+since they exchange verdicts by probe key.
+
 A spec never names a host: the target is always the node's own address, which is what makes a
 probe say something about *that* address. Its ``key`` is a canonical text that identifies the
 check (kind, port, path, expectations, timing); replicas exchange verdicts by ``(node, ip, key)``,
@@ -11,7 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+
+if TYPE_CHECKING:
+    from node_dns.settings import Settings
 
 Kind = Literal["tcp", "http", "https", "dns"]
 
@@ -280,3 +294,37 @@ def plan_from(document: Any, default: Probe | None, base: Probe) -> Plan:
     if not isinstance(areas, Mapping):
         raise SpecError("'areas' in the probe file must map area names to probes")
     return Plan(default, {str(a).lower(): _area_probe(str(a), e, default, base) for a, e in areas.items()})
+
+
+def base(settings: Settings) -> Probe:
+    """The options every probe starts from (flags), before the probe text and the file."""
+    timing = Timing(
+        interval=settings.probe_interval,
+        timeout=settings.probe_timeout,
+        rise=settings.probe_rise,
+        fall=settings.probe_fall,
+        jitter=settings.probe_jitter,
+    ).check()
+    return Probe(
+        "tcp",
+        1,
+        status=parse_status(settings.probe_http_status),
+        sni=settings.probe_sni,
+        verify=settings.probe_tls_verify,
+        ca_file=settings.probe_ca_file,
+        rcode=parse_rcode(settings.probe_dns_rcode),
+        timing=timing,
+    )
+
+
+def plan(settings: Settings) -> Plan:
+    """The plan; raises :class:`SpecError` (or OSError for an unreadable file)."""
+    options = base(settings)
+    default = parse(settings.probe, options) if settings.probe else None
+    if settings.probe_file is None:
+        return Plan(default, {})
+    try:
+        document = yaml.safe_load(Path(settings.probe_file).read_text())
+    except yaml.YAMLError as error:
+        raise SpecError(f"{settings.probe_file} is not YAML: {error}") from None
+    return plan_from(document, default, options)
