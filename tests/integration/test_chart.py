@@ -48,6 +48,7 @@ ALL_FEATURES: dict[str, Any] = {
     "leaderElection": {"enabled": True},
     "services": {"enabled": True, "annotation": "node-dns/service-areas"},
     "hooks": {"hooks": [{"name": "lb", "template": "{{ zone }}", "output": "/run/node-dns/hooks/lb"}]},
+    "probes": {"areas": {"home": "https://:443/healthz", "lab": "none"}},
 }
 
 # The metrics the alerts and the dashboard are built on, as the brief and node_dns.sinks name them.
