@@ -184,12 +184,11 @@ class ProbeSource:
         facts = self.zone.facts
         for area in self._probed_areas():
             excluded = 0
-            for name in facts.members(area):
-                node = facts.nodes[name]
+            for node in facts.members(area):
                 if (
                     node.ips
                     and policy.healthy(node, area)
-                    and not any(reach.usable(name, ip, area) for ip in node.ips)
+                    and not any(reach.usable(node.name, ip, area) for ip in node.ips)
                 ):
                     excluded += 1
             counts[area] = excluded
