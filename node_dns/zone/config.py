@@ -38,7 +38,7 @@ class ZoneConfig:
     soa_refresh: int = 3600
     soa_retry: int = 600
     soa_expire: int = 86400
-    negative_ttl: int = 60
+    negative_ttl: int = 30
     static_records: Mapping[str, tuple[model.IPAddress, ...]] = field(default_factory=dict)
     """Extra addresses per area, always served; never counted by the fail-open rule."""
     services: bool = False

@@ -149,3 +149,16 @@ def test_not_dns_labels(text: str) -> None:
 
 def test_a_namespace_with_a_trailing_newline_is_rejected() -> None:
     assert "--leader-lease-namespace" in error_line(leader_lease_namespace="node-dns\n")
+
+
+def test_zone_config_defaults_are_the_settings_defaults() -> None:
+    """ZoneConfig (what the zone builder takes) restates some defaults: they must be the model's."""
+    import dataclasses
+
+    from node_dns.settings import catalog
+    from node_dns.zone.config import ZoneConfig
+
+    defaults = {entry.name: catalog.default_value(entry.info) for entry in catalog.entries()}
+    for item in dataclasses.fields(ZoneConfig):
+        if item.name in defaults and item.default is not dataclasses.MISSING:
+            assert item.default == defaults[item.name], item.name
