@@ -226,8 +226,32 @@ def least_privilege(plane: ControlPlane, unique_name: Callable[[str], str]) -> C
     return Cluster(plane, namespace, lease, str(kube.kubeconfig_for_token(token)))
 
 
+@dataclass
+class Outages:
+    """Wall-clock windows in which the apiserver was down or still starting.
+
+    A restarting apiserver answers 403 until its authorizer has synced the RBAC objects: a
+    denial then says nothing about the rights node-dns was given, so those lines are exempt
+    from the least-privilege check.
+    """
+
+    windows: list[tuple[float, float]] = field(default_factory=list)
+
+    def covers(self, line: str) -> bool:
+        match = LOG_TIME.match(line)
+        if match is None:
+            return False
+        stamp = time.mktime(time.strptime(match[1], "%Y-%m-%d %H:%M:%S")) + int(match[2]) / 1000
+        return any(start <= stamp <= end for start, end in self.windows)
+
+
+LOG_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+
+
 @contextlib.contextmanager
-def replicas(cluster: Cluster, count: int = 3, *, events: bool = True) -> Iterator[dict[str, NodeDns]]:
+def replicas(
+    cluster: Cluster, count: int = 3, *, events: bool = True, outages: Outages | None = None
+) -> Iterator[dict[str, NodeDns]]:
     """``count`` node-dns processes electing on the cluster's Lease; stopped afterwards."""
     procs = {
         f"replica-{i}": NodeDns(
@@ -254,6 +278,8 @@ def replicas(cluster: Cluster, count: int = 3, *, events: bool = True) -> Iterat
             list(pool.map(lambda p: p.stop(5), procs.values()))
         for name, proc in procs.items():
             logs = proc.logs()
+            if outages is not None:
+                logs = "\n".join(line for line in logs.splitlines() if not outages.covers(line))
             assert not re.search(r"\b403\b", logs) and "Forbidden" not in logs, (
                 f"{name} was denied something:\n{logs}"
             )
@@ -454,12 +480,14 @@ def test_leader_steps_down_when_the_apiserver_is_gone_and_every_replica_keeps_an
         node = unique_name("node")
         kube.create_node(node, annotations={AREAS_ANNOTATION: "web", IPS_ANNOTATION: "192.0.2.7"})
         sampler = LeaseSampler(kube.for_token(kube.token), cluster.namespace, cluster.lease)
-        with sampler, replicas(cluster, events=False) as procs:
+        outages = Outages()
+        with sampler, replicas(cluster, events=False, outages=outages) as procs:
             first = wait_for(lambda: leaders(procs), timeout=10, what="a leader")[0]
             name = f"web.{procs[first].zone}"
             for proc in procs.values():
                 assert answers(proc, name) == ("NOERROR", ["192.0.2.7"])
 
+            down_since = time.time()
             plane.stop_apiserver()
             stopped = time.monotonic()
             wait_for(lambda: not leaders(procs), timeout=DEADLINE + 2, what="the leader to step down")
@@ -482,6 +510,7 @@ def test_leader_steps_down_when_the_apiserver_is_gone_and_every_replica_keeps_an
             plane.start_apiserver()
             back = time.monotonic()
             wait_for(lambda: len(leaders(procs)) == 1, timeout=DURATION + 10, what="a leader again")
+            outages.windows.append((down_since - 1.0, time.time() + 1.0))
             print(f"a leader again {time.monotonic() - back:.2f}s after the apiserver came back")
             for proc in procs.values():
                 assert answers(proc, name) == ("NOERROR", ["192.0.2.7"])
