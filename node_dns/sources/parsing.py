@@ -58,14 +58,19 @@ def parse_ips(value: str | None, key: str) -> tuple[tuple[model.IPAddress, ...],
     return ips, list(problems)
 
 
+def _bounded_entries(value: str, key: str) -> tuple[list[str], list[Problem]]:
+    """The entries to read (at most MAX_ENTRIES) and, past that, the one problem saying so."""
+    entries = _entries(value)
+    if len(entries) <= MAX_ENTRIES:
+        return entries, []
+    dropped = Problem(key, f"{len(entries)} entries", f"only the first {MAX_ENTRIES} are read")
+    return entries[:MAX_ENTRIES], [dropped]
+
+
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _parse_areas(value: str, key: str) -> tuple[frozenset[str], tuple[Problem, ...]]:
     areas: set[str] = set()
-    problems: list[Problem] = []
-    entries = _entries(value)
-    if len(entries) > MAX_ENTRIES:
-        problems.append(Problem(key, f"{len(entries)} entries", f"only the first {MAX_ENTRIES} are read"))
-        entries = entries[:MAX_ENTRIES]
+    entries, problems = _bounded_entries(value, key)
     for entry in entries:
         area = entry.lower()
         if entry.isascii() and model.is_dns_label(area):  # isascii before lower() folded it
@@ -78,11 +83,7 @@ def _parse_areas(value: str, key: str) -> tuple[frozenset[str], tuple[Problem, .
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _parse_ips(value: str, key: str) -> tuple[tuple[model.IPAddress, ...], tuple[Problem, ...]]:
     ips: dict[model.IPAddress, None] = {}
-    problems: list[Problem] = []
-    entries = _entries(value)
-    if len(entries) > MAX_ENTRIES:
-        problems.append(Problem(key, f"{len(entries)} entries", f"only the first {MAX_ENTRIES} are read"))
-        entries = entries[:MAX_ENTRIES]
+    entries, problems = _bounded_entries(value, key)
     for entry in entries:
         try:
             ip = model.parse_ip(entry)
