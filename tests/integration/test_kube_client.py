@@ -308,3 +308,37 @@ async def test_no_answer_is_unreachable(tmp_path: Path) -> None:
             await client.probe()
     finally:
         await client.close()
+
+
+async def whoami(client: kube.Client) -> str:
+    review = await client.post(
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
+    return str(review["status"]["userInfo"]["username"])
+
+
+async def test_credentials_that_change_tls_material_get_a_new_connection(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """A kubeconfig rewritten from a token to a client certificate: the next request is the
+    certificate's user (a new TLS session), not the token's on the old connection."""
+    assert control_plane.kubeconfig is not None
+    user = unique("kc-switch")
+    cert, key = control_plane.client_certificate(user)
+    path = tmp_path / "kubeconfig"
+    path.write_text(control_plane.kubeconfig.read_text())
+    client = kube.Client(kube.CredentialsLoader(str(path), reread_after=0.0))
+    try:
+        before = await whoami(client)
+        doc = yaml.safe_load(path.read_text())
+        doc["users"][0]["user"] = {
+            "client-certificate-data": base64.b64encode(cert.encode()).decode(),
+            "client-key-data": base64.b64encode(key.encode()).decode(),
+        }
+        path.write_text(yaml.safe_dump(doc))
+        after = await whoami(client)
+    finally:
+        await client.close()
+
+    assert (before, after) == ("harness-admin", user)
