@@ -22,6 +22,7 @@ from prometheus_client.core import Metric
 
 from node_dns import heap, kube, leader
 from node_dns.answer import responder as responder_mod
+from node_dns.answer import stats as answer_stats
 from node_dns.health import Health
 from node_dns.settings import Settings, probe_spec
 from node_dns.sinks import http, metrics
@@ -91,7 +92,10 @@ class Server:
 
     def extra_metrics(self) -> Iterator[Metric]:
         if self.leadership is not None:
-            yield from self.leadership.metrics()
+            status, events = self.leadership.elector.status, self.leadership.events
+            yield from metrics.leader_families(
+                status.is_leader, status.gains, events.stats.results if events is not None else None
+            )
         if self.hooks is not None:
             yield from self.hooks.metrics()
         if self.probes is not None:
@@ -107,7 +111,10 @@ async def start(
     """
     zone = new_zone(settings)
     responder = responder_mod.Responder(
-        zone.snapshot, edns_udp_size=settings.edns_udp_size, max_answers=settings.max_answers
+        zone.snapshot,
+        edns_udp_size=settings.edns_udp_size,
+        max_answers=settings.max_answers,
+        query_stats=answer_stats.QueryStats(metrics.DURATION_BUCKETS),
     )
     zone.subscribe(lambda old, new: responder.update(new))
     tstate = transport_state.TransportState(

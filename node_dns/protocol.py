@@ -49,6 +49,8 @@ class Rcode(IntEnum):
     BADVERS = 16
 
 
+RCODE_NAMES = {rcode.value: rcode.name for rcode in Rcode}
+
 CLASS_IN = 1
 CLASS_ANY = 255
 

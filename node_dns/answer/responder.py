@@ -11,11 +11,11 @@ against byte for byte.
 from __future__ import annotations
 
 from node_dns.answer import encode, lookup, query, stats
+from node_dns.protocol import TC_BYTE2
 from node_dns.zone import snapshot
 
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 _ROOT_OPT = b"\x00\x00\x29"  # owner: the root; type: OPT
-TC_BIT = 0x02
 
 
 def cache_key(data: bytes) -> tuple[bytes, int] | None:
@@ -85,6 +85,7 @@ class Responder:
         edns_udp_size: int = 1232,
         max_cached: int = 50_000,
         max_answers: int = 0,
+        query_stats: stats.QueryStats | None = None,
     ) -> None:
         self.edns_udp_size = edns_udp_size
         self.max_cached = max_cached
@@ -92,7 +93,7 @@ class Responder:
         """At most this many A/AAAA per UDP answer, rotating per name (0: off)."""
         self._rotating: dict[bytes, _Rotation] = {}
         self._turns: dict[tuple[bytes, int], list[int]] = {}
-        self.stats = stats.QueryStats()
+        self.stats = query_stats if query_stats is not None else stats.QueryStats()
         self.snapshot = snap
         # normalised query -> (response, counter key, truncated): a hit counts what a miss counts
         self._udp: dict[bytes, tuple[bytes, tuple[str, str, str], bool]] = {}
@@ -105,35 +106,28 @@ class Responder:
         self._tcp = {}
         self._rotating = {}
 
-    def respond_udp(self, data: bytes) -> bytes | None:
+    def respond(self, data: bytes, tcp: bool = False) -> bytes | None:
+        """The reply to one query (None: drop it); a cache hit splices in the client's ID and name."""
         found = cache_key(data)
         if found is not None:
-            hit = self._udp.get(found[0])
+            hit = (self._tcp if tcp else self._udp).get(found[0])
             if hit is not None:
                 wire, key, truncated = hit
                 self.stats.count(key)
                 if truncated:
-                    self.stats.truncated["udp"] += 1
+                    self.stats.truncated["tcp" if tcp else "udp"] += 1
                 qend = found[1]
                 return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
-            if self._rotating:  # answers limited by max_answers: only consulted on a miss
+            if self._rotating and not tcp:  # answers limited by max_answers: only consulted on a miss
                 rotation = self._rotating.get(found[0])
                 if rotation is not None:
                     return self._rotate(data, found[1], rotation)
-        return self._full(data, tcp=False, found=found)
+        return self._full(data, tcp=tcp, found=found)
+
+    respond_udp = respond
 
     def respond_tcp(self, data: bytes) -> bytes | None:
-        found = cache_key(data)
-        if found is not None:
-            hit = self._tcp.get(found[0])
-            if hit is not None:
-                wire, key, truncated = hit
-                self.stats.count(key)
-                if truncated:
-                    self.stats.truncated["tcp"] += 1
-                qend = found[1]
-                return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
-        return self._full(data, tcp=True, found=found)
+        return self.respond(data, tcp=True)
 
     def _full(self, data: bytes, *, tcp: bool, found: tuple[bytes, int] | None) -> bytes | None:
         proto = "tcp" if tcp else "udp"
@@ -156,9 +150,9 @@ class Responder:
             max_answers=max_answers,
             turn=turn,
         )
-        key = (proto, stats.qtype_label(parsed.qtype), stats.RCODES.get(rcode, "other"))
+        key = (proto, stats.qtype_label(parsed.qtype), stats.rcode_label(rcode))
         self.stats.count(key)
-        truncated = bool(wire[2] & TC_BIT)
+        truncated = bool(wire[2] & TC_BYTE2)
         if truncated:
             self.stats.truncated[proto] += 1
         if windows > 1:
@@ -199,7 +193,7 @@ class Responder:
             )
             rotation.wires[index] = wire
         self.stats.count(rotation.key)
-        if wire[2] & TC_BIT:
+        if wire[2] & TC_BYTE2:
             self.stats.truncated["udp"] += 1
         return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
 

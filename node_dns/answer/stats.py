@@ -1,62 +1,41 @@
 """Query counters kept as plain ints on the hot path; the metrics sink reads them at scrape time.
 
 prometheus-client's labelled counters cost microseconds per increment under a lock; at
-100k queries/s that alone would be a tenth of the budget. These are read, never reset.
+100k queries/s that alone would be a tenth of the budget. These are read, never reset. The
+families they feed, and the histogram's bucket bounds, are declared in :mod:`node_dns.sinks.metrics`.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-# Bucket bounds in seconds, as CoreDNS uses for request durations (fine at the low end).
-DURATION_BUCKETS = (
-    0.00001,
-    0.000025,
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-)
-KNOWN_TYPES = {
-    1: "A",
-    2: "NS",
-    6: "SOA",
-    28: "AAAA",
-    255: "ANY",
-    13: "HINFO",
-    5: "CNAME",
-    15: "MX",
-    16: "TXT",
-    33: "SRV",
-    65: "HTTPS",
-    64: "SVCB",
-    12: "PTR",
-    252: "AXFR",
-    251: "IXFR",
-}
-RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 16: "BADVERS"}
+from node_dns.protocol import RCODE_NAMES, TYPE_NAMES
 
 
 def qtype_label(qtype: int) -> str:
     """Rare types fold into 'other' so label cardinality stays bounded."""
-    return KNOWN_TYPES.get(qtype, "other")
+    return TYPE_NAMES.get(qtype, "other")
+
+
+def rcode_label(rcode: int) -> str:
+    return RCODE_NAMES.get(rcode, "other")
 
 
 @dataclass
 class Histogram:
-    counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    """Counts per bucket of ``bounds`` (upper bounds, seconds), the last one unbounded."""
+
+    bounds: Sequence[float] = ()
+    counts: list[int] = field(default_factory=list)
     total: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
     def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.counts[bisect_left(self.bounds, seconds)] += 1
         self.total += seconds
 
 
@@ -64,11 +43,15 @@ class Histogram:
 class QueryStats:
     """Counts by (protocol, qtype label, rcode label); durations by protocol."""
 
+    duration_bounds: Sequence[float] = ()
     responses: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    durations: dict[str, Histogram] = field(default_factory=lambda: {"udp": Histogram(), "tcp": Histogram()})
+    durations: dict[str, Histogram] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     """Packets not answered at all, by reason (not a query, rate limited, too short)."""
     truncated: dict[str, int] = field(default_factory=lambda: {"udp": 0, "tcp": 0})
+
+    def __post_init__(self) -> None:
+        self.durations = {proto: Histogram(self.duration_bounds) for proto in ("udp", "tcp")}
 
     def count(self, key: tuple[str, str, str]) -> None:
         self.responses[key] = self.responses.get(key, 0) + 1

@@ -3,7 +3,7 @@
 Every replica serves DNS all the time; the leader alone performs side effects that must happen
 once per cluster (today: recording invalid node annotations as Events). :class:`Leadership`
 bundles what the application wires: the elector, the leader-only task registry, the Event
-recorder, health details and metrics.
+recorder and health details (its metric families are declared in :mod:`node_dns.sinks.metrics`).
 
 - :mod:`~node_dns.leader.decide`: client-go's rules as pure functions (unit tested).
 - :mod:`~node_dns.leader.elector`: the I/O loop (acquire, renew, step down, release, repeat).
@@ -14,13 +14,10 @@ recorder, health details and metrics.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client.core import Metric
-
 from node_dns import kube
-from node_dns.leader import metrics
 from node_dns.leader.client import KubeEvents, KubeLeases
 from node_dns.leader.elector import Config, Elector, Status
 from node_dns.leader.events import InvalidAnnotationEvents
@@ -63,6 +60,3 @@ class Leadership:
     def ready_detail(self) -> Mapping[str, Any]:
         status = self.elector.status
         return {"leader_holder": status.holder, "leader_is_leader": status.is_leader}
-
-    def metrics(self) -> Iterator[Metric]:
-        return metrics.families(self.elector.status, self.events.stats if self.events else None)

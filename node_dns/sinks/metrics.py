@@ -19,6 +19,23 @@ from node_dns.answer import stats as answer_stats
 from node_dns.version import __version__
 
 WATCH_EVENT_TYPES = ("LISTED", "ADDED", "MODIFIED", "DELETED")
+DURATION_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+)
+"""Bounds of the request duration histogram, seconds (as CoreDNS uses: fine at the low end).
+The query path counts into them: give them to ``answer.stats.QueryStats``."""
 
 
 class SourceStatsView(Protocol):
@@ -70,27 +87,23 @@ class NodeDnsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         q = self._in.queries
-        requests = CounterMetricFamily(
-            "node_dns_dns_requests",
-            "DNS queries answered or dropped, by protocol and type.",
-            labels=["proto", "type"],
-        )
-        responses = CounterMetricFamily(
-            "node_dns_dns_responses",
-            "DNS responses built, by protocol and response code (UDP ones rate limiting withheld included).",
-            labels=["proto", "rcode"],
-        )
-        by_request: dict[tuple[str, str], int] = {}
-        by_rcode: dict[tuple[str, str], int] = {}
+        by_request: dict[tuple[str, ...], int] = {}
+        by_rcode: dict[tuple[str, ...], int] = {}
         for (proto, qtype, rcode), count in list(q.responses.items()):
             by_request[proto, qtype] = by_request.get((proto, qtype), 0) + count
             by_rcode[proto, rcode] = by_rcode.get((proto, rcode), 0) + count
-        for labels, count in sorted(by_request.items()):
-            requests.add_metric(list(labels), count)
-        for labels, count in sorted(by_rcode.items()):
-            responses.add_metric(list(labels), count)
-        yield requests
-        yield responses
+        yield _counter_by(
+            "node_dns_dns_requests",
+            "DNS queries answered or dropped, by protocol and type.",
+            ("proto", "type"),
+            by_request,
+        )
+        yield _counter_by(
+            "node_dns_dns_responses",
+            "DNS responses built, by protocol and response code (UDP ones rate limiting withheld included).",
+            ("proto", "rcode"),
+            by_rcode,
+        )
 
         duration = HistogramMetricFamily(
             "node_dns_dns_request_duration_seconds",
@@ -100,7 +113,7 @@ class NodeDnsCollector(Collector):
         for proto, hist in q.durations.items():
             cumulative = 0
             buckets = []
-            for bound, count in zip((*answer_stats.DURATION_BUCKETS, float("inf")), hist.counts, strict=True):
+            for bound, count in zip((*hist.bounds, float("inf")), hist.counts, strict=True):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
             duration.add_metric([proto], buckets, hist.total)
@@ -112,12 +125,7 @@ class NodeDnsCollector(Collector):
         for proto, count in q.truncated.items():
             truncated.add_metric([proto], count)
         yield truncated
-        dropped = CounterMetricFamily(
-            "node_dns_dns_dropped", "Packets not answered, by reason.", labels=["reason"]
-        )
-        for reason, count in sorted(q.dropped.items()):
-            dropped.add_metric([reason], count)
-        yield dropped
+        yield _counter_by("node_dns_dns_dropped", "Packets not answered, by reason.", "reason", q.dropped)
         yield _gauge("node_dns_dns_tcp_connections", "Open TCP connections.", self._in.tcp_connections())
         yield CounterMetricFamily(
             "node_dns_dns_tcp_refused_connections",
@@ -179,22 +187,19 @@ class NodeDnsCollector(Collector):
         )
 
         src = self._in.source
-        events = CounterMetricFamily("node_dns_watch_events", "Node watch events, by type.", labels=["type"])
         # Known types start at 0 so alerts and rate() see a series before the first event.
-        for kind, count in sorted({**dict.fromkeys(WATCH_EVENT_TYPES, 0), **src.events}.items()):
-            events.add_metric([kind], count)
-        yield events
+        yield _counter_by(
+            "node_dns_watch_events",
+            "Node watch events, by type.",
+            "type",
+            {**dict.fromkeys(WATCH_EVENT_TYPES, 0), **src.events},
+        )
         yield _gauge(
             "node_dns_watch_last_event_timestamp_seconds",
             "Unix time of the last node watch event.",
             src.last_event,
         )
-        lists = CounterMetricFamily(
-            "node_dns_node_lists", "Full node lists taken, by result.", labels=["result"]
-        )
-        for result, count in sorted(src.lists.items()):
-            lists.add_metric([result], count)
-        yield lists
+        yield _counter_by("node_dns_node_lists", "Full node lists taken, by result.", "result", src.lists)
         yield _gauge(
             "node_dns_apiserver_reachable",
             "1 when the last call to the apiserver succeeded.",
@@ -205,14 +210,12 @@ class NodeDnsCollector(Collector):
             "Seconds since the apiserver last confirmed the zone's view (list, probe or event).",
             time.time() - src.last_contact if src.last_contact else 0.0,
         )
-        invalid = CounterMetricFamily(
+        yield _counter_by(
             "node_dns_invalid_annotation_entries",
             "Annotation entries skipped as invalid, counted when a node's annotation changes.",
-            labels=["annotation"],
+            "annotation",
+            src.invalid_entries,
         )
-        for key, count in sorted(src.invalid_entries.items()):
-            invalid.add_metric([key], count)
-        yield invalid
         info = GaugeMetricFamily("node_dns_build_info", "Version of node-dns.", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
@@ -222,6 +225,38 @@ class NodeDnsCollector(Collector):
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter_by(
+    name: str,
+    doc: str,
+    labels: str | tuple[str, ...],
+    counts: Mapping[str, int] | Mapping[tuple[str, ...], int],
+) -> CounterMetricFamily:
+    """A counter family with one series per key of ``counts`` (a label value, or a tuple of them)."""
+    family = CounterMetricFamily(name, doc, labels=[labels] if isinstance(labels, str) else list(labels))
+    for key, count in sorted(counts.items()):
+        family.add_metric([key] if isinstance(key, str) else list(key), count)
+    return family
+
+
+def leader_families(
+    is_leader: bool, transitions: int, event_results: Mapping[str, int] | None
+) -> Iterator[Metric]:
+    """Leader election (for ``Inputs.extra``); ``event_results`` is None while Events are off."""
+    yield _gauge(
+        "node_dns_leader_is_leader", "1 while this replica holds the leader Lease, else 0.", int(is_leader)
+    )
+    yield CounterMetricFamily(
+        "node_dns_leader_transitions", "Times this process became leader.", value=transitions
+    )
+    if event_results is not None:
+        yield _counter_by(
+            "node_dns_leader_events",
+            "Invalid-annotation Events by result: created, exists (recorded before), error.",
+            "result",
+            event_results,
+        )
 
 
 def registry(inputs: Inputs) -> CollectorRegistry:

@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from node_dns.protocol import HEADER, TC_BYTE2
+
 RESPONSES = "responses"
 NXDOMAINS = "nxdomains"
 _RCODE_NXDOMAIN = 3
-_TC = 0x02  # in the third byte of the header
-_HEADER = 12
+_HEADER = HEADER.size
 
 
 @dataclass(slots=True)
@@ -88,7 +89,7 @@ def truncated(wire: bytes) -> bytes:
     """Header + question of a response, with TC set and every other section empty."""
     end = _question_end(wire)
     counts = (b"\x00\x01" if end > _HEADER else b"\x00\x00") + bytes(6)
-    return wire[:2] + bytes([wire[2] | _TC]) + wire[3:4] + counts + wire[_HEADER:end]
+    return wire[:2] + bytes([wire[2] | TC_BYTE2]) + wire[3:4] + counts + wire[_HEADER:end]
 
 
 class RateLimiter:

@@ -61,25 +61,12 @@ def glue(config: ZoneConfig) -> dict[NameKey, Node]:
     return names
 
 
-def soa(config: ZoneConfig, serial: int) -> RRset:
-    return records.soa_rrset(
-        mname=config.nameservers[0].name,
-        rname=config.soa_rname,
-        serial=serial,
-        refresh=config.soa_refresh,
-        retry=config.soa_retry,
-        expire=config.soa_expire,
-        minimum=config.negative_ttl,
-        ttl=config.soa_ttl,
-    )
-
-
 def empty(config: ZoneConfig, synced: bool = False) -> Snapshot:
     """The zone with no areas and no Services: apex SOA and NS, and glue."""
     origin = name_key(config.zone)
     names = glue(config)
     glue_names = frozenset(names)
-    apex_soa = soa(config, 0)
+    apex_soa = records.soa_rrset(config, 0)
     apex = dict(names.get(origin, _EMPTY).rrsets)
     apex[TYPE_SOA] = apex_soa
     apex[TYPE_NS] = records.ns_rrset((ns.name for ns in config.nameservers), config.ns_ttl)
@@ -164,7 +151,7 @@ def rebuild(prev: Snapshot, facts: Facts, policy: Policy, config: ZoneConfig, ch
 
 def stamp(snap: Snapshot, config: ZoneConfig, serial: int, generation: int) -> Snapshot:
     """``snap`` as published: its SOA carries ``serial``, and it is publication ``generation``."""
-    apex_soa = soa(config, serial)
+    apex_soa = records.soa_rrset(config, serial)
     apex = dict(snap.names[snap.origin].rrsets)
     apex[TYPE_SOA] = apex_soa
     names = snap.names.set(snap.origin, Node(apex))

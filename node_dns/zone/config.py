@@ -45,20 +45,26 @@ class ZoneConfig:
     """Serve opted-in Services at <service>.<namespace>.<zone>."""
 
 
+_SAME_NAMES = (
+    "zone",
+    "soa_rname",
+    "record_ttl",
+    "ns_ttl",
+    "soa_ttl",
+    "soa_refresh",
+    "soa_retry",
+    "soa_expire",
+    "negative_ttl",
+    "services",
+)
+"""Fields of :class:`ZoneConfig` taken as they are from the setting of the same name."""
+
+
 def zone_config(settings: Settings) -> ZoneConfig:
     return ZoneConfig(
-        zone=settings.zone,
         nameservers=tuple(NameServer(ns.name, tuple(ns.ips)) for ns in settings.nameservers),
-        soa_rname=settings.soa_rname,
-        record_ttl=settings.record_ttl,
-        ns_ttl=settings.ns_ttl,
-        soa_ttl=settings.soa_ttl,
-        soa_refresh=settings.soa_refresh,
-        soa_retry=settings.soa_retry,
-        soa_expire=settings.soa_expire,
-        negative_ttl=settings.negative_ttl,
         static_records=dict(settings.static_records),
-        services=settings.services,
+        **{name: getattr(settings, name) for name in _SAME_NAMES},
     )
 
 

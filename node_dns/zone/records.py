@@ -15,6 +15,7 @@ from dnslib import NS, SOA, DNSBuffer, DNSLabel
 from node_dns import model
 from node_dns.protocol import CLASS_IN
 from node_dns.zone import snapshot
+from node_dns.zone.config import ZoneConfig
 
 
 def name_key(name: str) -> snapshot.NameKey:
@@ -123,20 +124,13 @@ def address_rrsets(ips: Iterable[model.IPAddress], ttl: int) -> dict[int, snapsh
     return result
 
 
-def soa_rrset(
-    *,
-    mname: str,
-    rname: str,
-    serial: int,
-    refresh: int,
-    retry: int,
-    expire: int,
-    minimum: int,
-    ttl: int,
-) -> snapshot.RRset:
-    """rname is in DNS form already: dots inside the mailbox's local part are escaped."""
-    rdata = _soa_names(mname, rname) + struct.pack("!IIIII", serial, refresh, retry, expire, minimum)
-    text = f"{mname}. {rname}. {serial} {refresh} {retry} {expire} {minimum}"
+def soa_rrset(config: ZoneConfig, serial: int) -> snapshot.RRset:
+    """The apex SOA: MNAME is the first name server; the minimum is the negative-answer TTL."""
+    mname, rname = config.nameservers[0].name, config.soa_rname  # rname: dots in the local part escaped
+    timers = (config.soa_refresh, config.soa_retry, config.soa_expire, config.negative_ttl)
+    rdata = _soa_names(mname, rname) + struct.pack("!IIIII", serial, *timers)
+    text = f"{mname}. {rname}. {serial} " + " ".join(str(t) for t in timers)
+    ttl = config.soa_ttl
     return snapshot.RRset(snapshot.TYPE_SOA, ttl, (_tail(snapshot.TYPE_SOA, ttl, rdata),), (text,))
 
 

@@ -256,16 +256,12 @@ class Facts:
     ) -> set[ServiceKey]:
         namespace, name = key
         touched: set[ServiceKey] = set()
-        if old is not None:
-            service = (namespace, old.service)
+        for facts, update in ((old, _discard), (new, _add)):
+            if facts is None:
+                continue
+            service = (namespace, facts.service)
             touched.add(service)
-            _discard(self._by_service, service, name)
-            for node in old.ready | old.terminating:
-                _discard(self._by_node, node, service)
-        if new is not None:
-            service = (namespace, new.service)
-            touched.add(service)
-            _add(self._by_service, service, name)
-            for node in new.ready | new.terminating:
-                _add(self._by_node, node, service)
+            update(self._by_service, service, name)
+            for node in facts.ready | facts.terminating:
+                update(self._by_node, node, service)
         return {service for service in touched if service[1]}

@@ -208,7 +208,7 @@ class Expected:
             self.dropped += 1
             return None
         wire, qtype, rcode = reply
-        key = (proto, stats.qtype_label(qtype), stats.RCODES.get(rcode, "other"))
+        key = (proto, stats.qtype_label(qtype), stats.rcode_label(rcode))
         self.responses[key] = self.responses.get(key, 0) + 1
         self.truncated[proto] += bool(wire[2] & 0x02)
         return wire

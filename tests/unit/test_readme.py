@@ -112,9 +112,6 @@ def test_the_fail_open_rule_is_described_the_same_for_areas_and_services() -> No
 def _exposed() -> dict[str, tuple[set[str], str]]:
     """Every node_dns family /metrics can expose (RRL and leader election on): labels and help."""
     from node_dns.answer import stats
-    from node_dns.leader import metrics as leader_metrics
-    from node_dns.leader.elector import Status
-    from node_dns.leader.events import EventStats
     from node_dns.sinks import metrics
     from node_dns.sources import nodes
     from tests.unit import zonekit
@@ -131,7 +128,7 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
             tcp_refused=lambda: 0,
             internal_errors=lambda: 0,
             rate_limited=dict,
-            extra=lambda: itertools.chain(leader_metrics.families(Status(), EventStats()), _hook_families()),
+            extra=lambda: itertools.chain(metrics.leader_families(False, 0, {}), _hook_families()),
         )
     )
     exposed = {}
