@@ -2,9 +2,10 @@
 
 kopf is imported here, once, with kubernetes-asyncio hidden: at import time kopf probes for that
 optional library (typing shims for its models, a login fallback) and importing it loads ~2,000
-generated classes, 36 MB of RSS. node-dns logs kopf in with its own handler and uses
-kubernetes-asyncio only for leader election, which imports it when enabled. Every module that needs
-kopf imports it from here (``from node_dns.sources import kopf``), so this runs first.
+generated classes, 36 MB of RSS. node-dns logs kopf in with its own handler (through
+:mod:`node_dns.kube`, which imports kubernetes-asyncio only for kubeconfigs with exec plugins or
+auth providers). Every module that needs kopf imports it from here
+(``from node_dns.sources import kopf``), so this runs first.
 """
 
 import sys

@@ -1,5 +1,6 @@
-"""What starting node-dns loads: kubernetes-asyncio (36 MB of generated models) only when leader
-election asks for it. Each check runs in a fresh interpreter, since this one has imported more."""
+"""What starting node-dns loads: never kubernetes-asyncio (36 MB of generated models), not even
+for leader election; only a kubeconfig with an exec plugin or auth provider imports it. Each
+check runs in a fresh interpreter, since this one has imported more."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_kopf_is_usable_and_kubernetes_asyncio_importable_afterwards() -> None:
     assert "kubernetes_asyncio" in loaded
 
 
-def test_the_leader_package_leaves_the_import_to_when_an_election_starts() -> None:
+def test_the_leader_package_does_not_load_kubernetes_asyncio() -> None:
     loaded = _loaded_after("import node_dns.leader, node_dns.leader.client, node_dns.app")
 
     assert "kubernetes_asyncio" not in loaded
