@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from node_dns import app, kube, logs, zone_command
-from node_dns.settings import Settings, catalog, describe_error, errors, startup
+from node_dns.settings import Group, Settings, catalog, describe_error, errors, startup
 from node_dns.version import __version__
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+def _add_settings_flags(
+    parser: argparse.ArgumentParser,
+    groups: list[tuple[type[Group], list[catalog.Entry]]] | None = None,
+) -> None:
     """One argument group per settings group; each flag's help ends with its default and env var."""
-    for settings_group, entries in catalog.by_group():
+    for settings_group, entries in catalog.by_group() if groups is None else groups:
         group = parser.add_argument_group(f"{settings_group.title} settings", settings_group.__doc__)
         for entry in entries:
             helptext = catalog.help_text(entry).replace("%", "%%")
@@ -51,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_settings_flags(zone)
+    agent = commands.add_parser(
+        "agent",
+        help="publish this node's reachable addresses in its annotation (runs on every node)",
+        description=(
+            "Read this node's interface addresses over netlink, follow their changes, and keep the "
+            "globally reachable ones in one annotation of this node (--discovered-annotation) for "
+            "the controller's `discovered` IP source. See docs/agent.md."
+        ),
+    )
+    _add_settings_flags(agent, catalog.agent_by_group())
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -70,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"node-dns {__version__}")
         return 0
+    if args.command == "agent":
+        return agent_main(args)
     values = {name: getattr(args, name, None) for name in Settings.model_fields}
     try:
         settings = startup.resolve(load_settings(values))
@@ -92,6 +108,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "zone":
         return print_zone(settings)
     return run(settings)
+
+
+def agent_main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """`node-dns agent`: settings and the node name checked (exit 2 with one line), then run.
+
+    Exit 1 with one line when the agent cannot work (no such node, no permission).
+    """
+    from node_dns.settings.agent import AgentCommandSettings
+
+    names = AgentCommandSettings.model_fields
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    try:
+        settings = AgentCommandSettings(**given)
+    except ValidationError as error:
+        print(f"node-dns agent: {errors.describe_error(error, names)}", file=sys.stderr)
+        return 2
+    node = settings.node_name or (os.environ if environ is None else environ).get("NODE_NAME", "").strip()
+    if not node:
+        message = "is required: no node name (set NODE_NAME, as the chart does from spec.nodeName)"
+        print(f"node-dns agent: {errors.line('node_name', message)}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(kube.CredentialsLoader(settings.kubeconfig).load())
+    except kube.KubeconfigError as error:
+        print(f"node-dns agent: {errors.line('kubeconfig', str(error))}", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_level, settings.log_json)
+    from node_dns.agent import run as agent_run
+
+    try:  # asyncio's loop: uvloop cannot open netlink sockets
+        return asyncio.run(agent_run.run(settings, node))
+    except KeyboardInterrupt:
+        return 0
 
 
 def check_hooks(settings: Settings) -> str | None:

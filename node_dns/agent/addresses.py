@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from node_dns.agent.registry import IPAddress, IPNetwork, globally_reachable
 from node_dns.settings.agent import DEFAULT_EXCLUDE
 
-# Address flags (IFA_F_* in linux/if_addr.h); netlink reports them in IFA_FLAGS.
+# Address flags (IFA_F_* in linux/if_addr.h); netlink reports them in IFA_FLAGS. Bit 0x01 is
+# IFA_F_TEMPORARY for IPv6 but IFA_F_SECONDARY for IPv4 (a second address in the same subnet).
 IFA_F_TEMPORARY = 0x01
 IFA_F_DADFAILED = 0x08
 IFA_F_DEPRECATED = 0x20
@@ -88,7 +89,7 @@ def refusal(address: InterfaceAddress, policy: Policy) -> str | None:
         return "tentative"
     if address.flags & IFA_F_DEPRECATED:
         return "deprecated"
-    if address.flags & IFA_F_TEMPORARY and not policy.temporary:
+    if ip.version == 6 and address.flags & IFA_F_TEMPORARY and not policy.temporary:
         return "temporary"
     if never_publishable(ip):
         return "loopback, link-local, multicast or unspecified"

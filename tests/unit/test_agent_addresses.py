@@ -71,6 +71,11 @@ def test_temporary_addresses_are_left_out_by_default() -> None:
     assert published(addr(GLOBAL6, flags=a.IFA_F_TEMPORARY)) == ""
 
 
+def test_secondary_ipv4_addresses_are_published() -> None:
+    """0x01 is IFA_F_SECONDARY for IPv4 (the same bit as IPv6's temporary)."""
+    assert published(addr(GLOBAL4), addr("11.0.0.11", flags=0x01)) == f"{GLOBAL4},11.0.0.11"
+
+
 def test_temporary_addresses_are_published_when_asked() -> None:
     policy = a.Policy(temporary=True)
 
