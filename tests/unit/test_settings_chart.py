@@ -10,6 +10,7 @@ here -- without Helm; tests/integration/test_chart.py renders the chart.
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -152,3 +153,49 @@ def test_every_chart_setting_value_names_a_setting() -> None:
             assert f"{section}.{key}" in named, (
                 f"{section}.{key} in values.schema.json is no controller setting"
             )
+
+
+VALID: dict[str, list[str]] = {
+    "zone": ["lb.example.net", "LB.Example.NET.", "a-b.c0.example"],
+    "soa_email": ["hostmaster@example.net", "dns.admin@example.org"],
+    "areas_annotation": ["node-dns/areas", "example.com/node-areas", "areas"],
+    "ips_annotation": ["node-dns/ips", "ips.example.com/v1_addresses"],
+    "service_annotation": ["node-dns/expose", "example.com/expose"],
+    "dns_address": ["0.0.0.0", "::", "127.0.0.1", "fd00::53"],
+    "http_address": ["0.0.0.0", "::1"],
+    "rrl_exempt": ["10.0.0.0/8", "fd00::/8", "192.0.2.1/32"],
+    "leader_lease_name": ["node-dns", "dns.leader", "a"],
+    "service_namespaces": ["web", "kube-system"],
+    "discovered_annotation": ["node-dns/discovered-ips", "example.com/addresses"],
+    "probe": ["tcp:443", "http://:8080/healthz", "https://:8443/", "dns:53:probe.example.net"],
+}
+"""Values the controller accepts: the chart's schema must not refuse them (lists: one item each)."""
+
+BASE = {"zone": "lb.example.net", "nameservers": "ns1.example.org", "soa_email": "h@example.net"}
+
+
+def _pattern(entry: catalog.Entry) -> str | None:
+    assert entry.chart
+    schema = _schema(entry.chart)
+    pattern = schema.get("pattern") or schema.get("items", {}).get("pattern")
+    return pattern if isinstance(pattern, str) else None
+
+
+PATTERNED = [entry for entry in SETTINGS if _pattern(entry)]
+
+
+@pytest.mark.parametrize("entry", PATTERNED, ids=[entry.name for entry in PATTERNED])
+def test_the_schema_accepts_what_the_controller_accepts(entry: catalog.Entry) -> None:
+    from node_dns.settings import Settings
+
+    pattern = _pattern(entry)
+    assert pattern
+    examples = VALID.get(entry.name, [])
+    assert examples, f"add valid values of {entry.name} to VALID"
+    for value in examples:
+        Settings(**{**BASE, entry.name: value})  # the controller takes it
+        assert re.search(pattern, value), f"{entry.chart}: the schema refuses {value!r}"
+    default = catalog.default_value(entry.info)
+    for value in default if isinstance(default, list | tuple) else [default]:
+        if isinstance(value, str) and value:
+            assert re.search(pattern, value), f"{entry.chart}: the schema refuses the default {value!r}"
