@@ -1,4 +1,4 @@
-"""``python -m bench [--only udp,tcp,convergence,scale,zone] [--quick] [--json PATH]``.
+"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks] [--quick] [--json PATH]``.
 
 Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
 prints one Markdown table per measurement, then a summary against the performance targets and the
@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import common, convergence, qps, scale, summary, zone_change
+from bench import common, convergence, hooks, qps, scale, summary, zone_change
 from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
-PARTS = ("udp", "tcp", "convergence", "scale", "zone")
+PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks")
 NEEDED = ("dnsperf", "taskset")
 
 
@@ -59,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps.append(("scale", lambda: scale.run(plane, opts)))
             if "zone" in parts:  # in-process, no apiserver needed
                 steps.append(("zone", lambda: [zone_change.run(changes=1_000 if args.quick else 5_000)]))
+            if "hooks" in parts:
+                steps.append(("hooks", lambda: hooks.run(plane, opts)))
             for name, step in steps:
                 try:
                     for table in step():

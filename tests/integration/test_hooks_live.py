@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -186,3 +186,67 @@ def test_labels_reach_templates_and_an_undefined_name_keeps_the_last_good_file(
         )
         assert output.read_text() == f"{name} r2\n"
         assert server.logs().count("hook racks: template line 2: undefined") == 1
+
+
+def test_leader_only_hooks_run_on_the_leader_alone_and_move_with_leadership(
+    control_plane: ControlPlane, created: list[str], tmp_path: Path, unique_name: Callable[[str], str]
+) -> None:
+    from tests.integration.test_leader_election import TIMINGS, leaders, least_privilege
+
+    cluster = least_privilege(control_plane, unique_name)
+    area = unique("lead")
+    add_node(control_plane, created, area, "192.0.2.30")
+    ran = tmp_path / "leader-runs"
+    procs = {}
+    for i in range(2):
+        own = tmp_path / f"replica-{i}"
+        own.mkdir()
+        template = "{% for n in nodes if '" + area + "' in n.areas %}\n{{ n.name }}\n{% endfor %}\n"
+        hooks = write_hooks(
+            own / "hooks.yaml",
+            {"name": "local", "template": template, "output": str(own / "local.txt"), "debounce": 0},
+            {
+                "name": "cluster",
+                "template": template,
+                "output": str(own / "cluster.txt"),
+                "command": ["sh", "-c", f"echo replica-{i} >> {ran}"],
+                "leader_only": True,
+                "debounce": 0,
+            },
+        )
+        procs[f"replica-{i}"] = NodeDns(
+            cluster.kubeconfig,
+            extra_args=[
+                "--leader-elect",
+                f"--leader-lease-name={cluster.lease}",
+                f"--leader-lease-namespace={cluster.namespace}",
+                f"--leader-identity=replica-{i}",
+                "--no-leader-record-events",
+                *TIMINGS,
+                f"--hooks-file={hooks}",
+            ],
+        )
+    try:
+        for proc in procs.values():
+            proc.start()
+        for proc in procs.values():
+            proc.wait_ready(30)
+        first = wait_for(lambda: leaders(procs), timeout=15, what="a leader")[0]
+        other = next(name for name in procs if name != first)
+        wait_for(lambda: ran.exists() and ran.read_text() == f"{first}\n", timeout=10, what="leader hook ran")
+        for name in procs:  # every replica renders its own hooks
+            wait_for(
+                lambda name=name: (tmp_path / name / "local.txt").exists(), timeout=10, what="local hook"
+            )
+        assert not (tmp_path / other / "cluster.txt").exists()
+
+        procs[first].stop()  # releases the Lease: the other replica leads and runs its hook
+        wait_for(
+            lambda: ran.read_text() == f"{first}\n{other}\n", timeout=15, what="hook moved to the new leader"
+        )
+        assert (tmp_path / other / "cluster.txt").read_text() == (
+            tmp_path / first / "cluster.txt"
+        ).read_text()
+    finally:
+        for proc in procs.values():
+            proc.stop(5)

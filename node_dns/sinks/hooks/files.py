@@ -43,10 +43,13 @@ def check_directory(path: Path) -> str | None:
     return None
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
+def write_atomic(path: Path, data: bytes, sync_directory: bool = True) -> bool:
     """Replace ``path`` with ``data``; True if the previous owner could not be kept (not root).
 
     Raises OSError when the file cannot be written; the old file is then untouched.
+    ``sync_directory=False`` leaves the directory's fsync to the caller (:func:`fsync_directory`):
+    readers see the new file at the rename already; the fsync only makes the rename survive a
+    crash, and hooks start the command without waiting for it.
     """
     try:
         old = os.stat(path)
@@ -70,11 +73,12 @@ def write_atomic(path: Path, data: bytes) -> bool:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_directory(path.parent)
+    if sync_directory:
+        fsync_directory(path.parent)
     return owner_lost
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:

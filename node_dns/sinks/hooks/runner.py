@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ class Rendered:
     result: str
     """written, unchanged, guarded, error (the template failed), write_error."""
     detail: str = ""
+    started: command_mod.Started | command_mod.Outcome | None = None
+    """The command, started right after the write (or why it could not start)."""
 
 
 class Hook:
@@ -118,6 +121,7 @@ class Hook:
         *,
         backoff_base: float = 1.0,
         clock: Callable[[], float] = time.time,
+        executor: Executor | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -127,6 +131,7 @@ class Hook:
         self._board = board
         self._backoff_base = backoff_base
         self._clock = clock
+        self._executor = executor
         self._dirty = asyncio.Event()
         self._progress = asyncio.Event()
         self._digest: str | None = None
@@ -164,7 +169,9 @@ class Hook:
                 if self.spec.debounce:
                     await asyncio.sleep(self.spec.debounce)
                 self._dirty.clear()
-                rendered = await self._render_once()
+                # A write starts the command from the writing thread at once (unless in backoff).
+                spawn = bool(self.spec.command) and time.monotonic() >= next_try
+                rendered = await self._render_once(spawn)
                 if rendered is None:
                     continue  # nothing to render yet
                 if rendered.result == "written" or (first and rendered.result == "unchanged"):
@@ -174,28 +181,41 @@ class Hook:
                     if not pending:
                         self.stats.last_success = self._clock()
                 self._progress.set()
+                if rendered.started is not None:
+                    if isinstance(rendered.started, command_mod.Outcome):
+                        outcome = rendered.started
+                    else:
+                        outcome = await command_mod.finish(
+                            rendered.started, self.spec.timeout, executor=self._executor
+                        )
+                    pending, failures, next_try = self._ran(outcome, failures)
+                    continue
             if pending and not first and self.spec.command and time.monotonic() >= next_try:
-                outcome = await command_mod.run(self.spec.command, self.spec.timeout)
-                self.stats.run(outcome)
-                if outcome.result == "success":
-                    pending, failures = False, 0
-                    self.stats.last_success = self._clock()
-                    log.info("hook %s: %s ran in %.2fs", self.name, self.spec.command[0], outcome.duration)
-                else:
-                    failures += 1
-                    delay = min(self._backoff_base * 2 ** (failures - 1), self.spec.retry_max)
-                    next_try = time.monotonic() + delay
-                    log.warning(
-                        "hook %s: command %s failed (%s); retry %d in %.0fs",
-                        self.name,
-                        self.spec.command[0],
-                        outcome.describe(),
-                        failures,
-                        delay,
-                    )
-                self._progress.set()
+                outcome = await command_mod.run(self.spec.command, self.spec.timeout, executor=self._executor)
+                pending, failures, next_try = self._ran(outcome, failures)
 
-    async def _render_once(self) -> Rendered | None:
+    def _ran(self, outcome: command_mod.Outcome, failures: int) -> tuple[bool, int, float]:
+        """Count and log one run; (still pending, failures in a row, earliest next try)."""
+        assert self.spec.command
+        self.stats.run(outcome)
+        self._progress.set()
+        if outcome.result == "success":
+            self.stats.last_success = self._clock()
+            log.info("hook %s: %s ran in %.2fs", self.name, self.spec.command[0], outcome.duration)
+            return False, 0, 0.0
+        failures += 1
+        delay = min(self._backoff_base * 2 ** (failures - 1), self.spec.retry_max)
+        log.warning(
+            "hook %s: command %s failed (%s); retry %d in %.0fs",
+            self.name,
+            self.spec.command[0],
+            outcome.describe(),
+            failures,
+            delay,
+        )
+        return True, failures, time.monotonic() + delay
+
+    async def _render_once(self, spawn: bool = False) -> Rendered | None:
         view = self._board.view()
         if view is None:
             return None
@@ -217,7 +237,15 @@ class Hook:
             log.info(
                 "hook %s: %d nodes healthy again (min_nodes %d)", self.name, healthy, self.spec.min_nodes
             )
-        rendered = await asyncio.to_thread(self._render_and_write, view)
+        running = command_mod.Running()
+        try:
+            rendered = await asyncio.to_thread(self._render_and_write, view, running if spawn else None)
+        except asyncio.CancelledError:
+            running.cancel()  # a command the thread starts anyway is killed
+            raise
+        if rendered.result == "written":
+            # The rename is visible already; its fsync need not delay the command.
+            asyncio.get_running_loop().run_in_executor(None, files.fsync_directory, self.output.parent)
         self.stats.render(rendered.result)
         if rendered.result in ("error", "write_error"):
             if rendered.detail not in self._logged:
@@ -232,8 +260,8 @@ class Hook:
                 log.warning("hook %s: %s", self.name, rendered.detail)
         return rendered
 
-    def _render_and_write(self, view: context_mod.View) -> Rendered:
-        """Worker thread: context, template, compare, write."""
+    def _render_and_write(self, view: context_mod.View, spawn: command_mod.Running | None) -> Rendered:
+        """Worker thread: context, template, compare, write; then start the command if ``spawn``."""
         try:
             data = self.template.render(self._board.context(view))
         except template_mod.TemplateError as error:
@@ -242,19 +270,27 @@ class Hook:
         if new == self._digest:
             return Rendered("unchanged")
         try:
-            owner_lost = files.write_atomic(self.output, data)
+            owner_lost = files.write_atomic(self.output, data, sync_directory=False)
         except OSError as error:
             return Rendered("write_error", f"cannot write {self.output}: {error.strerror or error}")
         self._digest = new
         note = f"cannot keep the owner of {self.output} (not root); it is now ours" if owner_lost else ""
-        return Rendered("written", note)
+        started = None
+        if spawn is not None and self.spec.command and not spawn.cancelled:
+            started = command_mod.start(self.spec.command, spawn)
+        return Rendered("written", note, started)
 
 
 def build(specs: Sequence[HookSpec], board: Board) -> list[Hook]:
-    """Compile every template and check every output directory; raise HookConfigError if any fails."""
+    """Compile every template and check every output directory; raise HookConfigError if any fails.
+
+    Commands wait in threads of their own pool (one per hook, as a hook runs one command at a
+    time), so a hanging command never holds a thread that renders or resolves names.
+    """
     from node_dns.sinks.hooks.spec import HookConfigError
 
     env = template_mod.environment()
+    executor = ThreadPoolExecutor(max_workers=max(len(specs), 1), thread_name_prefix="node-dns-hook")
     hooks = []
     for spec in specs:
         try:
@@ -265,5 +301,5 @@ def build(specs: Sequence[HookSpec], board: Board) -> list[Hook]:
         problem = files.check_directory(Path(spec.output))
         if problem:
             raise HookConfigError(f"hook {spec.name!r}: {problem}")
-        hooks.append(Hook(spec, compiled, board))
+        hooks.append(Hook(spec, compiled, board, executor=executor))
     return hooks
