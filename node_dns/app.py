@@ -183,7 +183,11 @@ async def start(
             server.services, server.client, settings.service_namespaces
         )
     node_lister = lister.Lister(
-        source, server.client, resync_interval=settings.resync_interval, service_lister=service_lister
+        source,
+        server.client,
+        resync_interval=settings.resync_interval,
+        service_lister=service_lister,
+        node_selector=settings.node_selector,
     )
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
@@ -337,7 +341,10 @@ async def serve(settings: Settings) -> int:
     kopf_ready = asyncio.Event()
     operator = asyncio.create_task(
         watch.operator(
-            handlers, scoped=watch.scope(settings.services, settings.service_namespaces), ready=kopf_ready
+            handlers,
+            scoped=watch.scope(settings.services, settings.service_namespaces),
+            ready=kopf_ready,
+            node_selector=settings.node_selector,
         ),
         name="node-dns:kopf",
     )

@@ -26,7 +26,11 @@ async def zone_file(settings: Settings) -> str:
         service_lister = service_source.ServiceLister(service_facts, client, settings.service_namespaces)
     try:
         once = lister.Lister(
-            source, client, resync_interval=settings.resync_interval, service_lister=service_lister
+            source,
+            client,
+            resync_interval=settings.resync_interval,
+            service_lister=service_lister,
+            node_selector=settings.node_selector,
         )
         await once.list_once()
     finally:

@@ -27,8 +27,10 @@ class Lister:
         resync_interval: float,
         probe_interval: float = 2.0,
         service_lister: services.ServiceLister | None = None,
+        node_selector: str = "",
     ) -> None:
         self._services = service_lister
+        self._node_params = {"labelSelector": node_selector} if node_selector else None
         self._source = source
         self._client = client
         self._resync = resync_interval
@@ -49,7 +51,7 @@ class Lister:
         # Services are fetched before nodes and applied before them, both only once
         # every list is in: the first node list opens the gate, so it opens on complete data.
         listings = await self._services.fetch() if self._services is not None else None
-        listed = await self._client.list("/api/v1/nodes", kind="NodeList")
+        listed = await self._client.list("/api/v1/nodes", kind="NodeList", params=self._node_params)
         if self._services is not None and listings is not None:
             self._services.apply(listings)
         self._source.on_list(listed.items, listed.resource_version)

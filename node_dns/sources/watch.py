@@ -34,9 +34,15 @@ class RetryForever:
             yield self._then
 
 
-def operator_settings() -> kopf.OperatorSettings:
-    """Strictly read-only: no Events, no CRD scanning, no peering, no writes to nodes."""
+def operator_settings(node_selector: str = "") -> kopf.OperatorSettings:
+    """Strictly read-only: no Events, no CRD scanning, no peering, no writes to nodes.
+
+    ``node_selector`` goes to the apiserver with the node watch (``labelSelector``): a node whose
+    labels stop matching arrives as DELETED and leaves the zone like a deleted node.
+    """
     ks = kopf.OperatorSettings()
+    if node_selector:
+        ks.watching.label_selectors["v1", "nodes"] = node_selector
     ks.posting.enabled = False
     ks.scanning.disabled = True
     ks.peering.standalone = True
@@ -124,10 +130,18 @@ def registry(
 
 
 def operator(
-    handlers: kopf.OperatorRegistry, *, scoped: dict[str, Any], ready: asyncio.Event
+    handlers: kopf.OperatorRegistry,
+    *,
+    scoped: dict[str, Any],
+    ready: asyncio.Event,
+    node_selector: str = "",
 ) -> Coroutine[Any, Any, None]:
     """kopf's operator coroutine; ``ready`` is set once it has started (and set its signal handlers)."""
     result: Coroutine[Any, Any, None] = kopf.operator(
-        registry=handlers, settings=operator_settings(), standalone=True, ready_flag=ready, **scoped
+        registry=handlers,
+        settings=operator_settings(node_selector),
+        standalone=True,
+        ready_flag=ready,
+        **scoped,
     )
     return result
