@@ -1,0 +1,171 @@
+"""AXFR and IXFR answers as DNS messages: pure functions of a snapshot (and the journal).
+
+Messages are filled up to ``MAX_MESSAGE`` (64 KiB less room for a TSIG record), owner names are
+compressed against earlier names of the same message, and the record bytes come pre-encoded
+from the snapshot. The bodies of a full transfer are packed once per snapshot
+(:class:`AxfrCache`); a request only adds its header, its question and, if signed, a TSIG.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from node_dns.zone import journal as journal_mod
+from node_dns.zone import snapshot
+
+TYPE_IXFR = 251
+TYPE_AXFR = 252
+MAX_MESSAGE = 65535 - 512
+"""Room is left for the TSIG record every message carries when the request was signed."""
+FLAG_QR = 0x8000
+FLAG_AA = 0x0400
+FLAG_TC = 0x0200
+FLAG_RD = 0x0100
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """One message without header and question: its record count and bytes."""
+
+    count: int
+    data: bytes
+
+
+def _name_wire(labels: Iterable[bytes]) -> bytes:
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+
+
+def pack(
+    records: Iterable[journal_mod.Record], origin: snapshot.NameKey, limit: int = MAX_MESSAGE
+) -> list[Body]:
+    """Pack records into as few message bodies as fit ``limit`` bytes each (with the header).
+
+    The first body follows a question naming ``origin`` (its name sits at offset 12, where
+    pointers may aim); later bodies follow a header alone. A record never spans two messages.
+    """
+    question_size = len(_name_wire(origin)) + 4
+    bodies: list[Body] = []
+    table: dict[snapshot.NameKey, int] = {}
+    parts: list[bytes] = []
+    count = 0
+    first = True
+    offset = 12 + question_size
+
+    def fresh() -> None:
+        nonlocal table, parts, count, offset
+        table = {origin[i:]: 12 + sum(len(label) + 1 for label in origin[:i]) for i in range(len(origin))}
+        if not first:
+            table = {}
+        parts = []
+        count = 0
+        offset = 12 + (question_size if first else 0)
+
+    fresh()
+    for owner, tail in records:
+        encoded, new_entries = _compress(owner, table, offset)
+        size = len(encoded) + len(tail)
+        if count and offset + size > limit:
+            bodies.append(Body(count, b"".join(parts)))
+            first = False
+            fresh()
+            encoded, new_entries = _compress(owner, table, offset)
+        for suffix, at in new_entries:
+            table[suffix] = at
+        parts.append(encoded)
+        parts.append(tail)
+        offset += len(encoded) + len(tail)
+        count += 1
+    if count or not bodies:
+        bodies.append(Body(count, b"".join(parts)))
+    return bodies
+
+
+def _compress(
+    owner: snapshot.NameKey, table: dict[snapshot.NameKey, int], offset: int
+) -> tuple[bytes, list[tuple[snapshot.NameKey, int]]]:
+    """Owner name written as new labels plus a pointer to the longest suffix already written."""
+    out = bytearray()
+    new: list[tuple[snapshot.NameKey, int]] = []
+    for i in range(len(owner)):
+        suffix = owner[i:]
+        at = table.get(suffix)
+        if at is not None:
+            out += struct.pack("!H", 0xC000 | at)
+            return bytes(out), new
+        if offset + len(out) < 0x3FFF:
+            new.append((suffix, offset + len(out)))
+        label = owner[i]
+        out.append(len(label))
+        out += label
+    out.append(0)
+    return bytes(out), new
+
+
+def soa_tail(snap: snapshot.Snapshot, serial: int | None = None) -> bytes:
+    """The zone's SOA record (after the owner), optionally with another serial in it."""
+    tail = snap.soa.tails[0]
+    if serial is None:
+        return tail
+    at = len(tail) - 20
+    return tail[:at] + struct.pack("!I", serial) + tail[at + 4 :]
+
+
+def zone_records(snap: snapshot.Snapshot) -> Iterator[journal_mod.Record]:
+    """A full transfer's records: SOA, every other record, SOA again (RFC 5936 §2.2)."""
+    soa = (snap.origin, soa_tail(snap))
+    yield soa
+    for owner, rrset in journal_mod.rrsets(snap):
+        for tail in rrset.tails:
+            yield owner, tail
+    yield soa
+
+
+def delta_records(
+    snap: snapshot.Snapshot, client_serial: int, delta: journal_mod.Delta
+) -> Iterator[journal_mod.Record]:
+    """An incremental answer (RFC 1995 §4): new SOA, old SOA, deletions, new SOA, additions, new SOA."""
+    new_soa = (snap.origin, soa_tail(snap))
+    yield new_soa
+    yield snap.origin, soa_tail(snap, client_serial)
+    yield from delta.removed
+    yield new_soa
+    yield from delta.added
+    yield new_soa
+
+
+class AxfrCache:
+    """The packed bodies of the current snapshot's full transfer, built on first use."""
+
+    def __init__(self) -> None:
+        self._generation: int | None = None
+        self._serial: int | None = None
+        self._bodies: list[Body] = []
+
+    def bodies(self, snap: snapshot.Snapshot) -> list[Body]:
+        if self._generation != snap.generation or self._serial != snap.serial:
+            self._bodies = pack(zone_records(snap), snap.origin)
+            self._generation, self._serial = snap.generation, snap.serial
+        return self._bodies
+
+
+def messages(qid: int, flags: int, question: bytes, bodies: Iterable[Body]) -> Iterator[bytes]:
+    """Complete messages: header (answer count from the body), question in the first only."""
+    response_flags = FLAG_QR | FLAG_AA | (flags & FLAG_RD)
+    first = True
+    for body in bodies:
+        header = struct.pack("!HHHHHH", qid, response_flags, 1 if first else 0, body.count, 0, 0)
+        yield header + (question if first else b"") + body.data
+        first = False
+
+
+def single(
+    qid: int, flags: int, question: bytes, rcode: int, *, tc: bool = False, answer: bytes = b""
+) -> bytes:
+    """A one-message answer: an error, a TC, or (``answer``: one record with owner) the SOA alone."""
+    response_flags = FLAG_QR | (flags & (FLAG_RD | 0x7800)) | (rcode & 0xF) | (FLAG_TC if tc else 0)
+    if rcode == 0:
+        response_flags |= FLAG_AA
+    qd = 1 if question else 0
+    return struct.pack("!HHHHHH", qid, response_flags, qd, 1 if answer else 0, 0, 0) + question + answer

@@ -1,0 +1,429 @@
+"""TSIG (RFC 8945): shared-secret keys, and signing and verifying DNS messages with them.
+
+Hand-written on the standard library's ``hmac``: the whole mechanism is one record appended to
+a message and a MAC over well-defined bytes, and doing it here keeps the wire bytes under our
+control (pre-encoded transfer messages are signed without being parsed again). dnspython, used
+by the tests, checks every signature we make and makes every signature we check.
+
+Pure: the clock is a parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+TYPE_TSIG = 250
+CLASS_ANY = 255
+RCODE_NOTAUTH = 9
+DEFAULT_FUDGE = 300
+
+ALGORITHMS: dict[str, str] = {
+    "hmac-md5.sig-alg.reg.int": "md5",
+    "hmac-sha1": "sha1",
+    "hmac-sha224": "sha224",
+    "hmac-sha256": "sha256",
+    "hmac-sha384": "sha384",
+    "hmac-sha512": "sha512",
+}
+"""Algorithm names (as on the wire, lower case) to hashlib names."""
+_ALIASES = {"hmac-md5": "hmac-md5.sig-alg.reg.int"}
+
+
+class TsigError(IntEnum):
+    """The TSIG record's Error field (RFC 8945 §5.2)."""
+
+    NOERROR = 0
+    BADSIG = 16
+    BADKEY = 17
+    BADTIME = 18
+    BADTRUNC = 22
+
+
+class KeyError_(ValueError):
+    """A key definition that cannot be used; the message names the key and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    name: str
+    """Lower case, without the trailing dot."""
+    algorithm: str
+    """Wire name of the algorithm, lower case (``hmac-sha256``)."""
+    secret: bytes
+
+    @property
+    def wire_name(self) -> bytes:
+        return to_wire(self.name)
+
+    @property
+    def wire_algorithm(self) -> bytes:
+        return to_wire(self.algorithm)
+
+    @property
+    def mac_size(self) -> int:
+        return hashlib.new(ALGORITHMS[self.algorithm]).digest_size
+
+
+def to_wire(name: str) -> bytes:
+    """Canonical (lower-case, uncompressed) wire form of a dotted name."""
+    name = name.rstrip(".").lower()
+    if not name:
+        return b"\x00"
+    out = bytearray()
+    for label in name.split("."):
+        raw = label.encode("ascii")
+        if not 0 < len(raw) < 64:
+            raise KeyError_(f"key name {name!r}: empty or over-long label")
+        out.append(len(raw))
+        out += raw
+    return bytes(out) + b"\x00"
+
+
+def make_key(name: str, algorithm: str, secret_b64: str) -> Key:
+    """Validate one key; raises :class:`KeyError_` naming what is wrong."""
+    name = name.strip().rstrip(".").lower()
+    if not name:
+        raise KeyError_("a TSIG key needs a name")
+    algorithm = algorithm.strip().rstrip(".").lower()
+    algorithm = _ALIASES.get(algorithm, algorithm)
+    if algorithm not in ALGORITHMS:
+        raise KeyError_(f"key {name!r}: unknown algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
+    try:
+        secret = base64.b64decode(secret_b64.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyError_(f"key {name!r}: the secret is not valid base64") from None
+    if not secret:
+        raise KeyError_(f"key {name!r}: the secret is empty")
+    to_wire(name)
+    return Key(name, algorithm, secret)
+
+
+def parse_keys(text: str) -> list[Key]:
+    """``[alg:]name:secret`` entries separated by ``;`` (kdig's ``-y`` form; hmac-sha256 by default)."""
+    keys = []
+    for entry in (part.strip() for part in text.split(";")):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) == 2:
+            keys.append(make_key(parts[0], "hmac-sha256", parts[1]))
+        elif len(parts) == 3:
+            keys.append(make_key(parts[1], parts[0], parts[2]))
+        else:
+            raise KeyError_(f"{_redact(entry)!r} is not of the form [algorithm:]name:base64-secret")
+    return _unique(keys)
+
+
+_COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*|#[^\n]*", re.S)
+_KEY_CLAUSE = re.compile(r'key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;', re.S)
+_ALGORITHM = re.compile(r'algorithm\s+"?([A-Za-z0-9._-]+)"?\s*;')
+_SECRET = re.compile(r'secret\s+"([^"]*)"\s*;')
+
+
+def parse_bind_keys(text: str) -> list[Key]:
+    """BIND ``key "name" { algorithm hmac-sha256; secret "..."; };`` clauses (as tsig-keygen writes)."""
+    text = _COMMENTS.sub("", text)
+    keys = []
+    for match in _KEY_CLAUSE.finditer(text):
+        name, body = match.group(1), match.group(2)
+        algorithm = _ALGORITHM.search(body)
+        secret = _SECRET.search(body)
+        if algorithm is None or secret is None:
+            raise KeyError_(f"key {name!r}: needs both 'algorithm' and 'secret'")
+        keys.append(make_key(name, algorithm.group(1), secret.group(1)))
+    if not keys and text.strip():
+        raise KeyError_('no `key "name" { algorithm ...; secret "..."; };` clause found')
+    return _unique(keys)
+
+
+def _unique(keys: list[Key]) -> list[Key]:
+    seen: set[str] = set()
+    for key in keys:
+        if key.name in seen:
+            raise KeyError_(f"key {key.name!r} is defined twice")
+        seen.add(key.name)
+    return keys
+
+
+def _redact(entry: str) -> str:
+    """Never echo a secret into an error message or a log."""
+    return entry.rsplit(":", 1)[0] + ":..." if ":" in entry else "..."
+
+
+# --- wire ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A TSIG record found at the end of a message."""
+
+    start: int
+    """Offset of the record in the message: what precedes it is what was signed."""
+    key_name: str
+    algorithm: str
+    time_signed: int
+    fudge: int
+    mac: bytes
+    original_id: int
+    error: int
+    other: bytes
+
+
+def _read_name(data: bytes, offset: int) -> tuple[str, int]:
+    labels: list[str] = []
+    end = -1
+    jumps = 0
+    while True:
+        if offset >= len(data):
+            raise ValueError("name runs past the message")
+        length = data[offset]
+        if length == 0:
+            offset += 1
+            break
+        if length & 0xC0 == 0xC0:
+            if offset + 1 >= len(data) or jumps > 64:
+                raise ValueError("bad compression pointer")
+            if end < 0:
+                end = offset + 2
+            offset = ((length & 0x3F) << 8) | data[offset + 1]
+            jumps += 1
+            continue
+        if length & 0xC0:
+            raise ValueError("unknown label type")
+        labels.append(data[offset + 1 : offset + 1 + length].decode("ascii", "replace").lower())
+        offset += 1 + length
+    return ".".join(labels), (end if end >= 0 else offset)
+
+
+def _skip_name(data: bytes, offset: int) -> int:
+    while True:
+        if offset >= len(data):
+            raise ValueError("name runs past the message")
+        length = data[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0 == 0xC0:
+            return offset + 2
+        offset += 1 + length
+
+
+def find(data: bytes) -> Record | None:
+    """The TSIG record if it is the last record of ``data``; None if there is none.
+
+    Raises ValueError for a message that cannot be walked, or a TSIG that is not last.
+    """
+    if len(data) < 12:
+        raise ValueError("short message")
+    qd, an, ns, ar = struct.unpack_from("!HHHH", data, 4)
+    if ar == 0:
+        return None
+    offset = 12
+    for _ in range(qd):
+        offset = _skip_name(data, offset) + 4
+    total = an + ns + ar
+    for index in range(total):
+        start = offset
+        offset = _skip_name(data, offset)
+        if offset + 10 > len(data):
+            raise ValueError("record header truncated")
+        rtype, _, _, rdlength = struct.unpack_from("!HHIH", data, offset)
+        rdata = offset + 10
+        offset = rdata + rdlength
+        if offset > len(data):
+            raise ValueError("rdata runs past the message")
+        if rtype == TYPE_TSIG:
+            if index != total - 1:
+                raise ValueError("TSIG is not the last record")
+            return _parse(data, start, rdata, offset)
+    return None
+
+
+def _parse(data: bytes, start: int, rdata: int, end: int) -> Record:
+    key_name, _ = _read_name(data, start)
+    algorithm, at = _read_name(data, rdata)
+    if at + 10 > end:
+        raise ValueError("TSIG rdata truncated")
+    high, low, fudge, mac_size = struct.unpack_from("!HIHH", data, at)
+    at += 10
+    mac = data[at : at + mac_size]
+    at += mac_size
+    if at + 6 > end:
+        raise ValueError("TSIG rdata truncated")
+    original_id, error, other_len = struct.unpack_from("!HHH", data, at)
+    at += 6
+    other = data[at : at + other_len]
+    if at + other_len != end:
+        raise ValueError("TSIG rdata length mismatch")
+    return Record(start, key_name, algorithm, (high << 32) | low, fudge, mac, original_id, error, other)
+
+
+def unsigned(data: bytes, record: Record) -> bytes:
+    """The message as it was before signing: TSIG removed, ARCOUNT less one, original ID."""
+    (ar,) = struct.unpack_from("!H", data, 10)
+    return (
+        struct.pack("!H", record.original_id)
+        + data[2:10]
+        + struct.pack("!H", ar - 1)
+        + data[12 : record.start]
+    )
+
+
+def _variables(key: Key, time_signed: int, fudge: int, error: int, other: bytes) -> bytes:
+    return (
+        key.wire_name
+        + struct.pack("!HI", CLASS_ANY, 0)
+        + key.wire_algorithm
+        + _time(time_signed)
+        + struct.pack("!HHH", fudge, error, len(other))
+        + other
+    )
+
+
+def _time(seconds: int) -> bytes:
+    return struct.pack("!HI", (seconds >> 32) & 0xFFFF, seconds & 0xFFFFFFFF)
+
+
+def _mac(key: Key, *parts: bytes) -> bytes:
+    digest = hmac.new(key.secret, digestmod=ALGORITHMS[key.algorithm])
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
+
+
+def _prefixed(mac: bytes) -> bytes:
+    return struct.pack("!H", len(mac)) + mac
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Outcome of checking a signed request: the key and MAC to sign the answer with, or an error."""
+
+    error: TsigError
+    key: Key | None
+    record: Record
+    request_mac: bytes = b""
+    """The request's MAC; empty when the answer must go unsigned (BADKEY, BADSIG)."""
+
+
+def verify(data: bytes, record: Record, keys: dict[str, Key], now: int) -> Verdict:
+    """Check a request's TSIG (RFC 8945 §5.2: key, then MAC, then time)."""
+    key = keys.get(record.key_name)
+    if key is None or key.algorithm != _ALIASES.get(record.algorithm, record.algorithm):
+        return Verdict(TsigError.BADKEY, None, record)
+    if len(record.mac) != key.mac_size:
+        # Truncated MACs (RFC 8945 §5.2.2.1) are not accepted: nothing we serve needs them.
+        return Verdict(TsigError.BADSIG if len(record.mac) < 10 else TsigError.BADTRUNC, key, record)
+    expected = _mac(
+        key,
+        unsigned(data, record),
+        _variables(key, record.time_signed, record.fudge, record.error, record.other),
+    )
+    if not hmac.compare_digest(expected, record.mac):
+        return Verdict(TsigError.BADSIG, None, record)
+    if abs(now - record.time_signed) > record.fudge:
+        return Verdict(TsigError.BADTIME, key, record, record.mac)
+    return Verdict(TsigError.NOERROR, key, record, record.mac)
+
+
+def tsig_record(
+    key: Key, *, original_id: int, time_signed: int, fudge: int, mac: bytes, error: int, other: bytes
+) -> bytes:
+    rdata = (
+        key.wire_algorithm
+        + _time(time_signed)
+        + struct.pack("!H", fudge)
+        + _prefixed(mac)
+        + struct.pack("!HHH", original_id, error, len(other))
+        + other
+    )
+    return key.wire_name + struct.pack("!HHIH", TYPE_TSIG, CLASS_ANY, 0, len(rdata)) + rdata
+
+
+def _append(message: bytes, record: bytes) -> bytes:
+    (ar,) = struct.unpack_from("!H", message, 10)
+    return message[:10] + struct.pack("!H", ar + 1) + message[12:] + record
+
+
+def sign(
+    message: bytes,
+    key: Key,
+    now: int,
+    *,
+    request_mac: bytes = b"",
+    error: int = 0,
+    other: bytes = b"",
+    fudge: int = DEFAULT_FUDGE,
+) -> tuple[bytes, bytes]:
+    """Sign a request (no ``request_mac``) or the first message of an answer; returns (wire, MAC)."""
+    prefix = _prefixed(request_mac) if request_mac else b""
+    mac = _mac(key, prefix, message, _variables(key, now, fudge, error, other))
+    (qid,) = struct.unpack_from("!H", message, 0)
+    return _append(
+        message,
+        tsig_record(key, original_id=qid, time_signed=now, fudge=fudge, mac=mac, error=error, other=other),
+    ), mac
+
+
+def unsigned_error(message: bytes, record: Record, error: TsigError) -> bytes:
+    """An error answer carrying a TSIG with no MAC (BADKEY, BADSIG: we cannot or must not sign)."""
+    rdata = (
+        to_wire(record.algorithm)
+        + _time(record.time_signed)
+        + struct.pack("!HH", record.fudge, 0)
+        + struct.pack("!HHH", record.original_id, int(error), 0)
+    )
+    tsig = to_wire(record.key_name) + struct.pack("!HHIH", TYPE_TSIG, CLASS_ANY, 0, len(rdata)) + rdata
+    return _append(message, tsig)
+
+
+class Stream:
+    """Signs the messages of one multi-message answer (AXFR/IXFR over TCP, RFC 8945 §5.3.1).
+
+    Every message is signed: the first over the request MAC and the full TSIG variables, each
+    later one over the previous MAC, the message and the timers only.
+    """
+
+    def __init__(self, key: Key, request_mac: bytes, fudge: int = DEFAULT_FUDGE) -> None:
+        self._key = key
+        self._previous = request_mac
+        self._fudge = fudge
+        self._first = True
+
+    def sign(self, message: bytes, now: int) -> bytes:
+        if self._first:
+            self._first = False
+            wire, self._previous = sign(
+                message, self._key, now, request_mac=self._previous, fudge=self._fudge
+            )
+            return wire
+        mac = _mac(self._key, _prefixed(self._previous), message, _time(now), struct.pack("!H", self._fudge))
+        self._previous = mac
+        (qid,) = struct.unpack_from("!H", message, 0)
+        return _append(
+            message,
+            tsig_record(
+                self._key, original_id=qid, time_signed=now, fudge=self._fudge, mac=mac, error=0, other=b""
+            ),
+        )
+
+
+def verify_answer(data: bytes, key: Key, request_mac: bytes, now: int) -> bool:
+    """Check the signature of a single-message answer to a request we signed (NOTIFY acks)."""
+    try:
+        record = find(data)
+    except ValueError:
+        return False
+    if record is None or record.key_name != key.name or record.error != 0:
+        return False
+    expected = _mac(
+        key,
+        _prefixed(request_mac),
+        unsigned(data, record),
+        _variables(key, record.time_signed, record.fudge, record.error, record.other),
+    )
+    return hmac.compare_digest(expected, record.mac) and abs(now - record.time_signed) <= record.fudge

@@ -1,0 +1,172 @@
+"""The IXFR journal: what changed between recent serials, bounded in entries and bytes.
+
+Each publication appends the record-level difference between the previous snapshot and the new
+one (SOA excluded: IXFR carries SOAs as the delimiters). A request from a serial still in the
+journal gets the *condensed* difference from there to now: a record added and removed again
+in between appears in neither list (RFC 1995 §5 allows condensing). A serial not in the
+journal, or a broken chain, answers None and the caller sends the whole zone.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from node_dns.zone import snapshot
+
+Record = tuple[snapshot.NameKey, bytes]
+"""(owner, wire tail after the owner name): one resource record, hashable."""
+
+
+def canonical(owner: snapshot.NameKey) -> tuple[bytes, ...]:
+    """Sort key putting names in DNS canonical order (labels compared from the root)."""
+    return owner[::-1]
+
+
+def rrsets(snap: snapshot.Snapshot) -> Iterator[tuple[snapshot.NameKey, snapshot.RRset]]:
+    """Every RRset of the zone but the SOA, owners in canonical order, types in numeric order."""
+    for owner in sorted(snap.names, key=canonical):
+        node = snap.names[owner]
+        for rtype in sorted(node.rrsets):
+            if rtype == snapshot.TYPE_SOA and owner == snap.origin:
+                continue
+            yield owner, node.rrsets[rtype]
+
+
+def changes(old: snapshot.Snapshot, new: snapshot.Snapshot) -> tuple[list[Record], list[Record]]:
+    """Records removed and added from ``old`` to ``new`` (SOA left out), in canonical order.
+
+    Unchanged areas share their Node objects between snapshots, so the work is one identity
+    check per name plus a comparison of the names that did change.
+    """
+    removed: list[Record] = []
+    added: list[Record] = []
+    old_names, new_names = old.names, new.names
+    for owner, node in new_names.items():
+        before = old_names.get(owner)
+        if before is node:
+            continue
+        _compare(owner, before.rrsets if before is not None else {}, node.rrsets, removed, added)
+    for owner, before in old_names.items():
+        if owner not in new_names:
+            _compare(owner, before.rrsets, {}, removed, added)
+    key = _record_key
+    removed.sort(key=key)
+    added.sort(key=key)
+    return removed, added
+
+
+def _record_key(record: Record) -> tuple[tuple[bytes, ...], bytes]:
+    return canonical(record[0]), record[1]
+
+
+def _compare(
+    owner: snapshot.NameKey,
+    old_sets: Mapping[int, snapshot.RRset],
+    new_sets: Mapping[int, snapshot.RRset],
+    removed: list[Record],
+    added: list[Record],
+) -> None:
+    for rtype in old_sets.keys() | new_sets.keys():
+        if rtype == snapshot.TYPE_SOA:
+            continue
+        a, b = old_sets.get(rtype), new_sets.get(rtype)
+        if a is b or (a is not None and b is not None and a.tails == b.tails):
+            continue
+        before = set(a.tails) if a is not None else set()
+        after = set(b.tails) if b is not None else set()
+        removed.extend((owner, tail) for tail in before - after)
+        added.extend((owner, tail) for tail in after - before)
+
+
+def record_size(record: Record) -> int:
+    return sum(len(label) + 1 for label in record[0]) + 1 + len(record[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    old_serial: int
+    new_serial: int
+    removed: tuple[Record, ...]
+    added: tuple[Record, ...]
+    size: int
+    """Bytes of the records, uncompressed: what the byte bound counts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """The condensed difference from one serial to the current one."""
+
+    removed: list[Record]
+    added: list[Record]
+
+
+class Journal:
+    """Recent differences, oldest first; trimmed from the front to stay within both bounds."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: deque[Entry] = deque()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(self._entries)
+
+    @property
+    def oldest_serial(self) -> int | None:
+        return self._entries[0].old_serial if self._entries else None
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def append(
+        self, old_serial: int, new_serial: int, removed: Iterable[Record], added: Iterable[Record]
+    ) -> None:
+        if self._entries and self._entries[-1].new_serial != old_serial:
+            self.clear()  # a chain with a hole is useless: start again from here
+        removed, added = tuple(removed), tuple(added)
+        size = sum(map(record_size, removed)) + sum(map(record_size, added))
+        if self.max_entries <= 0 or size > self.max_bytes:
+            self.clear()  # this change alone is over the bound: only a full transfer can carry it
+            return
+        self._entries.append(Entry(old_serial, new_serial, removed, added, size))
+        self.bytes += size
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            self.bytes -= self._entries.popleft().size
+
+    def record(self, old: snapshot.Snapshot, new: snapshot.Snapshot) -> None:
+        """Append the difference between two published snapshots (a subscriber's job)."""
+        if old.serial == new.serial or not old.synced:
+            return
+        removed, added = changes(old, new)
+        self.append(old.serial, new.serial, removed, added)
+
+    def since(self, serial: int) -> Delta | None:
+        """Condensed changes from ``serial`` to the newest entry, or None if it is not here."""
+        start = None
+        for index, entry in enumerate(self._entries):
+            if entry.old_serial == serial:
+                start = index  # a serial can repeat only after 2**32 changes; take the latest
+        if start is None:
+            return None
+        removed: dict[Record, None] = {}
+        added: dict[Record, None] = {}
+        for entry in list(self._entries)[start:]:
+            for record in entry.removed:
+                if record in added:
+                    del added[record]
+                else:
+                    removed[record] = None
+            for record in entry.added:
+                if record in removed:
+                    del removed[record]
+                else:
+                    added[record] = None
+        return Delta(sorted(removed, key=_record_key), sorted(added, key=_record_key))
