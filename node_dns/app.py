@@ -25,7 +25,7 @@ from node_dns.answer import responder as responder_mod
 from node_dns.answer import stats as answer_stats
 from node_dns.health import Health
 from node_dns.settings import Settings, probe_spec
-from node_dns.sinks import http, metrics
+from node_dns.sinks import http, metrics, transfers
 from node_dns.sinks import probes as probe_metrics
 from node_dns.sources import lister, nodes, watch
 from node_dns.sources import services as service_source
@@ -89,6 +89,7 @@ class Server:
     """Render hooks (``node_dns.sinks.hooks.Hooks``), when a hooks file is set."""
     probes: probe_source.ProbeSource | None = None
     """Reachability probes, when a probe is configured."""
+    transfers: transfers.Parts | None = None
 
     def extra_metrics(self) -> Iterator[Metric]:
         if self.leadership is not None:
@@ -100,6 +101,8 @@ class Server:
             yield from self.hooks.metrics()
         if self.probes is not None:
             yield from probe_metrics.families(self.probes, prober_mod.LATENCY_BUCKETS)
+        if self.transfers is not None:
+            yield from transfers.families(self.transfers)
 
 
 async def start(
@@ -136,11 +139,20 @@ async def start(
     server.hooks = hooks
     server.probes = load_probes(settings, zone)
     health.probes = server.probes
+    gate = None
+    if settings.transfers_enabled:
+        server.transfers = transfers.build(settings, lambda: zone.snapshot)
+        zone.subscribe(transfers.journal_feed(server.transfers.journal))
+        if server.transfers.notifier is not None:
+            zone.subscribe(server.transfers.notifier.serial_moved)
+        gate = server.transfers.gate
 
     limiter = rate_limiter(settings)
-    server._udp = await udp.listen(settings.dns_address, settings.dns_port, responder, tstate, limiter)
+    server._udp = await udp.listen(
+        settings.dns_address, settings.dns_port, responder, tstate, limiter, gate=gate
+    )
     port = server._udp.get_extra_info("sockname")[1]
-    server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate)
+    server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate, gate)
     server.dns_port = port
 
     registry = metrics.registry(
@@ -196,15 +208,20 @@ async def start(
         server.tasks["heap"] = asyncio.create_task(heap.trim_periodically(trim), name="node-dns:heap-trim")
     else:
         log.debug("malloc_trim is not available: freed heap memory stays with the allocator")
+    notifier = server.transfers.notifier if server.transfers is not None else None
     if settings.leader_elect:
         server.leadership = start_leadership(settings, server.client, source)
         health.leadership = server.leadership
+        if notifier is not None:  # one replica notifies: the one that leads
+            server.leadership.register("notify", notifier.run)
     if hooks is not None:
         start_hooks(server, hooks)
     if server.probes is not None:
         start_probes(server, server.probes)
     if server.leadership is not None:
         server.tasks.update(server.leadership.start())
+    elif notifier is not None:
+        server.tasks["notify"] = asyncio.create_task(notifier.run(), name="node-dns:notify")
     return server
 
 

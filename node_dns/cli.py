@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from node_dns import app, kube, logs, zone_command
 from node_dns.settings import Group, Settings, catalog, describe_error, errors, startup
+from node_dns.sinks import transfers
 from node_dns.version import __version__
 
 
@@ -99,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"node-dns: {errors.line('hooks_file', problem)}", file=sys.stderr)
         return 2
+    if settings.transfers_enabled:  # the key file is read now: a bad one is a settings error
+        try:
+            transfers.check(settings)
+        except transfers.TransferConfigError as error:
+            print(f"node-dns: {errors.line(error.setting, error.message)}", file=sys.stderr)
+            return 2
     try:  # before anything binds or logs: a bad kubeconfig is a settings error too
         asyncio.run(kube.CredentialsLoader(settings.kubeconfig).load())
     except kube.KubeconfigError as error:

@@ -7,6 +7,8 @@ pkgs+=(dnsdist haproxy nginx-light)
 # podman/buildah build the image without a daemon; debootstrap makes its base where no registry
 # serves one; util-linux has setpriv/unshare, which enter the image in the image test.
 pkgs+=(podman buildah debootstrap util-linux)
+# Zone transfers: BIND 9 as a third real secondary (NSD and Knot are above).
+pkgs+=(bind9)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -17,5 +19,5 @@ echo "apt: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged daemons must not hold ports or run in the background: tests start their own.
-for svc in nsd knot unbound dnsdist haproxy nginx; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; \
+for svc in nsd knot named unbound dnsdist haproxy nginx; do $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true; \
   $SUDO service "$svc" stop >/dev/null 2>&1 || true; done

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from node_dns.answer import access, query, responder, transfer, tsig
+from node_dns import access, tsigkeys
+from node_dns.answer import query, responder, transfer, tsig
 from node_dns.zone import journal as journal_mod
 from node_dns.zone import snapshot
 
@@ -27,6 +28,7 @@ RCODE_FORMERR = 1
 RCODE_SERVFAIL = 2
 SERIAL_MODULO = 2**32
 _LOGGED_MAX = 10_000
+_KIND_TEXT = {"axfr": "AXFR", "ixfr": "IXFR (incremental)", "ixfr_full": "IXFR (whole zone)"}
 
 
 def serial_newer(a: int, b: int) -> bool:
@@ -62,11 +64,25 @@ class Reply:
     """True for a transfer that holds a slot until :meth:`Transfers.finished` is called."""
     client: str | None = None
     started: float = 0.0
+    key: str | None = None
+    serials: tuple[int | None, int] = (None, 0)
+    """(the client's serial for IXFR, the serial sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What every answer to one request needs: the query, its signer, the time, who asked."""
+
+    parsed: query.Query
+    signer: tsig.Stream | None
+    now: int
+    client: str | None
+    key: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    keys: dict[str, tsig.Key]
+    keys: dict[str, tsigkeys.Key]
     rules: tuple[access.Rule, ...]
     max_transfers: int = 10
     edns_udp_size: int = 1232
@@ -122,7 +138,20 @@ class Transfers:
         self.stats.count(reply.kind, "ok" if ok else "aborted")
         self.stats.bytes[reply.kind] = self.stats.bytes.get(reply.kind, 0) + sent_bytes
         count, total = self.stats.durations.get(reply.kind, (0, 0.0))
-        self.stats.durations[reply.kind] = (count + 1, total + max(0.0, self._clock() - reply.started))
+        seconds = max(0.0, self._clock() - reply.started)
+        self.stats.durations[reply.kind] = (count + 1, total + seconds)
+        old, new = reply.serials
+        log.info(
+            "%s to %s (key %s), serial %s%d: %s, %d bytes in %.3fs",
+            _KIND_TEXT.get(reply.kind, reply.kind),
+            reply.client,
+            reply.key or "none",
+            f"{old} -> " if old is not None else "",
+            new,
+            "done" if ok else "aborted (client gone or too slow)",
+            sent_bytes,
+            seconds,
+        )
 
     # --- the gate --------------------------------------------------------------------------------
     def handle(self, data: bytes, client: str | None, *, tcp: bool) -> Reply | None:
@@ -148,10 +177,15 @@ class Transfers:
             parsed = query.decode(data)
             if parsed is None:
                 return None
-        if parsed.qtype not in TRANSFER_TYPES or parsed.problem is not None or parsed.opcode != 0:
-            return self._signed_query(data, signer, now, tcp=tcp)
+        if (
+            parsed.qtype not in TRANSFER_TYPES
+            or parsed.problem is not None
+            or (parsed.flags >> 11) & 0xF != 0
+        ):
+            return self._signed_query(data, _Request(parsed, signer, now, client, key_name), tcp=tcp)
         kind = "axfr" if parsed.qtype == transfer.TYPE_AXFR else "ixfr"
         snap = self._current()
+        request = _Request(parsed, signer, now, client, key_name)
         if not access.allowed(self.options.rules, client, key_name):
             self.stats.count(kind, "refused")
             self._log_once(
@@ -161,71 +195,46 @@ class Transfers:
                 client,
                 key_name or "none",
             )
-            return self._one(parsed, RCODE_REFUSED, signer, now)
+            return self._one(request, RCODE_REFUSED)
         if tuple(label.lower() for label in parsed.labels) != snap.origin or parsed.qclass != 1:
             self.stats.count(kind, "refused")
-            return self._one(parsed, RCODE_REFUSED, signer, now)
+            return self._one(request, RCODE_REFUSED)
         if not snap.synced:
             self.stats.count(kind, "not_ready")
-            return self._one(parsed, RCODE_SERVFAIL, signer, now)
+            return self._one(request, RCODE_SERVFAIL)
         if kind == "axfr":
             if not tcp:
                 self.stats.count("axfr", "udp_refused")
-                return self._one(parsed, RCODE_REFUSED, signer, now)
-            return self._stream(
-                parsed, kind="axfr", bodies=self._cache.bodies(snap), signer=signer, now=now, client=client
-            )
-        return self._ixfr(data, parsed=parsed, snap=snap, signer=signer, now=now, client=client, tcp=tcp)
+                return self._one(request, RCODE_REFUSED)
+            return self._stream(request, "axfr", self._cache.bodies(snap), (None, snap.serial))
+        return self._ixfr(data, request, snap, tcp=tcp)
 
-    def _ixfr(
-        self,
-        data: bytes,
-        *,
-        parsed: query.Query,
-        snap: snapshot.Snapshot,
-        signer: tsig.Stream | None,
-        now: int,
-        client: str | None,
-        tcp: bool,
-    ) -> Reply:
+    def _ixfr(self, data: bytes, request: _Request, snap: snapshot.Snapshot, *, tcp: bool) -> Reply:
+        parsed = request.parsed
         client_serial = _ixfr_serial(data)
         if client_serial is None:
             self.stats.count("ixfr", "formerr")
-            return self._one(parsed, RCODE_FORMERR, signer, now)
-        current = not serial_newer(snap.serial, client_serial)
-        delta = None if current else self.journal.since(client_serial)
-        if current:
+            return self._one(request, RCODE_FORMERR)
+        if not serial_newer(snap.serial, client_serial):  # the client is current: the SOA alone
             self.stats.count("ixfr_udp" if not tcp else "ixfr", "current")
             body = transfer.pack([(snap.origin, transfer.soa_tail(snap))], snap.origin)
-            return self._finish(
-                transfer.messages(parsed.id, parsed.flags, parsed.question, body), signer, now, "ixfr"
-            )
+            wires = transfer.messages(parsed.id, parsed.flags, parsed.question, body)
+            return self._finish(wires, request, "ixfr")
         if not tcp:
             self.stats.count("ixfr_udp", "truncated")
             wire = transfer.single(parsed.id, parsed.flags, parsed.question, 0, tc=True)
-            return self._finish(iter([wire]), signer, now, "ixfr_udp")
+            return self._finish(iter([wire]), request, "ixfr_udp")
+        serials = (client_serial, snap.serial)
+        delta = self.journal.since(client_serial)
         if delta is None:
-            return self._stream(
-                parsed,
-                kind="ixfr_full",
-                bodies=self._cache.bodies(snap),
-                signer=signer,
-                now=now,
-                client=client,
-            )
+            return self._stream(request, "ixfr_full", self._cache.bodies(snap), serials)
         bodies = transfer.pack(transfer.delta_records(snap, client_serial, delta), snap.origin)
-        return self._stream(parsed, kind="ixfr", bodies=bodies, signer=signer, now=now, client=client)
+        return self._stream(request, "ixfr", bodies, serials)
 
     def _stream(
-        self,
-        parsed: query.Query,
-        *,
-        kind: str,
-        bodies: list[transfer.Body],
-        signer: tsig.Stream | None,
-        now: int,
-        client: str | None,
+        self, request: _Request, kind: str, bodies: list[transfer.Body], serials: tuple[int | None, int]
     ) -> Reply:
+        parsed, signer, client = request.parsed, request.signer, request.client
         if self.active >= self.options.max_transfers:
             self.stats.count(kind, "too_many")
             self._log_once(
@@ -235,7 +244,7 @@ class Transfers:
                 client,
                 self.active,
             )
-            return self._one(parsed, RCODE_REFUSED, signer, now)
+            return self._one(request, RCODE_REFUSED)
         self.active += 1
         wires = transfer.messages(parsed.id, parsed.flags, parsed.question, bodies)
         clock = self._clock
@@ -244,28 +253,32 @@ class Transfers:
             for wire in wires:
                 yield wire if signer is None else signer.sign(wire, int(clock()))
 
-        return Reply(signed(), kind, streamed=True, client=client, started=clock())
+        return Reply(
+            signed(), kind, streamed=True, client=client, started=clock(), key=request.key, serials=serials
+        )
 
-    def _finish(self, wires: Iterator[bytes], signer: tsig.Stream | None, now: int, kind: str) -> Reply:
+    def _finish(self, wires: Iterator[bytes], request: _Request, kind: str) -> Reply:
+        signer = request.signer
         if signer is None:
             return Reply(wires, kind)
-        return Reply(iter([signer.sign(wire, now) for wire in wires]), kind)
+        return Reply(iter([signer.sign(wire, request.now) for wire in wires]), kind)
 
-    def _one(self, parsed: query.Query, rcode: int, signer: tsig.Stream | None, now: int) -> Reply:
+    def _one(self, request: _Request, rcode: int) -> Reply:
+        parsed = request.parsed
         wire = transfer.single(parsed.id, parsed.flags, parsed.question, rcode)
-        return self._finish(iter([wire]), signer, now, "error")
+        return self._finish(iter([wire]), request, "error")
 
     def _error(self, parsed: query.Query, rcode: int) -> Reply:
         return Reply(iter([transfer.single(parsed.id, parsed.flags, parsed.question, rcode)]), "error")
 
-    def _signed_query(self, data: bytes, signer: tsig.Stream | None, now: int, *, tcp: bool) -> Reply | None:
+    def _signed_query(self, data: bytes, request: _Request, *, tcp: bool) -> Reply | None:
         """An ordinary query (SOA, before a transfer): the usual answer, signed if it was."""
         answered = responder.answer(data, self._current(), tcp=tcp, edns_udp_size=self.options.edns_udp_size)
         if answered is None:
             return None
-        if signer is not None:
+        if request.signer is not None:
             self.stats.signed_queries += 1
-        return self._finish(iter([answered[0]]), signer, now, "query")
+        return self._finish(iter([answered[0]]), request, "query")
 
     def _tsig_failure(
         self, parsed: query.Query, verdict: tsig.Verdict, client: str | None, now: int

@@ -31,6 +31,7 @@ from node_dns.settings.policy import PolicySettings
 from node_dns.settings.probes import ProbeSettings
 from node_dns.settings.rrl import RrlSettings
 from node_dns.settings.services import ServiceSettings
+from node_dns.settings.transfers import TransferSettings
 from node_dns.settings.zone import NameServer, ZoneSettings
 
 __all__ = ["GROUPS", "Group", "NameServer", "Settings", "describe_error", "field_names"]
@@ -47,6 +48,7 @@ class Settings(
     HttpSettings,
     KubernetesSettings,
     LeaderSettings,
+    TransferSettings,
     HookSettings,
     LogSettings,
     BaseSettings,

@@ -27,6 +27,7 @@ from time import perf_counter
 from typing import Any
 
 from node_dns.answer import responder as responder_mod
+from node_dns.answer import xfr
 from node_dns.transports import state as state_mod
 
 log = logging.getLogger("node_dns.transports")
@@ -95,8 +96,10 @@ class BatchedUdp(asyncio.DatagramTransport):
         responder: responder_mod.Responder,
         state: state_mod.TransportState,
         loop: asyncio.AbstractEventLoop,
+        gate: xfr.Transfers | None = None,
     ) -> None:
         super().__init__({"socket": sock, "sockname": sock.getsockname()})
+        self._gate = gate
         assert _LIBC is not None
         self._sock = sock
         self._fd = sock.fileno()
@@ -150,6 +153,7 @@ class BatchedUdp(asyncio.DatagramTransport):
         self._received = count
         unpack_from, pack_into = struct.unpack_from, struct.pack_into
         respond = self._responder.respond_udp
+        gate = self._gate
         observe = self._histogram.observe
         rmem, smem, svmem, siovmem = self._rmem, self._smem, self._svmem, self._siovmem
         ready = 0
@@ -158,7 +162,10 @@ class BatchedUdp(asyncio.DatagramTransport):
             at = i * RECV_SLOT
             data = bytes(rmem[at : at + unpack_from("I", rvmem, i * _MS + _LEN)[0]])
             try:
-                wire = respond(data)
+                if gate is not None and gate.claims(data):
+                    wire = self._transfer(gate, data, i)
+                else:
+                    wire = respond(data)
             except Exception as error:
                 self._state.report_error("udp", error)
                 continue
@@ -190,6 +197,13 @@ class BatchedUdp(asyncio.DatagramTransport):
                 sent += 1  # skip the datagram the kernel refused; try the rest
                 continue
             sent += done
+
+    def _transfer(self, gate: xfr.Transfers, data: bytes, slot: int) -> bytes | None:
+        """Signed queries and transfer types over UDP go through the gate, with the client's address."""
+        namelen = struct.unpack_from("I", self._rvmem, slot * _MS + _NAMELEN)[0]
+        address = self._address(ctypes.string_at(self._names_at + slot * NAME_SLOT, namelen))
+        reply = gate.handle(data, address[0] if address else None, tcp=False)
+        return next(reply.messages, None) if reply is not None else None
 
     def _send_one(self, wire: bytes, slot: int) -> None:
         """A reply too big for a send slot (never expected for UDP): plain sendto."""
@@ -240,6 +254,8 @@ def listen(
     responder: responder_mod.Responder,
     state: state_mod.TransportState,
     loop: asyncio.AbstractEventLoop,
+    *,
+    gate: xfr.Transfers | None = None,
 ) -> BatchedUdp:
     """Bind like ``create_datagram_endpoint(local_addr=(host, port))`` and start answering."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -247,7 +263,7 @@ def listen(
     try:
         sock.setblocking(False)
         sock.bind((host, port))
-        return BatchedUdp(sock, responder, state, loop)
+        return BatchedUdp(sock, responder, state, loop, gate)
     except BaseException:
         sock.close()
         raise

@@ -12,14 +12,21 @@ import time
 from time import perf_counter
 
 from node_dns.answer import responder as responder_mod
+from node_dns.answer import xfr
 from node_dns.transports import state as state_mod
 
 
 class TcpProtocol(asyncio.Protocol):
-    def __init__(self, responder: responder_mod.Responder, state: state_mod.TransportState) -> None:
+    def __init__(
+        self,
+        responder: responder_mod.Responder,
+        state: state_mod.TransportState,
+        gate: xfr.Transfers | None = None,
+    ) -> None:
         # shared
         self._responder = responder
         self._state = state
+        self._gate = gate
         self._histogram = responder.stats.durations["tcp"]
         # per connection
         self.transport: asyncio.Transport | None = None
@@ -27,6 +34,10 @@ class TcpProtocol(asyncio.Protocol):
         self._answered = 0
         self._closing = False
         self.last_activity = time.monotonic()
+        # a zone transfer being streamed: later queries wait in the buffer until it is done
+        self._transfer: xfr.Reply | None = None
+        self._transfer_bytes = 0
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -39,11 +50,18 @@ class TcpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._state.connections.discard(self)
         self.transport = None
+        if self._transfer is not None and self._gate is not None:
+            self._gate.finished(self._transfer, self._transfer_bytes, ok=False)
+            self._transfer = None
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self.transport is None:
             return
         self._buffer += data
+        if self._transfer is None:
+            self._process()
+
+    def _process(self) -> None:
         buffer = self._buffer
         replies: list[bytes] = []  # written with one call: pipelined queries cost one send
         try:
@@ -58,6 +76,10 @@ class TcpProtocol(asyncio.Protocol):
                 del buffer[: 2 + length]
                 self.last_activity = time.monotonic()  # whole messages only: a byte-by-byte trickle is idle
                 started = perf_counter()
+                if self._gate is not None and self._gate.claims(message):
+                    if self._transferred(message, replies):
+                        return  # streaming: the rest of the buffer waits for the transfer
+                    continue
                 try:
                     wire = self._responder.respond_tcp(message)
                 except Exception as error:
@@ -80,13 +102,69 @@ class TcpProtocol(asyncio.Protocol):
             self.transport.write(b"".join(replies))
             replies.clear()
 
+    def _transferred(self, message: bytes, replies: list[bytes]) -> bool:
+        """Hand a claimed message to the transfer gate; True if a transfer now streams."""
+        assert self._gate is not None and self.transport is not None
+        peer = self.transport.get_extra_info("peername")
+        try:
+            reply = self._gate.handle(message, peer[0] if peer else None, tcp=True)
+        except Exception as error:
+            self._state.report_error("tcp transfer", error)
+            return False
+        if reply is None:
+            return False
+        if not reply.streamed:
+            for wire in reply.messages:
+                replies.append(len(wire).to_bytes(2, "big"))
+                replies.append(wire)
+            return False
+        self._write(replies)
+        self._transfer = reply
+        self._transfer_bytes = 0
+        self._pump()
+        return True
+
+    def _pump(self) -> None:
+        """Write transfer messages until the socket's buffer is full or the transfer is done.
+
+        No task: the transport's flow control calls :meth:`resume_writing` when the client has
+        read enough, and that continues here, so any number of transfers interleave with
+        queries on one event loop. A client that stops reading makes no progress, and the idle
+        sweep cuts it off after the TCP idle timeout.
+        """
+        reply = self._transfer
+        while reply is not None and not self._paused and self.transport is not None:
+            try:
+                wire = next(reply.messages)
+            except StopIteration:
+                self._transfer = None
+                if self._gate is not None:
+                    self._gate.finished(reply, self._transfer_bytes, ok=True)
+                self._answered += 1
+                if not (self._state.max_queries and self._answered >= self._state.max_queries):
+                    self._process()
+                else:
+                    self.shutdown()
+                return
+            except Exception as error:
+                self._state.report_error("tcp transfer", error)
+                self.abort()
+                return
+            self._transfer_bytes += len(wire) + 2
+            self.last_activity = time.monotonic()
+            self.transport.write(len(wire).to_bytes(2, "big") + wire)
+
     def pause_writing(self) -> None:
+        self._paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._paused = False
         if self.transport is not None and not self._closing:
             self.transport.resume_reading()
+            if self._transfer is not None:
+                asyncio.get_running_loop().call_soon(self._pump)
 
     def eof_received(self) -> bool | None:
         return None  # close once our replies are flushed
@@ -103,9 +181,13 @@ class TcpProtocol(asyncio.Protocol):
 
 
 async def listen(
-    host: str, port: int, responder: responder_mod.Responder, state: state_mod.TransportState
+    host: str,
+    port: int,
+    responder: responder_mod.Responder,
+    state: state_mod.TransportState,
+    gate: xfr.Transfers | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: TcpProtocol(responder, state), host=host, port=port, reuse_address=True, backlog=1024
+        lambda: TcpProtocol(responder, state, gate), host=host, port=port, reuse_address=True, backlog=1024
     )

@@ -9,6 +9,7 @@ from time import perf_counter
 from typing import Any
 
 from node_dns.answer import responder as responder_mod
+from node_dns.answer import xfr
 from node_dns.transports import batch, ratelimit
 from node_dns.transports import state as state_mod
 
@@ -21,8 +22,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
         responder: responder_mod.Responder,
         state: state_mod.TransportState,
         limiter: ratelimit.RateLimiter | None = None,
+        gate: xfr.Transfers | None = None,
     ) -> None:
         self._responder = responder
+        self._gate = gate
         self._state = state
         self._limiter = limiter
         self._histogram = responder.stats.durations["udp"]
@@ -34,7 +37,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         started = perf_counter()
         try:
-            wire = self._responder.respond_udp(data)
+            if self._gate is not None and self._gate.claims(data):
+                wire = udp_transfer(self._gate, data, addr[0])
+            else:
+                wire = self._responder.respond_udp(data)
         except Exception as error:
             self._state.report_error("udp", error)
             return
@@ -53,22 +59,30 @@ class UdpProtocol(asyncio.DatagramProtocol):
         """ICMP errors for earlier replies (port unreachable): nothing to do."""
 
 
+def udp_transfer(gate: xfr.Transfers, data: bytes, client: str | None) -> bytes | None:
+    """IXFR over UDP, AXFR over UDP (refused) and signed queries: always one datagram."""
+    reply = gate.handle(data, client, tcp=False)
+    return next(reply.messages, None) if reply is not None else None
+
+
 async def listen(
     host: str,
     port: int,
     responder: responder_mod.Responder,
     state: state_mod.TransportState,
     limiter: ratelimit.RateLimiter | None = None,
+    *,
+    gate: xfr.Transfers | None = None,
 ) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     if limiter is None and batch.available:  # the limiter needs the asyncio path's address tuples
         try:
-            return batch.listen(host, port, responder, state, loop)
+            return batch.listen(host, port, responder, state, loop, gate=gate)
         except (OSError, NotImplementedError) as error:
             if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
                 raise
             log.debug("batched UDP unavailable (%s); using the asyncio datagram endpoint", error)
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpProtocol(responder, state, limiter), local_addr=(host, port), reuse_port=False
+        lambda: UdpProtocol(responder, state, limiter, gate), local_addr=(host, port), reuse_port=False
     )
     return transport

@@ -10,74 +10,54 @@ journal, or a broken chain, answers None and the caller sends the whole zone.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from node_dns.zone import diff as diff_mod
 from node_dns.zone import snapshot
+from node_dns.zone.snapshot import canonical
 
 Record = tuple[snapshot.NameKey, bytes]
 """(owner, wire tail after the owner name): one resource record, hashable."""
 
 
-def canonical(owner: snapshot.NameKey) -> tuple[bytes, ...]:
-    """Sort key putting names in DNS canonical order (labels compared from the root)."""
-    return owner[::-1]
+def _key(record: Record) -> tuple[tuple[bytes, ...], bytes]:
+    return canonical(record[0]), record[1]
 
 
 def rrsets(snap: snapshot.Snapshot) -> Iterator[tuple[snapshot.NameKey, snapshot.RRset]]:
-    """Every RRset of the zone but the SOA, owners in canonical order, types in numeric order."""
-    for owner in sorted(snap.names, key=canonical):
-        node = snap.names[owner]
-        for rtype in sorted(node.rrsets):
-            if rtype == snapshot.TYPE_SOA and owner == snap.origin:
-                continue
-            yield owner, node.rrsets[rtype]
+    """Every RRset of the zone but the SOA, in :meth:`Snapshot.rrsets` order."""
+    for owner, rrset in snap.rrsets():
+        if rrset.rtype == snapshot.TYPE_SOA and owner == snap.origin:
+            continue
+        yield owner, rrset
 
 
 def changes(old: snapshot.Snapshot, new: snapshot.Snapshot) -> tuple[list[Record], list[Record]]:
     """Records removed and added from ``old`` to ``new`` (SOA left out), in canonical order.
 
-    Unchanged areas share their Node objects between snapshots, so the work is one identity
-    check per name plus a comparison of the names that did change.
+    The zone's :func:`~node_dns.zone.diff.diff` gives whole RRsets; an IXFR carries records, so
+    an RRset that lost one address of fifty removes that one record only.
     """
+    before: dict[tuple[snapshot.NameKey, int], set[bytes]] = {}
+    after: dict[tuple[snapshot.NameKey, int], set[bytes]] = {}
+    found = diff_mod.diff(old, new)
+    for owner, rrset in found.removed:
+        before.setdefault((owner, rrset.rtype), set()).update(rrset.tails)
+    for owner, rrset in found.added:
+        after.setdefault((owner, rrset.rtype), set()).update(rrset.tails)
     removed: list[Record] = []
     added: list[Record] = []
-    old_names, new_names = old.names, new.names
-    for owner, node in new_names.items():
-        before = old_names.get(owner)
-        if before is node:
-            continue
-        _compare(owner, before.rrsets if before is not None else {}, node.rrsets, removed, added)
-    for owner, before in old_names.items():
-        if owner not in new_names:
-            _compare(owner, before.rrsets, {}, removed, added)
-    key = _record_key
-    removed.sort(key=key)
-    added.sort(key=key)
-    return removed, added
-
-
-def _record_key(record: Record) -> tuple[tuple[bytes, ...], bytes]:
-    return canonical(record[0]), record[1]
-
-
-def _compare(
-    owner: snapshot.NameKey,
-    old_sets: Mapping[int, snapshot.RRset],
-    new_sets: Mapping[int, snapshot.RRset],
-    removed: list[Record],
-    added: list[Record],
-) -> None:
-    for rtype in old_sets.keys() | new_sets.keys():
+    for key in before.keys() | after.keys():
+        owner, rtype = key
         if rtype == snapshot.TYPE_SOA:
             continue
-        a, b = old_sets.get(rtype), new_sets.get(rtype)
-        if a is b or (a is not None and b is not None and a.tails == b.tails):
-            continue
-        before = set(a.tails) if a is not None else set()
-        after = set(b.tails) if b is not None else set()
-        removed.extend((owner, tail) for tail in before - after)
-        added.extend((owner, tail) for tail in after - before)
+        was, now = before.get(key, set()), after.get(key, set())
+        removed.extend((owner, tail) for tail in was - now)
+        added.extend((owner, tail) for tail in now - was)
+    removed.sort(key=_key)
+    added.sort(key=_key)
+    return removed, added
 
 
 def record_size(record: Record) -> int:
@@ -169,4 +149,4 @@ class Journal:
                     del removed[record]
                 else:
                     added[record] = None
-        return Delta(sorted(removed, key=_record_key), sorted(added, key=_record_key))
+        return Delta(sorted(removed, key=_key), sorted(added, key=_key))

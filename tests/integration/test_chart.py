@@ -49,6 +49,11 @@ ALL_FEATURES: dict[str, Any] = {
     "services": {"enabled": True, "annotation": "node-dns/service-areas"},
     "hooks": {"hooks": [{"name": "lb", "template": "{{ zone }}", "output": "/run/node-dns/hooks/lb"}]},
     "probes": {"areas": {"home": "https://:443/healthz", "lab": "none"}},
+    "transfers": {
+        "allow": "key=xfr; 10.0.0.0/8",
+        "notify": "192.0.2.7:53+key=xfr",
+        "tsig": {"existingSecret": "node-dns-tsig", "keyKey": "tsig-key"},
+    },
 }
 
 # The metrics the alerts and the dashboard are built on, as the brief and node_dns.sinks name them.
@@ -521,6 +526,7 @@ def test_every_controller_setting_can_be_set_from_the_chart(
     """A setting added to node_dns/settings.py needs a chart value (config.<camelCase> usually)."""
     rendered = helm.template(values(ALL_FEATURES, {"services": {"namespaces": ["web"]}}))
     settable = set(rendered.env()) | set(rendered.env_from_fields())
+    settable |= {e["name"] for e in rendered.container()["env"] if "secretKeyRef" in e.get("valueFrom", {})}
     settable |= {f"NODE_DNS_{snake(key).upper()}" for key in chart_defaults["config"]}
     # In a pod the controller uses its in-cluster config: no kubeconfig path to set.
     not_for_pods = {"NODE_DNS_KUBECONFIG"}
@@ -1045,3 +1051,35 @@ def test_controller_with_leader_election_needs_no_more_than_the_chart_grants(
             "GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         )["items"]
         assert [lease["metadata"]["name"] for lease in leases] == [namespace + "-node-dns"]
+
+
+# --- zone transfers --------------------------------------------------------------------------------
+def test_tsig_keys_come_from_an_existing_secret_never_from_values(helm: Helm) -> None:
+    rendered = helm.template(
+        values({"transfers": {"allow": "key=xfr", "tsig": {"existingSecret": "tsig", "keyKey": "k"}}})
+    )
+    env = {e["name"]: e for e in rendered.container()["env"]}
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+
+    assert env["NODE_DNS_TSIG_KEYS_FILE"]["value"] == "/etc/node-dns/tsig/tsig.conf"
+    assert env["NODE_DNS_TSIG_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "tsig", "key": "k"}}
+    assert env["NODE_DNS_TRANSFER_ALLOW"]["value"] == "key=xfr"
+    volume = next(v for v in pod["volumes"] if v["name"] == "tsig")
+    assert volume["secret"]["secretName"] == "tsig" and volume["secret"]["defaultMode"] == 0o400
+    mount = next(m for m in rendered.container()["volumeMounts"] if m["name"] == "tsig")
+    assert mount == {"name": "tsig", "mountPath": "/etc/node-dns/tsig", "readOnly": True}
+
+
+def test_without_transfers_nothing_is_allowed_and_no_secret_is_mounted(helm: Helm) -> None:
+    rendered = helm.template(values())
+
+    assert "NODE_DNS_TRANSFER_ALLOW" not in rendered.env() and "NODE_DNS_TSIG_KEYS_FILE" not in rendered.env()
+    assert all(v["name"] != "tsig" for v in rendered.one("Deployment")["spec"]["template"]["spec"]["volumes"])
+
+
+def test_the_service_tcp_port_can_differ_for_transfers(helm: Helm) -> None:
+    rendered = helm.template(values({"service": {"tcpPort": 5300}}))
+    dns = next(s for s in rendered.all("Service") if any(p["name"] == "dns-tcp" for p in s["spec"]["ports"]))
+    ports = {p["name"]: p["port"] for p in dns["spec"]["ports"]}
+
+    assert ports == {"dns-udp": 53, "dns-tcp": 5300}

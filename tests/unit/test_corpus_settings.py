@@ -52,12 +52,16 @@ INVALID: dict[str, list[str]] = {
     "service_namespaces": ["Bad_NS", "-x-"],
     "leader_lease_name": ["-bad-", "a..b", ""],
     "leader_lease_namespace": ["Bad_NS", "-x-"],
+    "tsig_key": ["xfr", "hmac-sha999:xfr:AAAA", "xfr:not base64!", "xfr:AAAA;xfr:AAAA", "a:b:c:d", ":AAAA"],
+    "transfer_allow": ["10.0.0.0/33", "bogus", "key=", "10.0.0.0/8+10.1.0.0/16", "key=a+key=b"],
+    "notify": ["host.example:53", "192.0.2.1:99999", "[2001:db8::1", "192.0.2.1:53+kee=x", "1.2.3.4:x"],
 }
 """Hand-written invalid values, in addition to what the field's type gives."""
 
 ANY_STRING: dict[str, str] = {
     "probe_ca_file": "a path; an unreadable one fails the probes that use it, with the reason",
     "probe_file": "a path; it is read and checked at startup (node_dns.settings.startup)",
+    "tsig_keys_file": "a path: the file is read at start; a bad one exits 2 there (test_xfr_settings)",
     "leader_identity": "any string names this replica's holder identity",
     "hooks_file": "a path: the file is read and checked at startup, exit 2 naming the hook",
 }

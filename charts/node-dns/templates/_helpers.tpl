@@ -179,6 +179,24 @@ value plus, outside `config` (which is mapped generically), one line here.
 - name: NODE_DNS_PROBE_VERDICTS_NAME
   value: {{ include "node-dns.probeVerdictsName" . | quote }}
 {{- end }}
+{{- with .Values.transfers }}
+{{- include "node-dns.envVar" (list "TRANSFER_ALLOW" (.allow | default nil)) }}
+{{- include "node-dns.envVar" (list "NOTIFY" (.notify | default nil)) }}
+{{- include "node-dns.envVar" (list "IXFR_JOURNAL_SIZE" .ixfrJournalSize) }}
+{{- include "node-dns.envVar" (list "IXFR_JOURNAL_BYTES" .ixfrJournalBytes) }}
+{{- include "node-dns.envVar" (list "MAX_TRANSFERS" .maxTransfers) }}
+{{- if and .tsig.existingSecret .tsig.keysFileKey }}
+- name: NODE_DNS_TSIG_KEYS_FILE
+  value: {{ printf "/etc/node-dns/tsig/%s" .tsig.keysFileKey | quote }}
+{{- end }}
+{{- if and .tsig.existingSecret .tsig.keyKey }}
+- name: NODE_DNS_TSIG_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .tsig.existingSecret | quote }}
+      key: {{ .tsig.keyKey | quote }}
+{{- end }}
+{{- end }}
 {{- if .Values.services.enabled }}
 - name: NODE_DNS_SERVICES
   value: "true"

@@ -1,4 +1,6 @@
-"""Who may transfer the zone: ``--transfer-allow`` rules (nothing is allowed by default).
+"""Who may transfer the zone (``--transfer-allow``) and whom we NOTIFY (``--notify``).
+
+Nothing may transfer by default.
 
 Entries are separated by ``;``; each is a client prefix (``10.0.0.0/8``, ``2001:db8::/32``, or
 an address), ``key=NAME`` (any client that signs with that TSIG key), or ``PREFIX+key=NAME``
@@ -8,6 +10,7 @@ an address), ``key=NAME`` (any client that signs with that TSIG key), or ``PREFI
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -81,3 +84,40 @@ def client_address(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Ad
 def allowed(rules: tuple[Rule, ...], client: str | None, key: str | None) -> bool:
     address = client_address(client)
     return any(rule.matches(address, key) for rule in rules)
+
+
+# --- NOTIFY targets ---------------------------------------------------------------------------
+_TARGET = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\s+]+))(?::(?P<port>\d+))?(?:\+key=(?P<key>\S+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    host: str
+    port: int = 53
+    key: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_targets(text: str) -> tuple[Target, ...]:
+    """``192.0.2.7:53+key=xfr, [2001:db8::7]:53``: entries separated by ``,``; port 53 by default."""
+    targets = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        match = _TARGET.match(entry.replace(" ", ""))
+        if match is None:
+            raise RuleError(f"{entry!r} is not host[:port][+key=NAME] (IPv6 in brackets)")
+        host = match.group("v6") or match.group("host")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise RuleError(f"{entry!r}: {host!r} is not an IP address") from None
+        port = int(match.group("port") or 53)
+        if not 0 < port < 65536:
+            raise RuleError(f"{entry!r}: port {port} is out of range")
+        key = match.group("key")
+        targets.append(Target(str(address), port, key.rstrip(".").lower() if key else None))
+    return tuple(targets)
