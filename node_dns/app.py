@@ -24,12 +24,14 @@ from node_dns import heap, kube, leader
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import stats as answer_stats
 from node_dns.health import Health
+from node_dns.leader import flips
 from node_dns.settings import Settings, probe_spec
 from node_dns.sinks import http, metrics, transfers
 from node_dns.sinks import probes as probe_metrics
 from node_dns.sources import lister, nodes, watch
 from node_dns.sources import services as service_source
 from node_dns.sources.probes import prober as prober_mod
+from node_dns.sources.probes import shared as probe_shared
 from node_dns.sources.probes import source as probe_source
 from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
@@ -237,12 +239,31 @@ def load_probes(settings: Settings, zone: writer.Zone) -> probe_source.ProbeSour
 
 
 def start_probes(server: Server, probes: probe_source.ProbeSource) -> None:
-    """Without leader election this replica probes and answers from its own verdicts."""
-    probes.probing = True
-    server.tasks["prober"] = asyncio.create_task(probes.prober.run(), name="node-dns:prober")
-    server.tasks["probe-verdicts"] = asyncio.create_task(probes.run_local(), name="node-dns:probe-verdicts")
+    """Without leader election this replica probes and answers from its own verdicts; with it,
+    the leader probes and publishes, and every replica answers from what was published."""
+    settings = server.settings
+    if server.leadership is None:
+        probes.probing = True
+        server.tasks["prober"] = asyncio.create_task(probes.prober.run(), name="node-dns:prober")
+        server.tasks["probe-verdicts"] = asyncio.create_task(
+            probes.run_local(), name="node-dns:probe-verdicts"
+        )
+    else:
+        namespace = settings.leader_lease_namespace or "default"
+        name = settings.probe_verdicts_name
+        publisher = probe_shared.Publisher(server.client, namespace, name, probes)
+        server.leadership.register("probes", publisher.run)
+        reader = probe_shared.Reader(
+            server.client, namespace, name, probes, max_age=settings.probe_verdicts_max_age
+        )
+        server.tasks["probe-verdicts"] = asyncio.create_task(reader.run(), name="node-dns:probe-verdicts")
+        if settings.leader_record_events:
+            events = flips.FlipEvents(server.client, settings.leader_identity or "")
+            probes.flip_listeners.append(events.add)
+            server.leadership.register("probe-events", events.run)
     log.info(
-        "reachability probes: %s",
+        "reachability probes (%s): %s",
+        "verdicts local" if server.leadership is None else "leader probes, verdicts shared",
         "; ".join(f"{area}: {p.short if p else 'none'}" for area, p in sorted(probes.plan.areas.items()))
         or f"every area: {probes.plan.default.short if probes.plan.default else 'none'}",
     )

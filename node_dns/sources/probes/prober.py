@@ -131,6 +131,18 @@ class Prober:
                 self._schedule.add(key, now, t.interval, t.jitter, soon=target.probe.key in self._complete)
         self._wake.set()
 
+    def reset(self) -> None:
+        """Forget every result and verdict (a new term as leader starts from the published table)."""
+        targets = list(self.targets.values())
+        self.machine = Machine(self.machine.guard.share)
+        self.targets = {}
+        self._schedule = Schedule()
+        self._busy.clear()
+        self._queue = asyncio.Queue()
+        self._complete.clear()
+        self._unknown.clear()
+        self.update([], targets)
+
     def seed(self, verdicts: Iterable[tuple[Key, bool]], complete: Iterable[str]) -> None:
         """Continue from verdicts an earlier leader published (call after :meth:`set_targets`)."""
         self.machine.seed(verdicts)

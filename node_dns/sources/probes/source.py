@@ -60,6 +60,9 @@ class ProbeSource:
         self.probing = False
         """True while this replica runs the prober (set by whoever runs it)."""
         self.flips = {"reachable": 0, "unreachable": 0}
+        self.flip_listeners: list[Callable[[str, bool, str], None]] = []
+        """Called with (node, reachable, message) for each flip worth an Event: every change of a
+        verdict, and a first verdict that finds an address unreachable."""
         prober.listeners.append(self._count_flips)
         zone.watch(self._facts_changed)
         self._facts_changed(Changes(nodes=set(zone.facts.nodes)))
@@ -149,6 +152,18 @@ class ProbeSource:
         for flip in flips:
             if flip.previous is not None:
                 self.flips["reachable" if flip.verdict else "unreachable"] += 1
+            if flip.previous is None and flip.verdict:
+                continue
+            node, ip, _ = flip.key
+            target = self.prober.targets.get(flip.key)
+            probe = target.probe.short if target is not None else flip.key[2]
+            areas = ", ".join(sorted(target.areas)) if target is not None else ""
+            message = (
+                f"probe {probe} of {ip}: {'reachable' if flip.verdict else 'unreachable'} ({flip.detail}); "
+                f"areas: {areas}"
+            )
+            for listener in self.flip_listeners:
+                listener(node, flip.verdict, message)
 
     def area_stats(self) -> Mapping[str, AreaStats]:
         return self.prober.stats.areas
