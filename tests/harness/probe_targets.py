@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import socket
 import socketserver
@@ -229,6 +230,14 @@ zone:
         self._process = None
 
 
+def _free_subnet() -> int:
+    """A 10.213.X.0/24 no route of this host uses yet (other namespaces of this test run)."""
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
+    used = {int(m) for m in re.findall(r"10\.213\.(\d+)\.", routes)}
+    free = [n for n in range(100, 250) if n not in used]
+    return free[secrets.randbelow(len(free))]
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
@@ -243,7 +252,7 @@ class Namespace:
     """
 
     name: str = field(default_factory=lambda: f"ndp-{secrets.token_hex(3)}")
-    subnet: int = field(default_factory=lambda: 100 + secrets.randbelow(150))
+    subnet: int = field(default_factory=_free_subnet)
     extra: int = 0
     """How many more addresses the namespace holds (``ns_ips``)."""
 
@@ -271,6 +280,9 @@ class Namespace:
         return self
 
     def __exit__(self, *_: object) -> None:
+        for half in self._halves():  # a test that failed while cut leaves no route behind
+            with contextlib.suppress(subprocess.CalledProcessError):
+                _ip("route", "del", "blackhole", half)
         with contextlib.suppress(subprocess.CalledProcessError):
             _ip("link", "del", self.host_if)
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -92,10 +92,23 @@ def server(
         yield running
 
 
+CREATED: list[str] = []
+
+
 def add_node(plane: ControlPlane, area: str, ips: str) -> str:
     name = unique("pnode")
     plane.create_node(name, annotations={AREAS_ANNOTATION: area, IPS_ANNOTATION: ips})
+    CREATED.append(name)
     return name
+
+
+@pytest.fixture(autouse=True)
+def _delete_nodes(control_plane: ControlPlane) -> Iterator[None]:
+    """Nodes of a test go with it: their addresses stop being probed (their listeners are gone,
+    and a pile of failing targets would look like a self-fault to the next test)."""
+    CREATED.clear()
+    yield
+    control_plane.delete_nodes(list(CREATED))
 
 
 def converge(server: NodeDns, area: str, expected: set[str], rdtype: str = "A") -> float:
@@ -146,7 +159,9 @@ def test_debug_zone_says_why_a_node_is_out_and_metrics_count_it(
     control_plane: ControlPlane, server: NodeDns, tcp_targets: list[targets.ThreadedTarget]
 ) -> None:
     area = TCP_AREA
-    wait_for(lambda: answers(server, area) == set(TCP_HOSTS), timeout=CONVERGE, what="all up")
+    for host in TCP_HOSTS:
+        add_node(control_plane, area, host)
+    converge(server, area, set(TCP_HOSTS))
     tcp_targets[3].stop()
     try:
         converge(server, area, set(TCP_HOSTS) - {TCP_HOSTS[3]})
@@ -232,3 +247,66 @@ def test_an_area_without_a_probe_is_never_touched(control_plane: ControlPlane, s
     converge(server, FREE_AREA, {"127.0.0.67"})
     _, text = server.http_get("/debug/zone")
     assert f" {FREE_AREA}: in: healthy; 127.0.0.67 served (not probed)" in text
+
+
+def test_cutting_our_own_path_to_every_target_empties_no_area(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """A node-dns of its own (the guard counts every target it probes): four nodes whose
+    addresses live in a namespace; our link to it goes down, then comes back."""
+    area = f"self-{SUFFIX}"
+    probe_file = tmp_path / "probes.yaml"
+    probe_file.write_text(yaml.safe_dump({"areas": {area: "tcp:8081"}}))
+    kubeconfig, _ = node_reader(control_plane, "selffault")
+    args = [
+        f"--probe-file={probe_file}",
+        f"--probe-interval={INTERVAL}",
+        "--probe-timeout=0.25",
+        f"--probe-fall={FALL}",
+        f"--probe-rise={RISE}",
+        "--no-fail-open",
+    ]
+    with (
+        targets.Namespace(extra=3) as ns,
+        ns.tcp_listeners(8081),
+        NodeDns(kubeconfig, extra_args=args) as server,
+    ):
+        for address in ns.ns_ips:
+            add_node(control_plane, area, address)
+        converge(server, area, set(ns.ns_ips))
+        # The first round completes: every address has its verdict (reachable).
+        wait_for(
+            lambda: (metric(server, "node_dns_probe_results_total", area=area, result="success") or 0) >= 4,
+            timeout=CONVERGE,
+            what="first round",
+        )
+        assert metric(server, "node_dns_probe_self_fault") == 0
+        failures = metric(server, "node_dns_probe_results_total", area=area, result="failure") or 0.0
+        ns.cut()
+        wait_for(
+            lambda: metric(server, "node_dns_probe_self_fault") == 1, timeout=CONVERGE, what="self-fault"
+        )
+        # Every target fails fall times over and more: the answer stays whole.
+        wait_for(
+            lambda: (
+                (metric(server, "node_dns_probe_results_total", area=area, result="failure") or 0)
+                >= failures + len(ns.ns_ips) * (FALL + 2)
+            ),
+            timeout=CONVERGE,
+            what="failures piling up",
+        )
+        assert answers(server, area) == set(ns.ns_ips), server.logs()[-3000:]
+        assert metric(server, "node_dns_probe_self_faults_total") == 1
+        ns.restore()
+        wait_for(lambda: metric(server, "node_dns_probe_self_fault") == 0, timeout=CONVERGE, what="recovery")
+        successes = metric(server, "node_dns_probe_results_total", area=area, result="success") or 0.0
+        wait_for(
+            lambda: (
+                (metric(server, "node_dns_probe_results_total", area=area, result="success") or 0)
+                >= successes + 2 * len(ns.ns_ips)
+            ),
+            timeout=CONVERGE,
+            what="probes passing again",
+        )
+        assert answers(server, area) == set(ns.ns_ips)
+        assert server.logs().count("self-fault:") == 1  # logged once

@@ -146,3 +146,26 @@ def test_removed_target_is_forgotten_by_the_guard() -> None:
     feed(m, "b", [ok(0)])
     m.remove("a")
     assert m.counts() == (0, 1)
+
+
+def test_in_the_first_round_a_served_unprobed_target_leaves_only_after_fall_failures() -> None:
+    m = machine_with("a", "b", "c", "d")
+    for key in "bcd":
+        feed(m, key, [ok(0)])
+    flips = []
+    for t in (1, 2):
+        flips += [(f.key, f.verdict) for f in m.record("a", bad(t), RISE, FALL, patient=True)]
+    assert flips == []
+    assert m.verdict("a") is None
+    assert [(f.key, f.verdict) for f in m.record("a", bad(3), RISE, FALL, patient=True)] == [("a", False)]
+
+
+def test_a_self_fault_in_the_first_round_keeps_unprobed_targets_served() -> None:
+    m = machine_with(*"abcd")
+    flips = []
+    for t in range(1, 6):
+        for key in "abcd":
+            flips += [(f.key, f.verdict) for f in m.record(key, bad(t), RISE, FALL, patient=True)]
+    assert m.fault
+    assert flips == []
+    assert all(m.verdict(k) is None for k in "abcd")

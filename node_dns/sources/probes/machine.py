@@ -4,12 +4,14 @@ A target is one (address, probe). Its *verdict* is what the zone uses: ``True`` 
 ``False`` (not) or ``None`` (never probed). The first result sets the verdict directly, so a new
 node is admitted (or kept out) after one probe rather than ``rise`` of them; after that a
 verdict flips only after ``fall`` failures or ``rise`` successes in a row, so a target that
-flaps faster than that changes nothing.
+flaps faster than that changes nothing. One exception: during the first round after a start,
+targets without a verdict are served (see :mod:`.verdicts`), so there a failure removes one only
+as it would remove a reachable one -- after ``fall`` failures, and never during a self-fault.
 
 The guard sees every target's latest result. When more than ``share`` of the targets that
 count (addresses of healthy nodes) fail at once, the likeliest cause is our own network, not
-half the fleet: the guard then holds every flip to down (the last verdicts stay). When the share drops
-again, each held target is decided by its next result: still failing, it leaves; passing, it
+half the fleet: the guard then holds every flip to down (the last verdicts stay). When the
+share drops again, each held target is decided by its next result: still failing, it leaves; passing, it
 stays (releasing them all at once would drop every target not yet probed again since the
 recovery). Flips to up are never held: probes only ever remove, so letting a node back is safe.
 """
@@ -45,8 +47,12 @@ class TargetState:
     held: bool = False
     """A flip to down the guard is holding back."""
 
-    def record(self, result: Result, rise: int, fall: int) -> bool | None:
-        """Count one result; return the verdict it calls for if that differs from the current one."""
+    def record(self, result: Result, rise: int, fall: int, patient: bool = False) -> bool | None:
+        """Count one result; return the verdict it calls for if that differs from the current one.
+
+        ``patient``: a target without a verdict that is being served anyway (the first round
+        after a start) leaves only after ``fall`` failures, like any served target.
+        """
         self.last = result
         if result.ok:
             self.passes += 1
@@ -55,7 +61,9 @@ class TargetState:
             self.fails += 1
             self.passes = 0
         if self.verdict is None:
-            return result.ok
+            if result.ok or not patient or self.fails >= fall:
+                return result.ok
+            return None
         if self.verdict and self.fails >= fall:
             return False
         if not self.verdict and self.passes >= rise:
@@ -124,13 +132,19 @@ class Machine(Generic[K]):
         state = self.states.get(key)
         return state.verdict if state is not None else None
 
-    def record(self, key: K, result: Result, rise: int, fall: int, counts: bool = True) -> list[Flip[K]]:
-        """One result for one target; returns the flips that take effect now (maybe several:
-        leaving a fault releases every held target)."""
+    def record(
+        self, key: K, result: Result, rise: int, fall: int, *, counts: bool = True, patient: bool = False
+    ) -> list[Flip[K]]:
+        """One result for one target; returns the flip that takes effect now, if any.
+
+        ``patient``: the target has no verdict yet but is served meanwhile (first round after a
+        start), so a failure takes it out only as it would a reachable one: after ``fall``
+        failures, and not during a self-fault.
+        """
         state = self.states.get(key)
         if state is None:
             return []
-        wanted = state.record(result, rise, fall)
+        wanted = state.record(result, rise, fall, patient)
         self.guard.note(key, result.ok, counts)
         flips: list[Flip[K]] = []
         self._update_fault(result.at, flips)
@@ -138,7 +152,7 @@ class Machine(Generic[K]):
             if state.held and result.ok:
                 state.held = False  # came back before the fault ended: nothing to release
             return flips
-        if wanted is False and state.verdict is not None and self.fault:
+        if wanted is False and (state.verdict is not None or patient) and self.fault:
             state.held = True
             return flips
         state.held = False

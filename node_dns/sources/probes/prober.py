@@ -218,7 +218,8 @@ class Prober:
             stats.add(result)
         t = target.probe.timing
         was_fault = self.machine.fault
-        flips = self.machine.record(key, result, t.rise, t.fall, target.counts)
+        patient = key[2] not in self._complete  # first round: unprobed targets are being served
+        flips = self.machine.record(key, result, t.rise, t.fall, counts=target.counts, patient=patient)
         if self.machine.fault != was_fault:
             self._log_fault()
             for fault_listener in self.fault_listeners:
