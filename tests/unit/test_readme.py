@@ -55,10 +55,10 @@ PROSE = README.split("<!-- settings-table:start -->")[0] + README.split("<!-- se
 """The README without its generated settings table."""
 
 DEFAULT_CLAIMS = [
-    r"`(--[a-z0-9-]+)(?:=[^`]*)?`(?:-th| seconds)? \(default `?([^`):,\s]+)",  # `--x` (default 5
-    r"`(--[a-z0-9-]+)`, default `([^`]+)`",  # `--x`, default `node-dns`
-    r"`(--[a-z0-9-]+)` \(([0-9][0-9.]*)",  # `--x` (1232) / (10 s)
-    r"`(--[a-z0-9-]+)` ([0-9][0-9.]*)[,)]",  # `--x` 24,
+    r"`(--[a-z0-9-]+)(?:=[^`]*)?`(?:-th|\s+seconds)?\s+\(default\s+`?([^`):,\s]+)",  # `--x` (default 5
+    r"`(--[a-z0-9-]+)`,\s+default\s+`([^`]+)`",  # `--x`, default `node-dns`
+    r"`(--[a-z0-9-]+)`\s+\(([0-9][0-9.]*)",  # `--x` (1232) / (10 s)
+    r"`(--[a-z0-9-]+)`\s+([0-9][0-9.]*)[,)]",  # `--x` 24,
 ]
 """The ways README prose states a setting's default."""
 
@@ -97,6 +97,7 @@ def test_the_default_claims_are_found() -> None:
         "--max-answers",
         "--http-port",
         "--leader-lease-duration",
+        "--service-annotation",
     } <= found
 
 
