@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 
 from node_dns import heap
+from tests.unit.virtual_clock import until, virtual_time
 
 
 def _resident_bytes() -> int:
@@ -30,11 +32,19 @@ def test_malloc_trim_gives_freed_heap_pages_back_on_glibc() -> None:
     assert len(survivors) == 2_500
 
 
+@virtual_time
 async def test_the_periodic_trim_keeps_running_until_cancelled() -> None:
-    task = asyncio.create_task(heap.trim_periodically(lambda: 0, interval=0.01, first=0.01))
-    await asyncio.sleep(0.05)
+    calls: list[float] = []
+
+    def trim() -> int:
+        calls.append(asyncio.get_running_loop().time())
+        return 0
+
+    task = asyncio.create_task(heap.trim_periodically(trim, interval=30.0, first=2.0))
+    await until(lambda: len(calls) >= 3, within=100.0)
 
     assert not task.done()
+    assert [round(b - a, 6) for a, b in itertools.pairwise(calls)] == [30.0, 30.0]
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

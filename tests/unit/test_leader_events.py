@@ -1,4 +1,8 @@
-"""Invalid-annotation Events: one per node per change of its bad entries, whoever leads."""
+"""Invalid-annotation Events: one per node per change of its bad entries, whoever leads.
+
+The recorder runs on a virtual clock (tests/unit/virtual_clock.py): "it posted nothing more" is
+checked once every task has run as far as it can, and retry delays pass without waiting.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from node_dns.leader.events import (
     event_name,
     key_of,
 )
+from tests.unit import virtual_clock
+from tests.unit.virtual_clock import until, virtual_time
 
 
 @dataclass(frozen=True)
@@ -55,17 +61,16 @@ class FakeEventApi:
 
 
 async def settle(recorder: InvalidAnnotationEvents, api: FakeEventApi) -> None:
-    """Run the leader task until nothing is pending (bounded), then stop it."""
+    """Run the leader task until nothing is pending and it has nothing left to do, then stop it."""
     stop = asyncio.Event()
     task = asyncio.create_task(recorder.run(stop))
-    async with asyncio.timeout(1.0):
-        while recorder.pending():  # noqa: ASYNC110 - polling state owned by another task
-            await asyncio.sleep(0.002)
-    await asyncio.sleep(0.01)
+    await until(lambda: not recorder.pending(), 1.0)
+    await virtual_clock.settle()
     stop.set()
     task.cancel()
 
 
+@virtual_time
 async def test_one_event_per_change_of_a_nodes_bad_entries() -> None:
     api = FakeEventApi({"n1": "uid-1"})
     recorder = InvalidAnnotationEvents(api, "replica-a")
@@ -82,6 +87,7 @@ async def test_one_event_per_change_of_a_nodes_bad_entries() -> None:
     assert recorder.stats.results == {"created": 2}
 
 
+@virtual_time
 async def test_a_fixed_node_gets_no_event() -> None:
     api = FakeEventApi({"n1": "uid-1"})
     recorder = InvalidAnnotationEvents(api, "replica-a")
@@ -91,6 +97,7 @@ async def test_a_fixed_node_gets_no_event() -> None:
     assert api.events == {}
 
 
+@virtual_time
 async def test_a_new_leader_does_not_post_again_what_an_earlier_one_recorded() -> None:
     api = FakeEventApi({"n1": "uid-1", "n2": "uid-2"})
     replicas = [InvalidAnnotationEvents(api, f"replica-{i}") for i in range(3)]
@@ -106,6 +113,7 @@ async def test_a_new_leader_does_not_post_again_what_an_earlier_one_recorded() -
     assert replicas[1].stats.results == replicas[2].stats.results == {"exists": 2}
 
 
+@virtual_time
 async def test_the_event_is_a_warning_about_the_node_in_default() -> None:
     api = FakeEventApi({"n1": "uid-1"})
     recorder = InvalidAnnotationEvents(api, "replica-a")
@@ -121,12 +129,14 @@ async def test_the_event_is_a_warning_about_the_node_in_default() -> None:
     assert event["count"] == 1
 
 
+@virtual_time
 async def test_a_recreated_node_is_a_new_object_and_gets_its_own_event() -> None:
     key = key_of([BAD_IP])
     assert event_name("n1", "uid-1", key) != event_name("n1", "uid-2", key)
     assert event_name("n1", "uid-1", key) == event_name("n1", "uid-1", key_of([BAD_IP, BAD_IP]))
 
 
+@virtual_time
 async def test_deleted_nodes_are_dropped_and_failures_retried() -> None:
     api = FakeEventApi({"n1": "uid-1"})
     recorder = InvalidAnnotationEvents(api, "replica-a", retry_delay=0.02)
@@ -135,12 +145,10 @@ async def test_deleted_nodes_are_dropped_and_failures_retried() -> None:
     recorder.update("n1", [BAD_IP])
     stop = asyncio.Event()
     task = asyncio.create_task(recorder.run(stop))
-    await asyncio.sleep(0.05)
+    await virtual_clock.settle()
     assert recorder.stats.results.get("error", 0) >= 1
     api.fail = False
-    async with asyncio.timeout(1.0):
-        while recorder.pending():  # noqa: ASYNC110 - polling state owned by another task
-            await asyncio.sleep(0.002)
+    await until(lambda: not recorder.pending(), 1.0)
     task.cancel()
     assert len(api.events) == 1
     assert "gone" not in recorder.pending()
