@@ -15,16 +15,17 @@ changed: that is how a rotated token file or an expired exec-plugin token is pic
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
 
 from node_dns.kube.credentials import Credentials
-from node_dns.kube.errors import ApiError, Unreachable, api_error
+from node_dns.kube.errors import ApiError, Conflict, Unreachable, api_error
 from node_dns.kube.loader import CredentialsLoader
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ def _decode(raw: bytes) -> Any:
 
 
 class Client:
-    """GET, LIST, WATCH, POST, PUT, PATCH and DELETE of JSON objects by API path.
+    """GET, LIST, WATCH, POST, PUT, PATCH and DELETE of JSON objects by API path, and
+    :meth:`update` (read-modify-write retried on 409).
 
     Errors: :class:`~node_dns.kube.errors.Unreachable` when no answer came (connection, TLS,
     timeout), else an :class:`~node_dns.kube.errors.ApiError` subclass by status (404
@@ -219,6 +221,32 @@ class Client:
             content_type=PATCH_CONTENT_TYPES[patch],
             request_timeout=request_timeout,
         )
+
+    async def update(
+        self,
+        path: str,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        attempts: int = 5,
+        request_timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Read-modify-write that loses no concurrent change: GET, ``change(object)``, PUT; on 409
+        (someone wrote in between) read again and apply ``change`` to the fresh object.
+
+        ``change`` returns the object to write, or None when nothing needs writing (the object as
+        read is returned). ``Conflict`` after ``attempts`` rounds.
+        """
+        for attempt in range(1, attempts + 1):
+            current = await self.get(path, request_timeout=request_timeout)
+            wanted = change(copy.deepcopy(current))
+            if wanted is None:
+                return current
+            try:
+                return await self.put(path, wanted, request_timeout=request_timeout)
+            except Conflict:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def delete(
         self, path: str, *, params: Mapping[str, str] | None = None, request_timeout: float | None = None

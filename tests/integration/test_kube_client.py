@@ -97,6 +97,31 @@ async def test_a_put_of_a_stale_object_is_a_conflict_and_a_fresh_one_succeeds(
     assert third["data"] == {"v": "3"}
 
 
+async def test_concurrent_updates_retry_on_conflict_and_lose_nothing(
+    admin: kube.Client, namespace: str
+) -> None:
+    """Ten read-modify-write increments at once: each 409 re-reads, every increment lands."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    await admin.post(path, config_map("counter", {"n": "0"}))
+
+    def increment(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["data"]["n"] = str(int(obj["data"]["n"]) + 1)
+        return obj
+
+    await asyncio.gather(*(admin.update(f"{path}/counter", increment, attempts=20) for _ in range(10)))
+
+    assert (await admin.get(f"{path}/counter"))["data"] == {"n": "10"}
+
+
+async def test_an_update_with_nothing_to_change_writes_nothing(admin: kube.Client, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    created = await admin.post(path, config_map("unchanged", {"v": "1"}))
+
+    result = await admin.update(f"{path}/unchanged", lambda obj: None)
+
+    assert result["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
 async def test_a_merge_patch_sets_and_removes_keys(admin: kube.Client, namespace: str) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     await admin.post(path, config_map("merge", {"keep": "1", "drop": "2"}))
