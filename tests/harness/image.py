@@ -99,12 +99,25 @@ def built_image() -> str:
     )
     if done.returncode != 0:
         raise ImageError(f"tools/image.sh exited {done.returncode}:\n{done.stderr[-4000:]}")
+    _forget_older_test_images(keep=tag)
     BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
     with BUILD_LOG.open("a") as log:
         summary = done.stderr.strip().splitlines()[-1]
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         log.write(f"{stamp} {time.monotonic() - start:.0f}s {summary}\n")
     return tag
+
+
+def _forget_older_test_images(keep: str) -> None:
+    """Remove the images of earlier trees, so each change of node_dns does not keep ~50 MB more.
+
+    The build's layer cache (the dependency layers) stays for the next build; an image another
+    run still has mounted is left alone (``podman rmi`` refuses).
+    """
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    for old in listed:
+        if old.startswith("localhost/node-dns:test-") and old != keep:
+            podman("rmi", old, check=False)
 
 
 def inspect(tag: str) -> dict[str, Any]:
@@ -133,16 +146,19 @@ class ImageRoot:
         self.binds = dict(binds or {})
         self.config = inspect(tag)["Config"]
         self.user = str(self.config.get("User") or USER)
+        self.image_id = ""
         self._mounted: Path | None = None
         self._workdir: Path | None = None
 
     def __enter__(self) -> Self:
-        self._mounted = Path(podman("image", "mount", self.tag).stdout.strip())
+        # By id: another run may remove the tag meanwhile (built_image() drops older test tags).
+        self.image_id = str(inspect(self.tag)["Id"])
+        self._mounted = Path(podman("image", "mount", self.image_id).stdout.strip())
         self._workdir = make_workdir("node-dns-image-")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        podman("image", "unmount", self.tag, check=False)
+        podman("image", "unmount", self.image_id, check=False)
         self._mounted = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
