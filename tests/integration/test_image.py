@@ -3,7 +3,8 @@
 The image is built from the Dockerfile with podman (``tools/image.sh``; cached by a hash of its
 inputs, see ``tests/harness/image.py``) and its entrypoint runs from the image's own filesystem,
 read-only, as its non-root user: ``--version``, ``serve`` answering a real query against the test
-apiserver, and ``serve --help`` listing every flag the chart passes.
+apiserver, ``agent --help``, and ``serve --help`` / ``agent --help`` listing every flag the chart
+passes.
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ def test_image_holds_no_pip_and_no_source_tree(root: ImageRoot) -> None:
     assert package.startswith("/opt/node-dns/lib/")
 
 
+def test_agent_help_runs_from_the_image(root: ImageRoot) -> None:
+    done = root.run(["agent", "--help"])
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--node-name" in done.stdout
+
+
 # --- serve, against the test apiserver ------------------------------------------------------------
 
 
@@ -183,10 +191,10 @@ def helm() -> Iterator[Helm]:
         yield h
 
 
-def chart_invocations(helm: Helm, image: str, edge: dict[str, Any]) -> list[dict[str, Any]]:
+def chart_invocations(helm: Helm, image: str, features: dict[str, Any]) -> list[dict[str, Any]]:
     """The containers ``helm template`` renders with the built image's repository and tag."""
     repository, _, tag = image.rpartition(":")
-    rendered = helm.template({**CHART_VALUES, "image": {"repository": repository, "tag": tag}, "edge": edge})
+    rendered = helm.template({**CHART_VALUES, "image": {"repository": repository, "tag": tag}, **features})
     pods = [obj["spec"]["template"]["spec"] for obj in rendered if obj["kind"] in {"Deployment", "DaemonSet"}]
     return [container for pod in pods for container in pod["containers"]]
 
@@ -200,19 +208,23 @@ def flags_of(container: dict[str, Any]) -> set[str]:
     return from_env | from_args
 
 
+EDGE_ON = {"enabled": True, "nodeSelector": {"node-dns/edge": "true"}}
+
+
 @pytest.mark.parametrize(
-    "edge",
+    "features",
     [
-        {"enabled": False},
-        {"enabled": True, "nodeSelector": {"node-dns/edge": "true"}, "mode": "hostNetwork"},
-        {"enabled": True, "nodeSelector": {"node-dns/edge": "true"}, "mode": "hostPort"},
+        {},
+        {"edge": {**EDGE_ON, "mode": "hostNetwork"}},
+        {"edge": {**EDGE_ON, "mode": "hostPort"}},
+        {"agent": {"enabled": True}},
     ],
-    ids=["deployment", "edge-hostNetwork", "edge-hostPort"],
+    ids=["deployment", "edge-hostNetwork", "edge-hostPort", "agent"],
 )
-def test_every_flag_the_chart_passes_is_listed_by_serve_help_in_the_image(
-    helm: Helm, image: str, root: ImageRoot, edge: dict[str, Any]
+def test_every_flag_the_chart_passes_is_listed_by_help_in_the_image(
+    helm: Helm, image: str, root: ImageRoot, features: dict[str, Any]
 ) -> None:
-    containers = chart_invocations(helm, image, edge)
+    containers = chart_invocations(helm, image, features)
     assert {c["image"] for c in containers} == {image}
 
     for container in containers:
