@@ -27,7 +27,7 @@ def _add_settings_flags(
 ) -> None:
     """One argument group per settings group; each flag's help ends with its default and env var."""
     for settings_group, entries in catalog.by_group() if groups is None else groups:
-        group = parser.add_argument_group(f"{settings_group.title} settings", settings_group.__doc__)
+        group = parser.add_argument_group(settings_group.title, settings_group.__doc__)
         for entry in entries:
             helptext = catalog.help_text(entry).replace("%", "%%")
             if entry.is_bool:

@@ -11,7 +11,7 @@ from node_dns.settings.values import IpText
 class HttpSettings(Group):
     """The HTTP server: health probes, Prometheus metrics, optional debug endpoints."""
 
-    title = "HTTP: health, metrics, debug"
+    title = "HTTP server"
 
     http_address: IpText = Field("0.0.0.0", description="Address of the /healthz, /readyz, /metrics server.")
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP server (0 picks one).")

@@ -240,7 +240,7 @@ def test_help_groups_settings_by_the_part_they_steer(
     text = _serve_help(capsys, monkeypatch)
 
     for group in GROUPS:
-        assert f"\n{group.title} settings:\n" in text
+        assert f"\n{group.title}:\n" in text
 
 
 def test_flag_wins_over_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
