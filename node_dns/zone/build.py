@@ -11,6 +11,7 @@ its SOA serial and publication number when it is published.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
@@ -197,8 +198,11 @@ def _area(
     current: dict[str, records.AddressRecords] = {}
     for member in members:
         found = before.get(member.name)
-        if found is None or (found.ips is not member.ips and found.ips != member.ips):
-            found = records.address_records(member.ips, ttl)
+        if found is None or found.ips is not member.ips:
+            if found is None or found.ips != member.ips:
+                found = records.address_records(member.ips, ttl)
+            else:  # same addresses in a new facts object: keep the encoding, compare by identity next time
+                found = dataclasses.replace(found, ips=member.ips)
         current[member.name] = found
     chosen = policy.select(members, area, area=True)
     # A node served with only some of its addresses (probes removed others) is encoded for this
