@@ -18,6 +18,8 @@ OPCODE_MASK = 0x7800
 AA = 0x0400
 TC = 0x0200
 RD = 0x0100
+RCODE_MASK = 0x000F
+"""The low four bits of the flags word; also of a message's fourth byte (``wire[3]``)."""
 TC_BYTE2 = TC >> 8
 """The TC bit as seen in the third byte of a message (``wire[2]``)."""
 

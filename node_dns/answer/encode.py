@@ -6,7 +6,7 @@ import struct
 
 from node_dns.answer.lookup import Result
 from node_dns.answer.query import Query
-from node_dns.protocol import AA, EDNS_DO, HEADER, OPCODE_MASK, QR, RD, TC, TYPE_OPT
+from node_dns.protocol import AA, EDNS_DO, HEADER, OPCODE_MASK, QR, RCODE_MASK, RD, TC, TYPE_OPT
 
 MAX_TCP = 65535
 PLAIN_UDP = 512
@@ -28,7 +28,7 @@ def _opt(query: Query, rcode: int, our_size: int) -> bytes:
 def encode(query: Query, result: Result, limit: int, our_size: int) -> bytes:
     """Encode; if it does not fit in ``limit`` bytes, send header + question (+ OPT) with TC."""
     rcode = int(result.rcode)
-    flags = QR | (query.flags & (OPCODE_MASK | RD)) | (rcode & 0xF)
+    flags = QR | (query.flags & (OPCODE_MASK | RD)) | (rcode & RCODE_MASK)
     if result.authoritative:
         flags |= AA
     question = query.question

@@ -24,19 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from node_dns.protocol import Rcode
+
 if TYPE_CHECKING:
     from node_dns.settings import Settings
 
 Kind = Literal["tcp", "http", "https", "dns"]
 
-RCODES = {
-    "NOERROR": 0,
-    "FORMERR": 1,
-    "SERVFAIL": 2,
-    "NXDOMAIN": 3,
-    "NOTIMP": 4,
-    "REFUSED": 5,
-}
+RCODES = {rcode.name: rcode.value for rcode in Rcode if rcode.value <= Rcode.REFUSED}
 """The response codes a DNS probe may expect (RFC 1035 §4.1.1)."""
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")

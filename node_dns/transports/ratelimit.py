@@ -30,11 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from node_dns.protocol import HEADER, TC_BYTE2
+from node_dns.protocol import HEADER, RCODE_MASK, TC_BYTE2, Rcode
 
 RESPONSES = "responses"
 NXDOMAINS = "nxdomains"
-_RCODE_NXDOMAIN = 3
 _HEADER = HEADER.size
 
 
@@ -146,7 +145,7 @@ class RateLimiter:
         prefix = self._prefix(addr[0])
         if prefix is None:
             return wire
-        category = NXDOMAINS if len(wire) > 3 and wire[3] & 0x0F == _RCODE_NXDOMAIN else RESPONSES
+        category = NXDOMAINS if len(wire) > 3 and wire[3] & RCODE_MASK == Rcode.NXDOMAIN else RESPONSES
         rate = self._rates[category]
         if rate <= 0:
             return wire

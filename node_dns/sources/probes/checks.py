@@ -21,6 +21,7 @@ import struct
 from typing import Any
 
 from node_dns import model
+from node_dns.protocol import CLASS_IN, HEADER, QR, RCODE_MASK, TYPE_A
 from node_dns.settings import probe_spec as spec_mod
 from node_dns.sources.probes.machine import Result
 
@@ -101,9 +102,9 @@ class _DnsAnswer(asyncio.DatagramProtocol):
         if self._done.done() or len(data) < 12:
             return
         query_id, flags = struct.unpack_from("!HH", data)
-        if query_id != self._id or not flags & 0x8000:
+        if query_id != self._id or not flags & QR:
             return  # not our answer: keep waiting until the timeout
-        self._done.set_result(flags & 0x000F)
+        self._done.set_result(flags & RCODE_MASK)
 
     def error_received(self, exc: Exception) -> None:
         if not self._done.done():
@@ -113,7 +114,8 @@ class _DnsAnswer(asyncio.DatagramProtocol):
 def dns_query(query_id: int, name: str) -> bytes:
     """A question for ``name`` IN A, no recursion desired (the node is asked as an authority)."""
     labels = b"".join(bytes([len(label)]) + label.encode("ascii") for label in name.split(".") if label)
-    return struct.pack("!HHHHHH", query_id, 0, 1, 0, 0, 0) + labels + b"\x00" + struct.pack("!HH", 1, 1)
+    question = labels + b"\x00" + struct.pack("!HH", TYPE_A, CLASS_IN)
+    return HEADER.pack(query_id, 0, 1, 0, 0, 0) + question
 
 
 def http_request(probe: spec_mod.Probe, ip: model.IPAddress) -> bytes:
