@@ -9,9 +9,10 @@ its binaries.
 does not (this sandbox forbids the rlimit changes its runtime makes), the image is mounted
 (``podman image mount``) and entered the way a container runtime would: a private mount namespace,
 the image's root bind-mounted read-only, fresh ``/proc``, a tmpfs on ``/tmp`` (the chart's emptyDir)
-and ``/run``, then ``chroot`` as the image's numeric user with every capability gone from the
-bounding set except the few ``chroot`` itself needs. The process shares the host's network, as a
-``hostNetwork`` pod does, so it reaches the test apiserver on loopback.
+and ``/run``, then ``tests/harness/enter_image.py`` does what runc does: chroot, bounding set cut to the
+pod's added capabilities, the image's numeric user, permitted/effective set to those capabilities,
+``no_new_privs`` (``allowPrivilegeEscalation: false``), exec. The process shares the host's
+network, as a ``hostNetwork`` pod does, so it reaches the test apiserver on loopback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -182,8 +184,9 @@ class ImageRoot:
     ) -> list[str]:
         """The host argv that runs ``entrypoint + argv`` inside the image.
 
-        ``entrypoint`` defaults to the image's ENTRYPOINT. ``keep_caps`` names capabilities left in
-        the bounding set (as a pod's ``capabilities.add``), e.g. ``["net_bind_service"]``.
+        ``entrypoint`` defaults to the image's ENTRYPOINT. ``keep_caps`` names the capabilities a
+        pod's ``capabilities.add`` would give (bounding, permitted, effective), e.g.
+        ``["net_bind_service"]``; every other one is dropped.
         """
         if self._workdir is None:
             raise ImageError("ImageRoot is not entered")
@@ -206,11 +209,10 @@ class ImageRoot:
         for host, inside in self.binds.items():
             target = root / "run" / inside.removeprefix("/run/").lstrip("/")
             script += [f"mkdir -p {q(str(target))}", f"mount --bind -o ro {q(str(host))} {q(str(target))}"]
-        bounding = ",".join(["-all", "+sys_chroot", "+setuid", "+setgid", *(f"+{c}" for c in keep_caps)])
+        launcher = Path(__file__).with_name("enter_image.py")
         script.append(
-            f"exec setpriv --bounding-set={bounding} --inh-caps=-all "
-            f"chroot --userspec={uid}:{gid or uid} --groups={gid or uid} {q(str(root))} "
-            + " ".join(q(a) for a in full)
+            f"exec {q(sys.executable)} {q(str(launcher))} {q(str(root))} {uid} {gid or uid} "
+            f"{q(','.join(keep_caps))} -- " + " ".join(q(a) for a in full)
         )
         return [
             "unshare",

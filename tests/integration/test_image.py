@@ -9,8 +9,13 @@ passes.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import signal
+import subprocess
 import tomllib
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +34,7 @@ from tests.harness.helm import Helm
 from tests.harness.image import ImageRoot, built_image, inspect
 from tests.harness.kube import Kube, wait_for
 from tests.harness.nodedns import NodeDns
+from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.image
 
@@ -159,6 +165,79 @@ def test_serve_from_the_image_answers_a_query_against_the_apiserver(image: str, 
     assert response.flags & dns.flags.AA
     assert status["Uid"].split()[:2] == ["10001", "10001"]
     assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
+
+
+@pytest.mark.controlplane
+def test_the_charts_edge_container_serves_port_53_from_the_image(helm: Helm, image: str, kube: Kube) -> None:
+    """The rendered hostNetwork edge container, run as rendered: its command, args, environment
+    (status.hostIP filled with a loopback address), only NET_BIND_SERVICE, read-only, as 10001."""
+    suffix = uuid.uuid4().hex[:8]
+    area, node = f"edge-{suffix}", f"image-edge-{suffix}"
+    host_ip = f"127.0.53.{secrets.randbelow(200) + 20}"
+    containers = chart_invocations(helm, image, {"edge": {**EDGE_ON, "mode": "hostNetwork"}})
+    (container,) = [c for c in containers if "command" in c]  # the edge one: python-netbind
+    downward = {"status.hostIP": host_ip}
+    env = {
+        e["name"]: e["value"] if "value" in e else downward[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        for e in container["env"]
+    }
+    probe = container["readinessProbe"]["httpGet"]
+    http_port = free_port(probe["host"])  # the rendered 8053 may be taken on a shared machine
+    env |= {"NODE_DNS_HTTP_PORT": str(http_port), "NODE_DNS_KUBECONFIG": "/run/kube/kubeconfig"}
+    kubedir = make_workdir("node-dns-image-kube-")
+    config = kube.kubeconfig_for_token(kube.token, path=kubedir / "kubeconfig", user="image-edge")
+    kubedir.chmod(0o755)
+    config.chmod(0o644)
+    kube.create_node(node, annotations={"node-dns/areas": area, "node-dns/ips": "203.0.113.10"})
+    keep = [c.lower() for c in container["securityContext"]["capabilities"]["add"]]
+    try:
+        with ImageRoot(image, binds={kubedir: "/run/kube"}) as root:
+            argv = root.command(container["args"], entrypoint=container["command"], keep_caps=keep)
+            proc = subprocess.Popen(
+                argv,
+                env=root.env(env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                ready = f"http://{probe['host']}:{http_port}{probe['path']}"
+                wait_for(lambda: _http_ok(ready), timeout=60, what=f"{ready} (the readiness probe)")
+                response = wait_for(
+                    lambda: _answer((host_ip, 53), f"{area}.lb.example.net."),
+                    timeout=30,
+                    what="the edge answer",
+                )
+                status = _status_of(b"/opt/node-dns/bin/python-netbind")
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                output, _ = proc.communicate(timeout=30)
+    finally:
+        kube.delete_node(node, missing_ok=True)
+
+    assert {r.address for rrset in response.answer for r in rrset} == {"203.0.113.10"}, output
+    assert status["Uid"].split()[:2] == ["10001", "10001"]
+    assert status["CapEff"] == status["CapPrm"] == f"{1 << 10:016x}"  # CAP_NET_BIND_SERVICE only
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def _status_of(interpreter: bytes) -> dict[str, str]:
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0] == interpreter and b"serve" in argv:
+            lines = (entry / "status").read_text().splitlines()
+            return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+    raise AssertionError(f"no process runs {interpreter.decode()}")
 
 
 def _answer(address: tuple[str, int], name: str) -> dns.message.Message | None:
