@@ -200,7 +200,7 @@ def render_cpu(opts: common.Options, publications: int = 100) -> Table:
         ["part", "CPU ms per publication", "output bytes"],
         rows,
         notes=[
-            "in-process (python -c), the real zone writer and hook view; a hook renders once per "
+            "in the bench process, no apiserver: the real zone writer and hook view; a hook renders once per "
             "debounce window, so this is also the cost of one burst",
             "context entries of unchanged nodes are reused between publications (NodeFacts are immutable)",
             "rendering runs in a worker thread of node-dns, never in the DNS query path",

@@ -261,3 +261,66 @@ def test_leader_only_hooks_run_on_the_leader_alone_and_move_with_leadership(
     finally:
         for proc in procs.values():
             proc.stop(5)
+
+
+def test_a_burst_of_200_changes_is_coalesced_and_min_nodes_keeps_the_last_good_file(
+    control_plane: ControlPlane, kubeconfig: Path, created: list[str], tmp_path: Path
+) -> None:
+    area = unique("burst")
+    names = [add_node(control_plane, created, area, f"192.0.2.{i + 1}") for i in range(10)]
+    template = "{% for n in nodes if n.healthy and '" + area + "' in n.areas %}\n{{ n.name }}\n{% endfor %}\n"
+    output, runs = tmp_path / "members.txt", tmp_path / "runs"
+    hooks = write_hooks(
+        tmp_path / "hooks.yaml",
+        {
+            "name": "burst",
+            "template": template,
+            "output": str(output),
+            "command": ["sh", "-c", f"echo run >> {runs}"],
+            "debounce": 0.5,
+            "min_nodes": 3,
+        },
+    )
+    with NodeDns(kubeconfig, extra_args=[f"--hooks-file={hooks}"]) as server:
+        everyone = "".join(f"{n}\n" for n in sorted(names))
+        wait_for(lambda: output.exists() and output.read_text() == everyone, timeout=10, what="first render")
+        wait_for(runs.exists, timeout=10, what="first run")
+
+        # 200 Ready flips as fast as the apiserver takes them; node 0 ends NotReady, the rest Ready.
+        state = dict.fromkeys(names, True)
+        for i in range(200):
+            name = names[i % len(names)] if i < 199 else names[0]
+            state[name] = not state[name] if i < 199 else False
+            control_plane.set_ready(name, state[name])
+        final = "".join(f"{n}\n" for n in sorted(names) if state[n])
+        wait_for(lambda: output.read_text() == final, timeout=15, what="the final state rendered")
+        wait_for(
+            lambda: (
+                metric(server, "node_dns_hook_command_runs_total", hook="burst", result="success")
+                == len(runs.read_text().splitlines())
+            ),
+            timeout=10,
+            what="every run counted",
+        )
+        burst_runs = len(runs.read_text().splitlines()) - 1
+        written = (metric(server, "node_dns_hook_renders_total", hook="burst", result="written") or 0) - 1
+        assert 1 <= burst_runs <= 40, burst_runs  # one per 0.5 s window, not one per change
+        assert burst_runs == written
+
+        # Fewer than min_nodes healthy: the file keeps the last good list, counted and logged once
+        # (the burst may have dipped below it already: every flip made all nodes NotReady once).
+        logged = server.logs().count("fewer than min_nodes 3")
+        for name in names[:8]:
+            control_plane.set_ready(name, False)
+        wait_for(
+            lambda: metric(server, "node_dns_hook_guarded", hook="burst") == 1, timeout=10, what="guard holds"
+        )
+        assert output.read_text() == final
+        control_plane.set_ready(names[9], True)
+        wait_for(
+            lambda: (metric(server, "node_dns_hook_renders_total", hook="burst", result="guarded") or 0) >= 2,
+            timeout=10,
+            what="still guarded",
+        )
+        assert output.read_text() == final
+        assert server.logs().count("fewer than min_nodes 3") == logged + 1
