@@ -48,7 +48,18 @@ class Rcode(IntEnum):
     NXDOMAIN = 3
     NOTIMP = 4
     REFUSED = 5
+    NOTAUTH = 9
     BADVERS = 16
+
+
+class TsigError(IntEnum):
+    """The TSIG record's Error field (RFC 8945 §5.2)."""
+
+    NOERROR = 0
+    BADSIG = 16
+    BADKEY = 17
+    BADTIME = 18
+    BADTRUNC = 22
 
 
 RCODE_NAMES = {rcode.value: rcode.name for rcode in Rcode}

@@ -12,17 +12,12 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from node_dns.protocol import AA, OPCODE_MASK, QR, RCODE_MASK, RD, TC
 from node_dns.zone import journal as journal_mod
 from node_dns.zone import snapshot
 
-TYPE_IXFR = 251
-TYPE_AXFR = 252
 MAX_MESSAGE = 65535 - 512
 """Room is left for the TSIG record every message carries when the request was signed."""
-FLAG_QR = 0x8000
-FLAG_AA = 0x0400
-FLAG_TC = 0x0200
-FLAG_RD = 0x0100
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +147,7 @@ class AxfrCache:
 
 def messages(qid: int, flags: int, question: bytes, bodies: Iterable[Body]) -> Iterator[bytes]:
     """Complete messages: header (answer count from the body), question in the first only."""
-    response_flags = FLAG_QR | FLAG_AA | (flags & FLAG_RD)
+    response_flags = QR | AA | (flags & RD)
     first = True
     for body in bodies:
         header = struct.pack("!HHHHHH", qid, response_flags, 1 if first else 0, body.count, 0, 0)
@@ -164,8 +159,8 @@ def single(
     qid: int, flags: int, question: bytes, rcode: int, *, tc: bool = False, answer: bytes = b""
 ) -> bytes:
     """A one-message answer: an error, a TC, or (``answer``: one record with owner) the SOA alone."""
-    response_flags = FLAG_QR | (flags & (FLAG_RD | 0x7800)) | (rcode & 0xF) | (FLAG_TC if tc else 0)
+    response_flags = QR | (flags & (RD | OPCODE_MASK)) | (rcode & RCODE_MASK) | (TC if tc else 0)
     if rcode == 0:
-        response_flags |= FLAG_AA
+        response_flags |= AA
     qd = 1 if question else 0
     return struct.pack("!HHHHHH", qid, response_flags, qd, 1 if answer else 0, 0, 0) + question + answer

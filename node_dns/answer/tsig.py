@@ -13,24 +13,13 @@ from __future__ import annotations
 import hmac
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 
+from node_dns.protocol import CLASS_ANY, TYPE_TSIG, TsigError
 from node_dns.tsigkeys import ALGORITHMS, ALIASES, Key, to_wire
 
-TYPE_TSIG = 250
-CLASS_ANY = 255
-RCODE_NOTAUTH = 9
+__all__ = ["TsigError"]
+
 DEFAULT_FUDGE = 300
-
-
-class TsigError(IntEnum):
-    """The TSIG record's Error field (RFC 8945 §5.2)."""
-
-    NOERROR = 0
-    BADSIG = 16
-    BADKEY = 17
-    BADTIME = 18
-    BADTRUNC = 22
 
 
 # --- wire ---------------------------------------------------------------------------------------

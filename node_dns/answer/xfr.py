@@ -17,23 +17,16 @@ from dataclasses import dataclass, field
 
 from node_dns import access, tsigkeys
 from node_dns.answer import query, responder, transfer, tsig
+from node_dns.protocol import TYPE_AXFR, TYPE_IXFR, Opcode, Rcode, opcode
 from node_dns.zone import journal as journal_mod
 from node_dns.zone import snapshot
+from node_dns.zone.serial import serial_newer
 
 log = logging.getLogger("node_dns.transfers")
 
-TRANSFER_TYPES = (transfer.TYPE_IXFR, transfer.TYPE_AXFR)
-RCODE_REFUSED = 5
-RCODE_FORMERR = 1
-RCODE_SERVFAIL = 2
-SERIAL_MODULO = 2**32
+TRANSFER_TYPES = (TYPE_IXFR, TYPE_AXFR)
 _LOGGED_MAX = 10_000
 _KIND_TEXT = {"axfr": "AXFR", "ixfr": "IXFR (incremental)", "ixfr_full": "IXFR (whole zone)"}
-
-
-def serial_newer(a: int, b: int) -> bool:
-    """RFC 1982: is serial ``a`` after ``b``?"""
-    return a != b and ((a - b) % SERIAL_MODULO) < 2**31
 
 
 @dataclass
@@ -164,7 +157,7 @@ class Transfers:
         try:
             record = tsig.find(data)
         except ValueError:
-            return self._error(parsed, RCODE_FORMERR)
+            return self._error(parsed, Rcode.FORMERR)
         key_name: str | None = None
         if record is not None:
             verdict = tsig.verify(data, record, self.options.keys, now)
@@ -180,10 +173,10 @@ class Transfers:
         if (
             parsed.qtype not in TRANSFER_TYPES
             or parsed.problem is not None
-            or (parsed.flags >> 11) & 0xF != 0
+            or opcode(parsed.flags) != Opcode.QUERY
         ):
             return self._signed_query(data, _Request(parsed, signer, now, client, key_name), tcp=tcp)
-        kind = "axfr" if parsed.qtype == transfer.TYPE_AXFR else "ixfr"
+        kind = "axfr" if parsed.qtype == TYPE_AXFR else "ixfr"
         snap = self._current()
         request = _Request(parsed, signer, now, client, key_name)
         if not access.allowed(self.options.rules, client, key_name):
@@ -195,17 +188,17 @@ class Transfers:
                 client,
                 key_name or "none",
             )
-            return self._one(request, RCODE_REFUSED)
+            return self._one(request, Rcode.REFUSED)
         if tuple(label.lower() for label in parsed.labels) != snap.origin or parsed.qclass != 1:
             self.stats.count(kind, "refused")
-            return self._one(request, RCODE_REFUSED)
+            return self._one(request, Rcode.REFUSED)
         if not snap.synced:
             self.stats.count(kind, "not_ready")
-            return self._one(request, RCODE_SERVFAIL)
+            return self._one(request, Rcode.SERVFAIL)
         if kind == "axfr":
             if not tcp:
                 self.stats.count("axfr", "udp_refused")
-                return self._one(request, RCODE_REFUSED)
+                return self._one(request, Rcode.REFUSED)
             return self._stream(request, "axfr", self._cache.bodies(snap), (None, snap.serial))
         return self._ixfr(data, request, snap, tcp=tcp)
 
@@ -214,7 +207,7 @@ class Transfers:
         client_serial = _ixfr_serial(data)
         if client_serial is None:
             self.stats.count("ixfr", "formerr")
-            return self._one(request, RCODE_FORMERR)
+            return self._one(request, Rcode.FORMERR)
         if not serial_newer(snap.serial, client_serial):  # the client is current: the SOA alone
             self.stats.count("ixfr_udp" if not tcp else "ixfr", "current")
             body = transfer.pack([(snap.origin, transfer.soa_tail(snap))], snap.origin)
@@ -244,7 +237,7 @@ class Transfers:
                 client,
                 self.active,
             )
-            return self._one(request, RCODE_REFUSED)
+            return self._one(request, Rcode.REFUSED)
         self.active += 1
         wires = transfer.messages(parsed.id, parsed.flags, parsed.question, bodies)
         clock = self._clock
@@ -285,7 +278,7 @@ class Transfers:
     ) -> Reply:
         name = verdict.error.name
         self.stats.tsig_errors[name] = self.stats.tsig_errors.get(name, 0) + 1
-        kind = {transfer.TYPE_AXFR: "axfr", transfer.TYPE_IXFR: "ixfr"}.get(parsed.qtype)
+        kind = {TYPE_AXFR: "axfr", TYPE_IXFR: "ixfr"}.get(parsed.qtype)
         if kind is not None:
             self.stats.count(kind, "tsig_error")
         self._log_once(
@@ -297,7 +290,7 @@ class Transfers:
             verdict.record.key_name,
             verdict.record.algorithm,
         )
-        message = transfer.single(parsed.id, parsed.flags, parsed.question, tsig.RCODE_NOTAUTH)
+        message = transfer.single(parsed.id, parsed.flags, parsed.question, Rcode.NOTAUTH)
         if verdict.error == tsig.TsigError.BADTIME and verdict.key is not None:
             wire, _ = tsig.sign(
                 message,

@@ -26,11 +26,10 @@ from typing import Any
 
 from node_dns import access, tsigkeys
 from node_dns.answer import transfer, tsig
+from node_dns.protocol import AA, QR, RCODE_MASK, Opcode, opcode
 from node_dns.zone import snapshot
 
 log = logging.getLogger("node_dns.notify")
-
-OPCODE_NOTIFY = 4
 
 
 @dataclass
@@ -145,7 +144,7 @@ class Notifier:
     def message(self, message_id: int, serial: int) -> bytes:
         """NOTIFY for the zone's SOA, the new SOA in the answer section (RFC 1996 §3.7)."""
         question = _wire(self.zone) + struct.pack("!HH", snapshot.TYPE_SOA, 1)
-        flags = (OPCODE_NOTIFY << 11) | transfer.FLAG_AA
+        flags = (Opcode.NOTIFY << 11) | AA
         header = struct.pack("!HHHHHH", message_id, flags, 1, 1 if self._soa else 0, 0, 0)
         answer = b""
         if self._soa:
@@ -176,9 +175,9 @@ class Notifier:
                 continue
             if state.target.host != host or state.target.port != addr[1]:
                 continue
-            if not flags & 0x8000 or (flags >> 11) & 0xF != OPCODE_NOTIFY:
+            if not flags & QR or opcode(flags) != Opcode.NOTIFY:
                 return
-            rcode = flags & 0xF
+            rcode = flags & RCODE_MASK
             key = self.keys.get(state.target.key) if state.target.key else None
             if key is not None and not tsig.verify_answer(data, key, state.request_mac, int(self.clock())):
                 rcode = -1

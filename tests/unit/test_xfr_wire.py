@@ -21,6 +21,7 @@ import pytest
 
 from node_dns import access, tsigkeys
 from node_dns.answer import transfer, tsig, xfr
+from node_dns.protocol import Rcode
 from node_dns.zone import journal as journal_mod
 from node_dns.zone.writer import Zone
 from tests.unit import zonekit
@@ -187,7 +188,7 @@ def test_a_wrong_secret_gets_badsig_and_no_data() -> None:
     (wire,) = list(reply.messages)
     record = tsig.find(wire)
     assert record is not None and record.error == tsig.TsigError.BADSIG and record.mac == b""
-    assert wire[3] & 0xF == tsig.RCODE_NOTAUTH and wire[6:8] == b"\x00\x00"
+    assert wire[3] & 0xF == Rcode.NOTAUTH and wire[6:8] == b"\x00\x00"
     assert gate.stats.tsig_errors == {"BADSIG": 1}
 
 
