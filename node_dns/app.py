@@ -1,18 +1,15 @@
-"""Lifecycle: build the zone, bind listeners, start the watch, and shut down in order.
+"""Assembly: build the zone and every part the settings ask for, bind listeners, start tasks.
 
 Order matters. Listeners and HTTP come up first (answering SERVFAIL until the first complete
 node list), and background tasks are created before kopf starts, because kopf cancels tasks
-created after it. Shutdown: stop kopf, close listeners, let TCP connections flush, stop the
-rest. kopf ending by itself is fatal: a process that keeps serving a frozen zone forever is
-worse than one that restarts.
+created after it. Running until a signal and shutting down in order is
+:mod:`node_dns.serving`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +25,7 @@ from node_dns.leader import flips
 from node_dns.settings import Settings, probe_spec
 from node_dns.sinks import http, metrics, transfers
 from node_dns.sinks import probes as probe_metrics
-from node_dns.sources import lister, nodes, watch
+from node_dns.sources import lister, nodes
 from node_dns.sources import services as service_source
 from node_dns.sources.probes import prober as prober_mod
 from node_dns.sources.probes import shared as probe_shared
@@ -42,8 +39,6 @@ if TYPE_CHECKING:  # jinja2 is loaded only when hooks are configured
     from node_dns.sinks.hooks import Hooks
 
 log = logging.getLogger("node_dns")
-
-SHUTDOWN_GRACE = 5.0
 
 
 def new_zone(settings: Settings) -> writer.Zone:
@@ -69,7 +64,8 @@ def rate_limiter(settings: Settings) -> ratelimit.RateLimiter | None:
 
 @dataclass
 class Server:
-    """Everything a running node-dns holds; built by :func:`start`, stopped by :meth:`stop`."""
+    """Everything a running node-dns holds; built by :func:`start`, stopped by
+    :func:`node_dns.serving.stop`."""
 
     settings: Settings
     zone: writer.Zone
@@ -110,7 +106,8 @@ class Server:
 async def start(
     settings: Settings, *, trimmer: Callable[[], Callable[[], int] | None] = heap.trimmer
 ) -> Server:
-    """Bind every listener and start the background tasks; kopf is started by :func:`serve`.
+    """Bind every listener and start the background tasks; kopf is started by
+    :func:`node_dns.serving.serve`.
 
     ``trimmer`` finds the allocator's trim function (None where there is none: musl, macOS).
     """
@@ -300,7 +297,7 @@ def start_hooks(server: Server, hooks: Hooks) -> None:
 
 
 def start_leadership(settings: Settings, client: kube.Client, source: nodes.NodeSource) -> leader.Leadership:
-    """Leader election; its tasks are created before kopf starts (see serve())."""
+    """Leader election; its tasks are created before kopf starts (see serving.serve())."""
     config = leader.Config(
         name=settings.leader_lease_name,
         namespace=settings.leader_lease_namespace or "default",
@@ -342,73 +339,3 @@ async def _sweep(tstate: transport_state.TransportState) -> None:
     while True:
         await asyncio.sleep(1.0)
         tstate.sweep(time.monotonic())
-
-
-async def stop(server: Server) -> None:
-    """Close listeners, let TCP connections flush for a bounded time, then stop everything."""
-    if server.leadership is not None:
-        # First: stop leader-only work and release the Lease so another replica takes over now.
-        await server.leadership.shutdown()
-    if server._udp is not None:
-        server._udp.close()
-    if server._tcp is not None:
-        server._tcp.close()
-    for conn in list(server.transport_state.connections):
-        conn.shutdown()
-    deadline = time.monotonic() + SHUTDOWN_GRACE
-    while server.transport_state.connections and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    for conn in list(server.transport_state.connections):
-        conn.abort()
-    for task in server.tasks.values():
-        task.cancel()
-    for task in server.tasks.values():
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    if server._http is not None:
-        await server._http.cleanup()
-    await server.client.close()
-
-
-async def serve(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT (exit 0) or until the watch dies (exit 1)."""
-    server = await start(settings)
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    handlers = watch.registry(server.loader, server.source, server.services)
-    kopf_ready = asyncio.Event()
-    operator = asyncio.create_task(
-        watch.operator(
-            handlers,
-            scoped=watch.scope(settings.services, settings.service_namespaces),
-            ready=kopf_ready,
-            node_selector=settings.node_selector,
-        ),
-        name="node-dns:kopf",
-    )
-    server.tasks["watch"] = operator
-    # kopf installs its own SIGINT/SIGTERM handlers when it starts; take them back afterwards.
-    # On a signal kopf would wait 5 s for every task created after it started (HTTP keep-alive
-    # handlers among them); cancelling it stops its watch at once instead.
-    ready_wait = asyncio.create_task(kopf_ready.wait())
-    await asyncio.wait({operator, ready_wait}, return_when=asyncio.FIRST_COMPLETED)
-    ready_wait.cancel()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stopping.set)
-    signalled = asyncio.create_task(stopping.wait())
-    await asyncio.wait({operator, signalled}, return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if stopping.is_set():
-        log.info("stopping: signal received")
-        operator.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await operator
-    else:
-        signalled.cancel()
-        error = operator.exception() if not operator.cancelled() else None
-        log.error("node watch ended and will not recover (%s); exiting so the pod restarts", error)
-        code = 1
-    await stop(server)
-    log.info("stopped")
-    return code

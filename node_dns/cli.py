@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from node_dns import app, kube, logs, zone_command
+from node_dns import kube, logs, serving, zone_command
 from node_dns.settings import Group, Settings, catalog, describe_error, errors, startup
 from node_dns.sinks import transfers
 from node_dns.version import __version__
@@ -197,10 +197,10 @@ def event_loop_runner() -> Runner:
 def run(
     settings: Settings,
     *,
-    serve: Callable[[Settings], Coroutine[Any, Any, int]] = app.serve,
+    serve: Callable[[Settings], Coroutine[Any, Any, int]] = serving.serve,
     runner: Runner | None = None,
 ) -> int:
-    """Serve until stopped; the exit code of :func:`node_dns.app.serve` (0 on Ctrl-C)."""
+    """Serve until stopped; the exit code of :func:`node_dns.serving.serve` (0 on Ctrl-C)."""
     start = runner or event_loop_runner()
     try:
         return start(serve(settings))

@@ -145,3 +145,20 @@ def operator(
         **scoped,
     )
     return result
+
+
+async def start(
+    handlers: kopf.OperatorRegistry, *, scoped: dict[str, Any], node_selector: str = ""
+) -> asyncio.Task[None]:
+    """kopf's operator as a task, returned once it has started (or ended early).
+
+    Once started, kopf has installed its own SIGINT/SIGTERM handlers: the caller replaces them.
+    """
+    ready = asyncio.Event()
+    task: asyncio.Task[None] = asyncio.create_task(
+        operator(handlers, scoped=scoped, ready=ready, node_selector=node_selector), name="node-dns:kopf"
+    )
+    started = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    started.cancel()
+    return task

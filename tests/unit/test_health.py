@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from node_dns import app
+from node_dns import app, serving
 from node_dns.health import Health
 from node_dns.sources.nodes import SourceStats
 from tests.unit.zonekit import settings
@@ -61,7 +61,7 @@ async def test_without_malloc_trim_the_server_stays_alive(tmp_path: Path) -> Non
         await until(lambda: server.source.stats.lists.get("error", 0) >= 1)
         status, body = await healthz(server.http_port)
     finally:
-        await app.stop(server)
+        await serving.stop(server)
 
     assert "heap" not in server.tasks
     assert (status, body["dead_tasks"]) == (200, [])
@@ -81,7 +81,7 @@ async def test_with_malloc_trim_the_trim_task_runs_and_the_server_is_alive(tmp_p
         status, _ = await healthz(server.http_port)
         running = not server.tasks["heap"].done()
     finally:
-        await app.stop(server)
+        await serving.stop(server)
 
     assert (status, running) == (200, True)
 
