@@ -1,4 +1,4 @@
-"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks] [--quick] [--json PATH]``.
+"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks,agent] [--quick] [--json PATH]``.
 
 Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
 prints one Markdown table per measurement, then a summary against the performance targets and the
@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import common, convergence, hooks, qps, scale, summary, zone_change
+from bench import agent, common, convergence, hooks, qps, scale, summary, zone_change
 from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
-PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks")
+PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks", "agent")
 NEEDED = ("dnsperf", "taskset")
 
 
@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps.append(("zone", lambda: [zone_change.run(changes=1_000 if args.quick else 5_000)]))
             if "hooks" in parts:
                 steps.append(("hooks", lambda: hooks.run(plane, opts)))
+            if "agent" in parts:  # its own control plane and network namespace (needs root)
+                steps.append(("agent", lambda: agent.run(opts)))
             for name, step in steps:
                 try:
                     for table in step():

@@ -15,9 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from node_dns import kube, logs, serving, zone_command
+from node_dns import kube, logs
 from node_dns.settings import Group, Settings, catalog, describe_error, errors, startup
-from node_dns.sinks import transfers
 from node_dns.version import __version__
 
 
@@ -101,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"node-dns: {errors.line('hooks_file', problem)}", file=sys.stderr)
         return 2
     if settings.transfers_enabled:  # the key file is read now: a bad one is a settings error
+        from node_dns.sinks import transfers  # with the DNS code: not loaded by `node-dns agent`
+
         try:
             transfers.check(settings)
         except transfers.TransferConfigError as error:
@@ -169,6 +170,8 @@ def check_hooks(settings: Settings) -> str | None:
 def print_zone(settings: Settings) -> int:
     """`node-dns zone`: the zone file on stdout, logs on stderr; 1 if the cluster cannot be listed."""
     try:
+        from node_dns import zone_command
+
         text = asyncio.run(zone_command.zone_file(settings))
     except Exception as error:
         print(f"node-dns zone: cannot list the cluster: {type(error).__name__}: {error}", file=sys.stderr)
@@ -197,10 +200,18 @@ def event_loop_runner() -> Runner:
 def run(
     settings: Settings,
     *,
-    serve: Callable[[Settings], Coroutine[Any, Any, int]] = serving.serve,
+    serve: Callable[[Settings], Coroutine[Any, Any, int]] | None = None,
     runner: Runner | None = None,
 ) -> int:
-    """Serve until stopped; the exit code of :func:`node_dns.serving.serve` (0 on Ctrl-C)."""
+    """Serve until stopped; the exit code of :func:`node_dns.serving.serve` (0 on Ctrl-C).
+
+    The server is imported here, not with this module: ``node-dns agent`` shares the command
+    line and must not load kopf, the zone and the DNS code it never runs.
+    """
+    if serve is None:
+        from node_dns import serving
+
+        serve = serving.serve
     start = runner or event_loop_runner()
     try:
         return start(serve(settings))

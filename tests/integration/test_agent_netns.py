@@ -20,13 +20,12 @@ import pytest
 
 from tests.harness import netns as netns_mod
 from tests.harness.agent import AgentProcess
+from tests.harness.agentworld import NAMESPACE, agent_world
 from tests.harness.controlplane import ControlPlane
-from tests.harness.helm import Helm
-from tests.harness.kube import wait_for, write_kubeconfig
-from tests.harness.netns import Netns, TcpRelay
+from tests.harness.kube import wait_for
+from tests.harness.netns import Netns
 from tests.harness.nodedns import AREAS_ANNOTATION, NodeDns
 from tests.integration.livedns import answers
-from tests.integration.test_agent_policy import NAMESPACE, agent_objects, pod_on, token_bound_to
 
 pytestmark = pytest.mark.controlplane
 
@@ -78,46 +77,19 @@ def _interfaces(ns: Netns) -> None:
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     assert netns_mod.available() is None, netns_mod.available()
-    with Helm() as helm:
-        objects = agent_objects(helm)
-    with Netns.create("agent") as ns:
-        uplink = ns.add_uplink()
-        # The apiserver's serving certificate then also names the uplink's host address.
-        with ControlPlane(apiserver_args=[f"--advertise-address={uplink.host_ip}"]) as plane:
-            relay = TcpRelay(uplink.host_ip, ("127.0.0.1", plane.apiserver_port))
+    with agent_world({AREAS_ANNOTATION: AREA}) as made:
+        _interfaces(made.ns)
+        args = ["--agent-reassert-interval=10", f"--agent-http-port={HTTP_PORT}", "--log-level=debug"]
+        with (
+            AgentProcess(made.ns, made.kubeconfig, node=made.node, extra_args=args) as agent,
+            NodeDns(made.plane.kubeconfig, extra_args=["--ip-sources=annotation,discovered"]) as dns,
+        ):
+            world = World(made.plane, made.ns, made.node, made.kubeconfig, agent, dns)
             try:
-                yield from _world(plane, ns, relay, objects)
-            finally:
-                relay.close()
-
-
-def _world(plane: ControlPlane, ns: Netns, relay: TcpRelay, objects: list[dict]) -> Iterator[World]:  # type: ignore[type-arg]
-    assert ns.uplink is not None and plane.workdir is not None
-    plane.create_namespace(NAMESPACE)
-    plane.apply_manifests(objects, namespace=NAMESPACE)
-    account = next(o for o in objects if o["kind"] == "ServiceAccount")["metadata"]["name"]
-    node = f"edge-{uuid.uuid4().hex[:6]}"
-    plane.create_node(node, annotations={AREAS_ANNOTATION: AREA})
-    token = token_bound_to(plane, pod_on(plane, node, account), account)
-    kubeconfig = write_kubeconfig(
-        plane.workdir / "agent-kubeconfig.yaml",
-        f"https://{ns.uplink.host_ip}:{relay.port}",
-        token,
-        ca_data=plane.ca_data,
-        user="agent",
-    )
-    _interfaces(ns)
-    args = ["--agent-reassert-interval=10", f"--agent-http-port={HTTP_PORT}", "--log-level=debug"]
-    with (
-        AgentProcess(ns, kubeconfig, node=node, extra_args=args) as agent,
-        NodeDns(plane.kubeconfig, extra_args=["--ip-sources=annotation,discovered"]) as dns,
-    ):
-        world = World(plane, ns, node, kubeconfig, agent, dns)
-        try:
-            wait_for(lambda: world.annotation() == START, timeout=30, what=f"first annotation {START}")
-        except TimeoutError as error:
-            raise AssertionError(f"{error}; agent log:\n{agent.logs()[-3000:]}") from None
-        yield world
+                wait_for(lambda: world.annotation() == START, timeout=30, what=f"first annotation {START}")
+            except TimeoutError as error:
+                raise AssertionError(f"{error}; agent log:\n{agent.logs()[-3000:]}") from None
+            yield world
 
 
 def test_agent_publishes_global_addresses_of_included_interfaces_only(world: World) -> None:

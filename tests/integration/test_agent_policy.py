@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 
+from tests.harness.agentworld import NAMESPACE, agent_objects, pod_on, token_bound_to
 from tests.harness.controlplane import ControlPlane
 from tests.harness.helm import Helm
 from tests.harness.kube import MERGE_PATCH, Kube, wait_for
-from tests.integration.test_chart import values
 
 pytestmark = pytest.mark.controlplane
 
-NAMESPACE = "node-dns"
 KEY = "node-dns/discovered-ips"
 AGENT_USER = "system:serviceaccount:node-dns:dns-node-dns-agent"
 
@@ -36,48 +35,6 @@ class Cluster:
     """Acting as the agent's ServiceAccount with a token bound to its Pod on node A."""
     unbound: Kube
     """The same ServiceAccount with a token bound to no Pod (no node claim)."""
-
-
-def agent_objects(helm: Helm) -> list[dict[str, Any]]:
-    """What the chart renders for the agent, less the DaemonSet (no kubelet runs here)."""
-    rendered = helm.template(values({"agent": {"enabled": True}}), namespace=NAMESPACE)
-    return [
-        obj
-        for obj in rendered
-        if (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "agent"
-        and obj["kind"] != "DaemonSet"
-    ]
-
-
-def pod_on(plane: ControlPlane, node: str, service_account: str) -> dict[str, Any]:
-    body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"agent-{node}", "namespace": NAMESPACE},
-        "spec": {
-            "nodeName": node,
-            "serviceAccountName": service_account,
-            "containers": [{"name": "agent", "image": "node-dns:test"}],
-        },
-    }
-    pod: dict[str, Any] = plane.call("POST", f"/api/v1/namespaces/{NAMESPACE}/pods", body)
-    return pod
-
-
-def token_bound_to(plane: ControlPlane, pod: dict[str, Any] | None, service_account: str) -> str:
-    """A TokenRequest as the kubelet makes for a projected volume (bound to the Pod)."""
-    spec: dict[str, Any] = {"expirationSeconds": 3600}
-    if pod is not None:
-        spec["boundObjectRef"] = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": pod["metadata"]["name"],
-            "uid": pod["metadata"]["uid"],
-        }
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
-    path = f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{service_account}/token"
-    token: str = plane.call("POST", path, body)["status"]["token"]
-    return token
 
 
 def patch(client: Kube, node: str, body: dict[str, Any], subresource: str = "") -> tuple[int, Any]:

@@ -17,10 +17,26 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_the_command_line_entry_point_does_not_load_kubernetes_asyncio() -> None:
-    loaded = _loaded_after("import node_dns.cli")
+    loaded = _loaded_after("import node_dns.cli, node_dns.app")
 
     assert "kopf" in loaded
     assert "kubernetes_asyncio" not in loaded
+
+
+def test_the_node_agent_loads_neither_kopf_nor_the_dns_server() -> None:
+    loaded = _loaded_after("import node_dns.cli, node_dns.agent.run")
+
+    assert "aiohttp" in loaded
+    assert not loaded & {"kopf", "dnslib", "kubernetes_asyncio", "uvloop"}
+    assert "node_dns.app" not in _modules_after("import node_dns.cli, node_dns.agent.run")
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(done.stdout.split())
 
 
 def test_kopf_is_usable_and_kubernetes_asyncio_importable_afterwards() -> None:
