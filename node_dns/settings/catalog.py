@@ -113,7 +113,7 @@ def spelled(value: Any) -> str:
         return "; ".join(f"{k}={','.join(map(str, v))}" for k, v in value.items()) or "empty"
     if isinstance(value, list | tuple):
         return ",".join(map(str, value)) or "empty"
-    return str(value)
+    return str(value) or "empty"
 
 
 def chart_path(name: str, info: FieldInfo) -> str | None:

@@ -68,7 +68,8 @@ def _default_claims() -> list[tuple[str, str]]:
 
 
 def test_defaults_stated_in_prose_are_the_settings_defaults() -> None:
-    defaults = {entry.flag: entry.default for entry in catalog.entries()}
+    agent = [entry for _, entries in catalog.agent_by_group() for entry in entries]
+    defaults = {entry.flag: entry.default for entry in catalog.entries() + agent}
     wrong = []
     for flag, claimed in _default_claims():
         assert flag in defaults, f"README names {flag}, which is no setting"
