@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from node_dns.sources.probes import source as probe_source
 from node_dns.transports import ratelimit, tcp, udp
 from node_dns.transports import state as transport_state
 from node_dns.zone import config as zone_config
-from node_dns.zone import dump, explain, writer
+from node_dns.zone import dump, explain, serial, writer
 
 if TYPE_CHECKING:  # jinja2 is loaded only when hooks are configured
     from node_dns.sinks.hooks import Hooks
@@ -213,6 +213,7 @@ async def start(
         health.leadership = server.leadership
         if notifier is not None:  # one replica notifies: the one that leads
             server.leadership.register("notify", notifier.run)
+        health.serial_agreed = agree_serials(zone, server.leadership.elector)
     if hooks is not None:
         start_hooks(server, hooks)
     if server.probes is not None:
@@ -264,6 +265,30 @@ def start_probes(server: Server, probes: probe_source.ProbeSource) -> None:
         "; ".join(f"{area}: {p.short if p else 'none'}" for area, p in sorted(probes.plan.areas.items()))
         or f"every area: {probes.plan.default.short if probes.plan.default else 'none'}",
     )
+
+
+def agree_serials(zone: writer.Zone, elector: leader.Elector) -> Callable[[], bool]:
+    """The leader records its serial and content hash in the Lease; others adopt it for the
+    same content (:class:`node_dns.zone.serial.Agreement`). Returns the readiness check: a
+    replica is ready once its first authoritative serial was checked against the Lease."""
+    agreement = serial.Agreement()
+
+    def annotate() -> dict[str, str]:
+        snap = zone.snapshot
+        if snap.synced:
+            agreement.provisional = False  # we lead: the record is ours
+        return agreement.record(snap)
+
+    def observe(annotations: Mapping[str, str]) -> None:
+        snap = zone.snapshot
+        number = agreement.observe(annotations.get(serial.ANNOTATION), snap)
+        if number is not None:
+            log.info("serial %d: the leader's for the same content (ours was %d)", number, snap.serial)
+            zone.adopt_serial(number)
+
+    elector.annotate = annotate
+    elector.observe = observe
+    return lambda: not agreement.provisional
 
 
 def load_hooks(settings: Settings, zone: writer.Zone) -> Hooks | None:

@@ -36,6 +36,8 @@ class Health:
     leadership: Leadership | None = None
     probes: Detail | None = None
     """Reachability probes (whether their verdicts apply), once configured."""
+    serial_agreed: Callable[[], bool] | None = None
+    """With leader election: whether this replica has checked its serial against the Lease."""
     wall: Callable[[], float] = time.time
 
     def live(self) -> tuple[bool, Mapping[str, Any]]:
@@ -46,8 +48,10 @@ class Health:
         stats = self.source
         synced = self.synced()
         staleness = round(self.wall() - stats.last_contact, 3) if stats.last_contact else None
-        return synced, {
+        agreed = self.serial_agreed() if self.serial_agreed is not None else True
+        return synced and agreed, {
             "synced": synced,
+            "serial_agreed": agreed,
             "serial": self.serial(),
             "apiserver_reachable": stats.reachable,
             "staleness_seconds": staleness,

@@ -99,6 +99,10 @@ class Elector:
         self._failures = 0
         self._writing = False
         """A create/PUT was sent and its answer not yet seen (it may have been stored)."""
+        self.annotate: Callable[[], Mapping[str, str]] | None = None
+        """Annotations the leader writes with each create and renewal (the agreed zone serial)."""
+        self.observe: Callable[[Mapping[str, str]], None] | None = None
+        """Called with the Lease's annotations each time it is read (every replica, every poll)."""
 
     # --- public ---------------------------------------------------------------------------------
 
@@ -198,6 +202,8 @@ class Elector:
 
         lease = await self._leases.get(self._remaining(deadline))
         self._writing = False
+        if lease is not None and self.observe is not None:
+            self.observe(lease.get("metadata", {}).get("annotations") or {})
         if lease is None:
             record = decide.next_record(
                 decide.Action.CREATE, None, cfg.identity, cfg.lease_duration, self._wall()
@@ -205,7 +211,7 @@ class Elector:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": cfg.name, "namespace": cfg.namespace},
+                "metadata": self._annotated({"name": cfg.name, "namespace": cfg.namespace}),
                 "spec": record.to_spec(),
             }
             self._writing = True
@@ -233,10 +239,19 @@ class Elector:
     ) -> None:
         body = dict(lease)
         body["spec"] = record.to_spec(lease.get("spec"))
+        if record.holder == self.config.identity:
+            body["metadata"] = self._annotated(lease.get("metadata", {}))
         self._writing = True
         written = await self._leases.replace(body, self._remaining(deadline))
         self._writing = False
         self._written(written, record, started)
+
+    def _annotated(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """``metadata`` with the leader's annotations set (others kept)."""
+        extra = self.annotate() if self.annotate is not None else {}
+        if not extra:
+            return dict(metadata)
+        return {**metadata, "annotations": {**(metadata.get("annotations") or {}), **extra}}
 
     def _written(self, lease: dict[str, Any], record: decide.Record, started: float) -> None:
         """After a successful write: we hold it; the renew deadline counts from ``started``."""

@@ -169,6 +169,16 @@ class Zone:
         ver = version(version_)
         return self._commit(Changes(areas={a for a in areas if a in self._facts.areas()}), ver)
 
+    def adopt_serial(self, number: int) -> bool:
+        """Serve the same content under ``number`` (the serial replicas agreed on; see
+        :class:`node_dns.zone.serial.Agreement`). True if a snapshot was published."""
+        current = self.snapshot
+        if not current.synced or number == current.serial:
+            return False
+        self._built = build.stamp(self._built, self.config, number, current.generation + 1)
+        self._publisher.publish(self._built)
+        return True
+
     # --- internals ----------------------------------------------------------------------------
     def _commit(self, changes: Changes, ver: int | None, force: bool = False) -> bool:
         prev = self._built
