@@ -51,7 +51,7 @@ class Health:
         agreed = self.serial_agreed() if self.serial_agreed is not None else True
         return synced and agreed, {
             "synced": synced,
-            "serial_agreed": agreed,
+            **({"serial_agreed": agreed} if self.serial_agreed is not None else {}),
             "serial": self.serial(),
             "apiserver_reachable": stats.reachable,
             "staleness_seconds": staleness,
