@@ -111,14 +111,21 @@ def built_image() -> str:
 
 
 def _forget_older_test_images(keep: str) -> None:
-    """Remove the images of earlier trees, so each change of node_dns does not keep ~50 MB more.
+    """Remove the images of earlier trees built over two hours ago, so test images do not pile up.
 
-    The build's layer cache (the dependency layers) stays for the next build; an image another
-    run still has mounted is left alone (``podman rmi`` refuses).
+    Younger ones may belong to another test run going on now (main and a branch have different
+    trees). The build's layer cache (the dependency layers) stays for the next build, and an
+    image still mounted is left alone (``podman rmi`` refuses).
     """
-    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    listed = podman(
+        "images",
+        "--filter=reference=localhost/node-dns:test-*",
+        "--filter=until=2h",
+        "--format={{.Repository}}:{{.Tag}}",
+        check=False,
+    ).stdout.split()
     for old in listed:
-        if old.startswith("localhost/node-dns:test-") and old != keep:
+        if old != keep:
             podman("rmi", old, check=False)
 
 
