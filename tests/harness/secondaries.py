@@ -29,6 +29,92 @@ from tests.harness.controlplane import _die_with_parent, make_workdir
 from tests.harness.ports import free_dns_port
 
 KEY_NAME = "xfr"
+ZONE = "lb.example.net"
+
+# The key and zone stanzas are what README "Serve from anywhere" shows (tests/unit/test_readme.py
+# checks it): placeholders are filled per run, the test-only lines are added by each class.
+NSD_SERVER = """server:
+    ip-address: {address}@{port}
+    port: {port}
+    username: ""
+    chroot: ""
+    zonesdir: "{workdir}"
+    database: ""
+    pidfile: "{workdir}/nsd.pid"
+    xfrdfile: "{workdir}/xfrd.state"
+    xfrdir: "{workdir}/xfr"
+    zonelistfile: "{workdir}/zone.list"
+    logfile: "{workdir}/nsd.log"
+    verbosity: 2
+remote-control:
+    control-enable: no
+"""
+NSD_ZONE = """key:
+    name: xfr
+    algorithm: hmac-sha256
+    secret: "{secret}"
+zone:
+    name: lb.example.net
+    zonefile: "lb.example.net.zone"
+    request-xfr: {primary} xfr
+    allow-notify: {notify_from} xfr
+"""
+KNOT_SERVER = """server:
+    listen: {address}@{port}
+    rundir: "{workdir}"
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{workdir}/db"
+"""
+KNOT_ZONE = """key:
+  - id: xfr
+    algorithm: hmac-sha256
+    secret: {secret}
+remote:
+  - id: node-dns
+    address: {primary}
+    key: xfr
+{via}acl:
+  - id: notify-from-node-dns
+    address: {notify_from}
+    key: xfr
+    action: notify
+{acl_extra}zone:
+  - domain: lb.example.net
+    storage: "{storage}"
+    file: "lb.example.net.zone"
+    master: node-dns
+    acl: {acls}
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: changes
+"""
+BIND_OPTIONS = """options {{
+    directory "{workdir}";
+    pid-file "{workdir}/named.pid";
+    session-keyfile "{workdir}/session.key";
+    listen-on port {port} {{ {address}; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+    allow-transfer {{ 127.0.0.0/8; }};
+}};
+controls {{ }};
+"""
+BIND_ZONE = """key "xfr" {{
+    algorithm hmac-sha256;
+    secret "{secret}";
+}};
+zone "lb.example.net" {{
+    type secondary;
+    primaries {{ {primary} key xfr; }};
+    allow-notify {{ key xfr; }};
+    file "lb.example.net.db";
+{extra}}};
+"""
 
 
 class SecondaryError(RuntimeError):
@@ -172,37 +258,12 @@ class Nsd(Secondary):
     def config(self, workdir: Path) -> Path:
         host, port = self.primary
         (workdir / "xfr").mkdir(exist_ok=True)
-        text = f"""
-server:
-    ip-address: {self.address}@{self.port}
-    port: {self.port}
-    username: ""
-    chroot: ""
-    zonesdir: "{workdir}"
-    database: ""
-    pidfile: "{workdir}/nsd.pid"
-    xfrdfile: "{workdir}/xfrd.state"
-    xfrdir: "{workdir}/xfr"
-    zonelistfile: "{workdir}/zone.list"
-    logfile: "{workdir}/nsd.log"
-    verbosity: 2
-    rrl-ratelimit: 0
-remote-control:
-    control-enable: no
-key:
-    name: {KEY_NAME}
-    algorithm: hmac-sha256
-    secret: "{self.secret}"
-zone:
-    name: {self.zone}
-    zonefile: "{self.zone}.zone"
-    request-xfr: {host}@{port} {KEY_NAME}
-    outgoing-interface: {self.source}
-    allow-notify: 127.0.0.0/8 {KEY_NAME}
-    provide-xfr: 127.0.0.0/8 NOKEY
-"""
+        server = NSD_SERVER.format(address=self.address, port=self.port, workdir=workdir)
+        # test-only: transfers from an address of its own; AXFR open to loopback for read-back
+        extra = f"    outgoing-interface: {self.source}\n    provide-xfr: 127.0.0.0/8 NOKEY\n"
+        zone = NSD_ZONE.format(secret=self.secret, primary=f"{host}@{port}", notify_from="127.0.0.0/8")
         path = workdir / "nsd.conf"
-        path.write_text(text)
+        path.write_text(server + zone + extra)
         self.log_path = workdir / "nsd.log"
         return path
 
@@ -218,44 +279,19 @@ class Knot(Secondary):
     def config(self, workdir: Path) -> Path:
         host, port = self.primary
         (workdir / "db").mkdir(exist_ok=True)
-        text = f"""
-server:
-    listen: {self.address}@{self.port}
-    rundir: "{workdir}"
-log:
-  - target: stderr
-    any: info
-database:
-    storage: "{workdir}/db"
-key:
-  - id: {KEY_NAME}
-    algorithm: hmac-sha256
-    secret: {self.secret}
-remote:
-  - id: node-dns
-    address: {host}@{port}
-    via: {self.source}
-    key: {KEY_NAME}
-acl:
-  - id: notify-from-node-dns
-    address: 127.0.0.0/8
-    key: {KEY_NAME}
-    action: notify
-  - id: transfer-to-loopback
-    address: 127.0.0.0/8
-    action: transfer
-zone:
-  - domain: {self.zone}
-    storage: "{workdir}"
-    file: "{self.zone}.zone"
-    master: node-dns
-    acl: [notify-from-node-dns, transfer-to-loopback]
-    zonefile-sync: -1
-    zonefile-load: none
-    journal-content: changes
-"""
+        server = KNOT_SERVER.format(address=self.address, port=self.port, workdir=workdir)
+        body = KNOT_ZONE.format(
+            secret=self.secret,
+            primary=f"{host}@{port}",
+            notify_from="127.0.0.0/8",
+            storage=workdir,
+            # test-only: transfers from an address of its own; AXFR open to loopback for read-back
+            via=f"    via: {self.source}\n",
+            acl_extra="  - id: read-back\n    address: 127.0.0.0/8\n    action: transfer\n",
+            acls="[notify-from-node-dns, read-back]",
+        )
         path = workdir / "knot.conf"
-        path.write_text(text)
+        path.write_text(server + body)
         return path
 
     def argv(self, config: Path) -> list[str]:
@@ -269,33 +305,15 @@ class Bind(Secondary):
 
     def config(self, workdir: Path) -> Path:
         host, port = self.primary
-        text = f"""
-options {{
-    directory "{workdir}";
-    pid-file "{workdir}/named.pid";
-    session-keyfile "{workdir}/session.key";
-    listen-on port {self.port} {{ {self.address}; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    notify no;
-    allow-transfer {{ 127.0.0.0/8; }};
-}};
-controls {{ }};
-key "{KEY_NAME}" {{
-    algorithm hmac-sha256;
-    secret "{self.secret}";
-}};
-zone "{self.zone}" {{
-    type secondary;
-    primaries {{ {host} port {port} key {KEY_NAME}; }};
-    allow-notify {{ key {KEY_NAME}; }};
-    transfer-source {self.source};
-    file "{self.zone}.db";
-}};
-"""
+        options = BIND_OPTIONS.format(address=self.address, port=self.port, workdir=workdir)
+        zone = BIND_ZONE.format(
+            secret=self.secret,
+            primary=f"{host} port {port}",
+            # test-only: transfers from an address of its own
+            extra=f"    transfer-source {self.source};\n",
+        )
         path = workdir / "named.conf"
-        path.write_text(text)
+        path.write_text(options + zone)
         return path
 
     def argv(self, config: Path) -> list[str]:

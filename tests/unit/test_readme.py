@@ -49,6 +49,14 @@ def test_readme_shows_the_unbound_zones_the_tests_run() -> None:
         assert line in README
 
 
+def test_readme_shows_the_secondary_configs_the_tests_run() -> None:
+    from tests.harness import secondaries
+
+    for template in (secondaries.NSD_ZONE, secondaries.KNOT_ZONE, secondaries.BIND_ZONE):
+        for line in _fixed_lines(template):
+            assert line.replace("{{", "{").replace("}}", "}") in README, line
+
+
 # --- defaults stated in prose -------------------------------------------------------------------
 
 PROSE = README.split("<!-- settings-table:start -->")[0] + README.split("<!-- settings-table:end -->")[1]
