@@ -6,6 +6,7 @@ dnslib encodes each rdata once here; the answer path only concatenates these byt
 from __future__ import annotations
 
 import functools
+import operator
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,23 +89,29 @@ def address_records(ips: Iterable[model.IPAddress], ttl: int) -> AddressRecords:
     return AddressRecords(ips, tuple(v4), tuple(v6), plain)
 
 
+_number = operator.itemgetter(0)
+
+
 def merged_rrsets(groups: Iterable[AddressRecords], ttl: int) -> dict[int, snapshot.RRset]:
     """What ``address_rrsets`` gives for all the groups' addresses, without re-encoding any."""
     groups = list(groups)
     if not all(group.plain for group in groups):
         return address_rrsets([ip for group in groups for ip in group.ips], ttl)
-    v4: dict[int, tuple[bytes, str]] = {}
-    v6: dict[int, tuple[bytes, str]] = {}
-    for group in groups:
-        v4.update(group.v4)
-        v6.update(group.v6)
     result: dict[int, snapshot.RRset] = {}
+    v4 = [record for group in groups for record in group.v4]
+    v6 = [record for group in groups for record in group.v6]
     for rtype, records in ((snapshot.TYPE_A, v4), (snapshot.TYPE_AAAA, v6)):
         if records:
-            ordered = [records[number] for number in sorted(records)]
-            result[rtype] = snapshot.RRset(
-                rtype, ttl, tuple(tail for tail, _ in ordered), tuple(text for _, text in ordered)
-            )
+            records.sort(key=_number)
+            tails: list[bytes] = []
+            texts: list[str] = []
+            last = -1
+            for number, (tail, text) in records:
+                if number != last:  # an address two nodes share is served once
+                    tails.append(tail)
+                    texts.append(text)
+                    last = number
+            result[rtype] = snapshot.RRset(rtype, ttl, tuple(tails), tuple(texts))
     return result
 
 
