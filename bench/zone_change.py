@@ -98,7 +98,7 @@ def measure(size: int, changes: int) -> dict[str, float]:
     }
 
 
-def run(sizes: Sequence[int] = SIZES, changes: int = 2_000) -> Table:
+def run(sizes: Sequence[int] = SIZES, changes: int = 5_000) -> Table:
     table = Table(
         f"Zone: CPU per published node change ({AREA_SIZE} nodes per area)",
         [
@@ -125,7 +125,7 @@ def run(sizes: Sequence[int] = SIZES, changes: int = 2_000) -> Table:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.zone_change", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
-    parser.add_argument("--changes", type=int, default=2_000)
+    parser.add_argument("--changes", type=int, default=5_000)
     args = parser.parse_args(argv)
     print(run([int(s) for s in args.sizes.split(",")], args.changes).markdown())
     return 0
