@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
-from node_dns import heap, kube, leader
+from node_dns import heap, kube, leader, loop_lag
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import stats as answer_stats
 from node_dns.health import Health
@@ -30,7 +30,7 @@ from node_dns.sources import services as service_source
 from node_dns.sources.probes import prober as prober_mod
 from node_dns.sources.probes import shared as probe_shared
 from node_dns.sources.probes import source as probe_source
-from node_dns.transports import ratelimit, tcp, udp
+from node_dns.transports import ratelimit, sockets, tcp, udp
 from node_dns.transports import state as transport_state
 from node_dns.zone import config as zone_config
 from node_dns.zone import dump, explain, serial, writer
@@ -148,9 +148,18 @@ async def start(
 
     limiter = rate_limiter(settings)
     server._udp = await udp.listen(
-        settings.dns_address, settings.dns_port, responder, tstate, limiter, gate=gate
+        settings.dns_address,
+        settings.dns_port,
+        responder,
+        tstate,
+        limiter,
+        gate=gate,
+        receive_buffer=settings.udp_receive_buffer,
     )
     port = server._udp.get_extra_info("sockname")[1]
+    udp_socket = server._udp.get_extra_info("socket")
+    udp_inodes = frozenset({sockets.inode(udp_socket.fileno())})
+    lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
     server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate, gate)
     server.dns_port = port
 
@@ -166,6 +175,9 @@ async def start(
             internal_errors=lambda: tstate.internal_errors,
             rate_limited=(lambda: limiter.stats.actions) if limiter is not None else None,
             extra=server.extra_metrics,
+            loop_lag=lag,
+            udp_kernel_drops=lambda: sockets.kernel_drops(udp_inodes),
+            udp_receive_buffer=lambda: sockets.granted(udp_socket),
         )
     )
     server._http, server.http_port = await http.start(
@@ -202,6 +214,7 @@ async def start(
     )
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
+    server.tasks["loop-lag"] = asyncio.create_task(lag.run(), name="node-dns:loop-lag")
     trim = trimmer()
     if trim is not None:
         server.tasks["heap"] = asyncio.create_task(heap.trim_periodically(trim), name="node-dns:heap-trim")

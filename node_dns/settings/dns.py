@@ -18,6 +18,16 @@ class DnsSettings(Group):
     edns_udp_size: int = Field(
         1232, ge=512, le=4096, description="UDP payload size advertised in EDNS replies, bytes."
     )
+    udp_receive_buffer: int = Field(
+        4 * 1024 * 1024,
+        ge=0,
+        le=1024 * 1024 * 1024,
+        description=(
+            "Receive buffer of the UDP socket, bytes (0: the kernel's default): queries that arrive "
+            "while the server is busy wait there instead of being dropped. Above net.core.rmem_max it "
+            "needs CAP_NET_ADMIN; without it the kernel's cap applies and a warning says so."
+        ),
+    )
     tcp_idle_timeout: float = Field(
         10.0, gt=0, le=3600, description="Seconds a TCP connection may sit idle before it is closed."
     )

@@ -36,6 +36,9 @@ DURATION_BUCKETS = (
 )
 """Bounds of the request duration histogram, seconds (as CoreDNS uses: fine at the low end).
 The query path counts into them: give them to ``answer.stats.QueryStats``."""
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""Bounds of the event-loop lag histogram, seconds: give them to ``loop_lag.LagMonitor``.
+Half a millisecond is the loop's own timer jitter; 5 ms is the stall budget while the zone churns."""
 
 
 class SourceStatsView(Protocol):
@@ -46,6 +49,11 @@ class SourceStatsView(Protocol):
     last_contact: float
     lists: dict[str, int]
     reachable: bool
+
+
+class LagView(Protocol):
+    histogram: answer_stats.Histogram
+    longest: float
 
 
 class ZoneView(Protocol):
@@ -79,6 +87,11 @@ class Inputs:
     extra: Callable[[], Iterator[Metric]] | None = None
     rate_limited: Callable[[], Mapping[tuple[str, str], int]] | None = None
     """Response rate limiting: (category, action) -> count; None while RRL is off."""
+    loop_lag: LagView | None = None
+    udp_kernel_drops: Callable[[], int | None] | None = None
+    """Datagrams the kernel dropped on the DNS UDP sockets (None: /proc does not say)."""
+    udp_receive_buffer: Callable[[], int] | None = None
+    """Receive buffer of the DNS UDP socket, bytes, as granted by the kernel."""
 
 
 class NodeDnsCollector(Collector):
@@ -111,13 +124,9 @@ class NodeDnsCollector(Collector):
             labels=["proto"],
         )
         for proto, hist in q.durations.items():
-            cumulative = 0
-            buckets = []
-            for bound, count in zip((*hist.bounds, float("inf")), hist.counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            duration.add_metric([proto], buckets, hist.total)
+            duration.add_metric([proto], _buckets(hist), hist.total)
         yield duration
+        yield from self._receive_path()
 
         truncated = CounterMetricFamily(
             "node_dns_dns_truncated_responses", "Responses sent with TC set.", labels=["proto"]
@@ -221,6 +230,48 @@ class NodeDnsCollector(Collector):
         yield info
         if self._in.extra is not None:
             yield from self._in.extra()
+
+    def _receive_path(self) -> Iterator[Metric]:
+        """What the receive path suffers from: kernel drops, its buffer, and stalls of the loop."""
+        if self._in.udp_kernel_drops is not None:
+            drops = self._in.udp_kernel_drops()
+            if drops is not None:
+                yield CounterMetricFamily(
+                    "node_dns_dns_udp_kernel_drops",
+                    "Queries the kernel dropped on the DNS UDP sockets before node-dns read them "
+                    "(receive buffer full), from /proc/net/udp.",
+                    value=drops,
+                )
+        if self._in.udp_receive_buffer is not None:
+            yield _gauge(
+                "node_dns_dns_udp_receive_buffer_bytes",
+                "Receive buffer of the DNS UDP socket as the kernel granted it.",
+                self._in.udp_receive_buffer(),
+            )
+        lag = self._in.loop_lag
+        if lag is not None:
+            family = HistogramMetricFamily(
+                "node_dns_event_loop_lag_seconds",
+                "How late the event loop ran a timer that was due: each observation is a stall "
+                "every query waiting then saw.",
+            )
+            family.add_metric([], _buckets(lag.histogram), lag.histogram.total)
+            yield family
+            yield _gauge(
+                "node_dns_event_loop_lag_max_seconds",
+                "The longest event-loop lag seen since the process started.",
+                lag.longest,
+            )
+
+
+def _buckets(hist: answer_stats.Histogram) -> list[tuple[str, float]]:
+    """Cumulative (upper bound, count) pairs of a plain histogram, +Inf last."""
+    cumulative = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip((*hist.bounds, float("inf")), hist.counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    return buckets
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -10,7 +10,7 @@ from typing import Any
 
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import xfr
-from node_dns.transports import batch, ratelimit
+from node_dns.transports import batch, ratelimit, sockets
 from node_dns.transports import state as state_mod
 
 log = logging.getLogger("node_dns.transports")
@@ -73,6 +73,26 @@ async def listen(
     limiter: ratelimit.RateLimiter | None = None,
     *,
     gate: xfr.Transfers | None = None,
+    receive_buffer: int = 0,
+) -> asyncio.DatagramTransport:
+    """Bind and answer; ``receive_buffer`` (bytes, 0: the kernel's default) sizes the socket's
+    receive buffer, with one log line when the kernel grants less."""
+    transport = await _bind(host, port, responder, state, limiter, gate=gate)
+    sock = transport.get_extra_info("socket")
+    if receive_buffer and sock is not None:
+        sizing = sockets.size_receive_buffer(sock, receive_buffer)
+        sockets.report(sizing, limit=sockets.rmem_max())
+    return transport
+
+
+async def _bind(
+    host: str,
+    port: int,
+    responder: responder_mod.Responder,
+    state: state_mod.TransportState,
+    limiter: ratelimit.RateLimiter | None,
+    *,
+    gate: xfr.Transfers | None,
 ) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     if limiter is None and batch.available:  # the limiter needs the asyncio path's address tuples

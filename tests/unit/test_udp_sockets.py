@@ -1,0 +1,77 @@
+"""The DNS UDP socket's kernel side: receive buffer sizing and the kernel's drop counter."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node_dns.transports import sockets
+
+HEADER = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+PROC_UDP = "\n".join(
+    [
+        HEADER + "inode ref pointer drops",
+        "  118: 0100007F:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 "
+        + "4242 2 0000000000000000 17",
+        "  200: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 "
+        + "999 2 0000000000000000 5",
+    ]
+)
+
+
+@pytest.fixture
+def udp_socket() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def test_drops_are_read_for_our_sockets_only() -> None:
+    assert sockets.parse_drops(PROC_UDP.splitlines(), frozenset({4242})) == {4242: 17}
+
+
+def test_drops_sum_over_the_ipv4_and_ipv6_tables(tmp_path: Path) -> None:
+    (tmp_path / "udp").write_text(PROC_UDP)
+    (tmp_path / "udp6").write_text(PROC_UDP.replace(" 999 ", " 31337 "))
+    tables = (tmp_path / "udp", tmp_path / "udp6")
+    assert sockets.kernel_drops(frozenset({4242, 31337}), tables) == 17 + 5
+
+
+def test_no_readable_table_says_unknown_rather_than_zero(tmp_path: Path) -> None:
+    assert sockets.kernel_drops(frozenset({1}), (tmp_path / "missing",)) is None
+
+
+def test_a_real_socket_is_found_in_proc_with_no_drops(udp_socket: socket.socket) -> None:
+    assert sockets.kernel_drops(frozenset({sockets.inode(udp_socket)})) == 0
+
+
+def test_zero_leaves_the_kernel_default(udp_socket: socket.socket) -> None:
+    before = sockets.granted(udp_socket)
+    assert sockets.size_receive_buffer(udp_socket, 0) is None
+    assert sockets.granted(udp_socket) == before
+
+
+def test_a_buffer_under_the_cap_is_granted(udp_socket: socket.socket) -> None:
+    sizing = sockets.size_receive_buffer(udp_socket, 65536)
+    assert sizing is not None and not sizing.capped and sizing.granted == 65536
+
+
+def test_past_the_cap_without_force_the_kernel_caps_it_and_one_warning_says_how_to_fix_it(
+    udp_socket: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    limit = sockets.rmem_max()
+    assert limit is not None
+    sizing = sockets.size_receive_buffer(udp_socket, limit * 2, force=False)
+    assert sizing is not None and sizing.capped and sizing.granted == limit
+    with caplog.at_level(logging.DEBUG, logger="node_dns.transports"):
+        sockets.report(sizing, limit=limit)
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert f"net.core.rmem_max={limit}" in message
+    assert "--udp-receive-buffer" in message and "CAP_NET_ADMIN" in message
