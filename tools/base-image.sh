@@ -84,16 +84,18 @@ if [ ! -s "$tarball" ]; then
   mkdir -p "$rt"/usr/bin "$rt"/usr/lib "$rt"/usr/lib64 "$rt"/etc "$rt"/tmp "$rt"/run "$rt"/proc \
     "$rt"/sys "$rt"/dev "$rt"/opt "$rt"/var/tmp "$rt"/usr/sbin
   chmod 1777 "$rt"/tmp "$rt"/var/tmp
-  for link in bin lib lib64 sbin; do cp -a "$root/$link" "$rt/$link"; done
+  for link in bin lib lib64 sbin; do [ ! -L "$root/$link" ] || cp -a "$root/$link" "$rt/$link"; done
+  copied=()
   copy() { # copy PATH... : each path (as seen inside the root) and what its symlinks point to
     local path
+    copied+=("$@")
     for path in "$@"; do
       (cd "$root" && cp -a --parents ".$path" "$rt/")
       local real; real=$(chroot "$root" readlink -f "$path")
       [ "$real" = "$path" ] || (cd "$root" && cp -a --parents ".$real" "$rt/")
     done
   }
-  copy /usr/bin/python3.11 /usr/bin/python3 /usr/lib64/ld-linux-x86-64.so.2 \
+  copy /usr/bin/python3.11 /usr/bin/python3 \
     /etc/ssl/openssl.cnf /usr/lib/ssl/openssl.cnf /usr/lib/ssl/cert.pem /usr/lib/ssl/certs \
     /etc/ssl/certs/ca-certificates.crt /etc/os-release /etc/passwd /etc/group /etc/nsswitch.conf \
     /etc/debian_version
@@ -112,6 +114,16 @@ if [ ! -s "$tarball" ]; then
     | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*[^:]$/ {print $1}' | sort -u)
   mapfile -t cxx < <(chroot "$root" sh -c 'dpkg -L libc6 libgcc-s1 libstdc++6' | grep -E '/lib[^/]*\.so[.0-9]*$' | grep -v gconv)
   copy "${libs[@]}" "${cxx[@]}"
+  # Which Debian packages those files come from, in the form distroless images use
+  # (/var/lib/dpkg/status.d/<package>), so vulnerability scanners can see them.
+  owners=(/usr/lib/python3.11/os.py /usr/lib/python3.11/asyncio/__init__.py)
+  for path in "${copied[@]}"; do owners+=("$path" "${path#/usr}" "/usr${path#/usr}"); done
+  mapfile -t packages < <(chroot "$root" dpkg -S "${owners[@]}" 2>/dev/null \
+    | sed 's/: .*//' | tr ',' '\n' | sed 's/^ *//; s/:.*//' | sort -u)
+  mkdir -p "$rt/var/lib/dpkg/status.d"
+  for package in "${packages[@]}" ca-certificates; do
+    chroot "$root" dpkg-query -s "$package" >"$rt/var/lib/dpkg/status.d/$package"
+  done
   # The same Python in both images: a venv made in the build image runs in this one.
   tar --numeric-owner --xattrs -C "$rt" -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"

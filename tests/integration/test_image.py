@@ -115,6 +115,20 @@ def test_image_holds_no_pip_and_no_source_tree(root: ImageRoot) -> None:
     assert package.startswith("/opt/node-dns/lib/")
 
 
+def test_image_records_the_debian_packages_it_holds_for_scanners(root: ImageRoot) -> None:
+    """dpkg's status (a Debian image) or status.d (the bootstrapped runtime), as scanners read them."""
+    dpkg = root.mounted / "var" / "lib" / "dpkg"
+    records = [dpkg / "status"] if (dpkg / "status").exists() else sorted((dpkg / "status.d").iterdir())
+    packages = {
+        line.removeprefix("Package: ")
+        for r in records
+        for line in r.read_text().splitlines()
+        if line.startswith("Package: ")
+    }
+
+    assert {"libc6", "libssl3", "libpython3.11-stdlib", "python3.11-minimal", "ca-certificates"} <= packages
+
+
 def test_agent_help_runs_from_the_image(root: ImageRoot) -> None:
     done = root.run(["agent", "--help"])
 
