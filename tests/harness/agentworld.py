@@ -82,6 +82,8 @@ class AgentWorld:
     node: str
     kubeconfig: Path
     """The agent's kubeconfig: the apiserver through the uplink, a token bound to its Pod."""
+    relay: TcpRelay
+    """The agent's only way to the apiserver: :meth:`TcpRelay.block` makes it unreachable."""
 
 
 @contextmanager
@@ -110,4 +112,4 @@ def agent_world(
                     ca_data=plane.ca_data,
                     user="agent",
                 )
-                yield AgentWorld(plane, ns, node, kubeconfig)
+                yield AgentWorld(plane, ns, node, kubeconfig, relay)

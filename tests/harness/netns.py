@@ -161,6 +161,7 @@ class TcpRelay:
         self._server = socket.create_server((listen_host, 0))
         self.port = int(self._server.getsockname()[1])
         self._closed = threading.Event()
+        self._blocked = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, name="tcp-relay", daemon=True)
@@ -172,6 +173,9 @@ class TcpRelay:
                 client, _ = self._server.accept()
             except OSError:
                 return
+            if self._blocked.is_set():
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
             except OSError:
@@ -194,14 +198,27 @@ class TcpRelay:
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
 
+    def block(self) -> None:
+        """Cut every connection and refuse new ones (the apiserver unreachable) until :meth:`unblock`."""
+        self._blocked.set()
+        self._drop_all()
+
+    def unblock(self) -> None:
+        self._blocked.clear()
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
     def close(self) -> None:
         self._closed.set()
         self._server.close()
-        with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
-            self._sockets.clear()
+        self._drop_all()
         self._thread.join(timeout=5)
 
     def __enter__(self) -> Self:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from node_dns.settings.agent import AgentCommandSettings
 from tests.harness.helm import CHART, Helm, HelmError, Rendered
 from tests.integration.test_chart import values
 
@@ -180,3 +181,35 @@ def test_the_policy_and_the_agent_follow_the_discovered_annotation_setting(helm:
     assert {"name": "key", "expression": f'"{key}"'} in policy["spec"]["variables"]
     assert agent_env["NODE_DNS_DISCOVERED_ANNOTATION"] == key
     assert rendered.env()["NODE_DNS_DISCOVERED_ANNOTATION"] == key
+
+
+def test_rendered_agent_environment_is_accepted_by_the_agent_settings(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {
+        "interfaces": ["eth*", "ens*"],
+        "excludeInterfaces": ["lo", "docker*"],
+        "allowedNetworks": ["192.168.1.0/24", "fd00::/8"],
+        "families": ["ipv4"],
+        "temporaryAddresses": True,
+        "maxAddresses": 4,
+        "reassertInterval": 120,
+        "httpAddress": "0.0.0.0",
+        "httpPort": 9481,
+    }
+    container = agent_container(helm.template(values({"agent": {"enabled": True, "config": config}})))
+    for entry in container["env"]:
+        if "value" in entry:
+            monkeypatch.setenv(entry["name"], entry["value"])
+
+    settings = AgentCommandSettings()
+
+    assert settings.agent_interfaces == ("eth*", "ens*")
+    assert settings.agent_exclude_interfaces == ("lo", "docker*")
+    assert settings.agent_allowed_networks == ("192.168.1.0/24", "fd00::/8")
+    assert settings.agent_families == ("ipv4",)
+    assert settings.agent_temporary_addresses is True
+    assert (settings.agent_max_addresses, settings.agent_reassert_interval) == (4, 120.0)
+    assert (settings.agent_http_address, settings.agent_http_port) == ("0.0.0.0", 9481)
+    assert settings.discovered_annotation == "node-dns/discovered-ips"
+    assert settings.log_json is True

@@ -23,7 +23,7 @@ from tests.harness.agent import AgentProcess
 from tests.harness.agentworld import NAMESPACE, agent_world
 from tests.harness.controlplane import ControlPlane
 from tests.harness.kube import wait_for
-from tests.harness.netns import Netns
+from tests.harness.netns import Netns, TcpRelay
 from tests.harness.nodedns import AREAS_ANNOTATION, NodeDns
 from tests.integration.livedns import answers
 
@@ -43,6 +43,7 @@ class World:
     kubeconfig: Path
     agent: AgentProcess
     dns: NodeDns
+    relay: TcpRelay
 
     def annotation(self) -> str | None:
         notes = self.plane.get_node(self.node)["metadata"].get("annotations") or {}
@@ -84,7 +85,7 @@ def world() -> Iterator[World]:
             AgentProcess(made.ns, made.kubeconfig, node=made.node, extra_args=args) as agent,
             NodeDns(made.plane.kubeconfig, extra_args=["--ip-sources=annotation,discovered"]) as dns,
         ):
-            world = World(made.plane, made.ns, made.node, made.kubeconfig, agent, dns)
+            world = World(made.plane, made.ns, made.node, made.kubeconfig, agent, dns, made.relay)
             try:
                 wait_for(lambda: world.annotation() == START, timeout=30, what=f"first annotation {START}")
             except TimeoutError as error:
@@ -175,6 +176,24 @@ def test_an_overwritten_annotation_is_put_back(world: World) -> None:
     world.plane.annotate(world.node, {KEY: "192.0.2.66"})
 
     wait_for(lambda: world.annotation() == before, timeout=30, what="annotation repaired")
+
+
+def test_a_change_while_the_apiserver_is_unreachable_lands_once_it_is_back(world: World) -> None:
+    world.relay.block()
+    try:
+        world.ns.add_address("eth1", "11.1.0.40/24")
+        wait_for(
+            lambda: "cannot update node" in world.agent.logs() and "next in" in world.agent.logs(),
+            timeout=30,
+            what="a failed attempt, retried with backoff",
+        )
+        assert "11.1.0.40" not in world.published()
+    finally:
+        world.relay.unblock()
+
+    wait_for(lambda: "11.1.0.40" in world.published(), timeout=90, what="published after the outage")
+    wait_for(lambda: "updated again after" in world.agent.logs(), timeout=10, what="recovery logged")
+    assert world.agent.running()
 
 
 def test_agent_metrics_count_addresses_patches_and_events(world: World) -> None:
