@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import tomllib
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,8 @@ from tests.harness.helm import Helm
 from tests.harness.image import ImageRoot, built_image, inspect
 from tests.harness.kube import Kube, wait_for
 from tests.harness.nodedns import NodeDns
-from tests.harness.ports import free_port
+from tests.harness.ports import free_dns_port, free_port
+from tests.integration.test_resolvers import UNBOUND_CONF, _Daemon
 
 pytestmark = pytest.mark.image
 
@@ -181,14 +185,33 @@ def test_serve_from_the_image_answers_a_query_against_the_apiserver(image: str, 
     assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
 
 
-@pytest.mark.controlplane
-def test_the_charts_edge_container_serves_port_53_from_the_image(helm: Helm, image: str, kube: Kube) -> None:
-    """The rendered hostNetwork edge container, run as rendered: its command, args, environment
-    (status.hostIP filled with a loopback address), only NET_BIND_SERVICE, read-only, as 10001."""
+@dataclass
+class EdgeRun:
+    """The chart's edge container running from the image: where it answers and what it logged."""
+
+    values: dict[str, Any]
+    host_ip: str
+    area: str
+    log: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.area}.lb.example.net."
+
+
+@contextmanager
+def running_edge(helm: Helm, image: str, kube: Kube) -> Iterator[EdgeRun]:
+    """The rendered hostNetwork edge container, run as rendered: its command, args and environment
+    (status.hostIP filled with a loopback address, which is also the glue of its name server),
+    only NET_BIND_SERVICE, read-only, as 10001; one node in a fresh area with 203.0.113.10."""
     suffix = uuid.uuid4().hex[:8]
     area, node = f"edge-{suffix}", f"image-edge-{suffix}"
     host_ip = f"127.0.53.{secrets.randbelow(200) + 20}"
-    containers = chart_invocations(helm, image, {"edge": {**EDGE_ON, "mode": "hostNetwork"}})
+    values = {
+        "nameservers": [{"name": "ns1.lb.example.net", "ips": [host_ip]}],
+        "edge": {**EDGE_ON, "mode": "hostNetwork"},
+    }
+    containers = chart_invocations(helm, image, values)
     (container,) = [c for c in containers if "command" in c]  # the edge one: python-netbind
     downward = {"status.hostIP": host_ip}
     env = {
@@ -198,40 +221,93 @@ def test_the_charts_edge_container_serves_port_53_from_the_image(helm: Helm, ima
     probe = container["readinessProbe"]["httpGet"]
     http_port = free_port(probe["host"])  # the rendered 8053 may be taken on a shared machine
     env |= {"NODE_DNS_HTTP_PORT": str(http_port), "NODE_DNS_KUBECONFIG": "/run/kube/kubeconfig"}
-    kubedir = make_workdir("node-dns-image-kube-")
+    workdir = make_workdir("node-dns-image-edge-")
+    kubedir = workdir / "kube"
+    kubedir.mkdir(mode=0o755)
+    workdir.chmod(0o755)
     config = kube.kubeconfig_for_token(kube.token, path=kubedir / "kubeconfig", user="image-edge")
-    kubedir.chmod(0o755)
     config.chmod(0o644)
     kube.create_node(node, annotations={"node-dns/areas": area, "node-dns/ips": "203.0.113.10"})
     keep = [c.lower() for c in container["securityContext"]["capabilities"]["add"]]
+    log = workdir / "edge.log"
     try:
-        with ImageRoot(image, binds={kubedir: "/run/kube"}) as root:
+        with ImageRoot(image, binds={kubedir: "/run/kube"}) as root, log.open("wb") as out:
             argv = root.command(container["args"], entrypoint=container["command"], keep_caps=keep)
             proc = subprocess.Popen(
-                argv,
-                env=root.env(env),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                argv, env=root.env(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
             try:
                 ready = f"http://{probe['host']}:{http_port}{probe['path']}"
                 wait_for(lambda: _http_ok(ready), timeout=60, what=f"{ready} (the readiness probe)")
-                response = wait_for(
-                    lambda: _answer((host_ip, 53), f"{area}.lb.example.net."),
-                    timeout=30,
-                    what="the edge answer",
-                )
-                status = _status_of(b"/opt/node-dns/bin/python-netbind")
+                yield EdgeRun({**CHART_VALUES, **values}, host_ip, area, log)
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
-                output, _ = proc.communicate(timeout=30)
+                proc.wait(timeout=30)
     finally:
         kube.delete_node(node, missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    assert {r.address for rrset in response.answer for r in rrset} == {"203.0.113.10"}, output
+
+@pytest.mark.controlplane
+def test_the_charts_edge_container_serves_port_53_from_the_image(helm: Helm, image: str, kube: Kube) -> None:
+    with running_edge(helm, image, kube) as edge:
+        response = wait_for(
+            lambda: _answer((edge.host_ip, 53), edge.name), timeout=30, what="the edge answer"
+        )
+        status = _status_of(b"/opt/node-dns/bin/python-netbind")
+        logs = edge.log.read_text()
+
+    assert {r.address for rrset in response.answer for r in rrset} == {"203.0.113.10"}, logs
     assert status["Uid"].split()[:2] == ["10001", "10001"]
     assert status["CapEff"] == status["CapPrm"] == f"{1 << 10:016x}"  # CAP_NET_BIND_SERVICE only
+
+
+@pytest.mark.controlplane
+def test_a_resolver_follows_the_printed_delegation_to_the_edge_node(
+    helm: Helm, image: str, kube: Kube
+) -> None:
+    """Topology 2 end to end: the NS and glue records helm prints go into the parent zone; unbound,
+    which knows only that parent zone, follows the delegation to port 53 of the edge "node"."""
+    with running_edge(helm, image, kube) as edge:
+        notes = helm.notes(edge.values)
+        delegation = [
+            line
+            for line in notes[notes.index("EDGE MODE") :].splitlines()
+            if re.match(r"^\S+\.\s+\d+\s+IN\s+(NS|A|AAAA)\s", line)
+        ]
+        workdir = make_workdir("unbound-edge")
+        zonefile = workdir / "example.net.zone"
+        zonefile.write_text(PARENT_SOA + "\n".join(delegation) + "\n")
+        port = free_dns_port()
+        conf = workdir / "unbound.conf"
+        conf.write_text(RESOLVER_ONLY_PARENT.format(port=port, workdir=workdir, zonefile=zonefile))
+        unbound = shutil.which("unbound") or "/usr/sbin/unbound"
+        resolver = _Daemon([unbound, "-d", "-c", str(conf)], workdir, port)
+        try:
+            resolver.wait_answering("example.net")
+            response = wait_for(
+                lambda: _answer(("127.0.0.1", port), edge.name), timeout=30, what="the resolved answer"
+            )
+        finally:
+            resolver.stop()
+
+    assert delegation == [
+        "lb.example.net.  3600  IN  NS  ns1.lb.example.net.",
+        f"ns1.lb.example.net.  3600  IN  A  {edge.host_ip}",
+    ]
+    assert response.rcode() == dns.rcode.NOERROR
+    assert {r.address for rrset in response.answer for r in rrset} == {"203.0.113.10"}
+
+
+# The parent zone without any delegation yet; the test appends the records helm prints.
+PARENT_SOA = """\
+$ORIGIN example.net.
+@    3600 IN SOA ns.example.net. hostmaster.example.net. 1 7200 3600 1209600 60
+@    3600 IN NS  ns.example.net.
+ns   3600 IN A   127.0.0.1
+"""
+# unbound as in the README's topology 1, minus the stub-zone: it must find node-dns by delegation.
+RESOLVER_ONLY_PARENT = UNBOUND_CONF[: UNBOUND_CONF.index("stub-zone:")]
 
 
 def _http_ok(url: str) -> bool:
