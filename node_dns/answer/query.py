@@ -36,12 +36,16 @@ class Query:
     problem: Rcode | None = None
 
 
-class Malformed(Exception):
-    """Raised inside the decoder; never escapes it."""
+class Malformed(ValueError):
+    """Raised inside the decoder (it never escapes :func:`decode`) and by :func:`read_name`."""
 
 
-def _name(data: bytes, offset: int, allow_pointers: bool) -> tuple[tuple[bytes, ...], int]:
-    """Read a name; return its labels and the offset just past it in the message."""
+def read_name(data: bytes, offset: int, allow_pointers: bool = True) -> tuple[tuple[bytes, ...], int]:
+    """Read a name; return its labels and the offset just past it in the message.
+
+    Compression pointers must point backwards (at most 128 of them); the name is at most 255
+    octets. Raises :class:`Malformed` otherwise.
+    """
     labels: list[bytes] = []
     end = -1
     total = 1
@@ -92,7 +96,7 @@ def decode(data: bytes) -> Query | None:
     if qdcount != 1:
         return Query(qid, flags, problem=Rcode.FORMERR)
     try:
-        labels, offset = _name(data, HEADER.size, allow_pointers=False)
+        labels, offset = read_name(data, HEADER.size, allow_pointers=False)
         if offset + 4 > len(data):
             raise Malformed("question truncated")
         qtype, qclass = struct.unpack_from("!HH", data, offset)
@@ -101,7 +105,7 @@ def decode(data: bytes) -> Query | None:
         edns = None
         opt_seen = 0
         for index in range(ancount + nscount + arcount):
-            owner, offset = _name(data, offset, allow_pointers=True)
+            owner, offset = read_name(data, offset, allow_pointers=True)
             if offset + 10 > len(data):
                 raise Malformed("record header truncated")
             rtype, rclass, ttl, rdlength = struct.unpack_from("!HHIH", data, offset)

@@ -14,6 +14,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 
+from node_dns.answer import query
 from node_dns.protocol import CLASS_ANY, TYPE_TSIG, TsigError
 from node_dns.tsigkeys import ALGORITHMS, ALIASES, Key, to_wire
 
@@ -40,41 +41,12 @@ class Record:
 
 
 def _read_name(data: bytes, offset: int) -> tuple[str, int]:
-    labels: list[str] = []
-    end = -1
-    jumps = 0
-    while True:
-        if offset >= len(data):
-            raise ValueError("name runs past the message")
-        length = data[offset]
-        if length == 0:
-            offset += 1
-            break
-        if length & 0xC0 == 0xC0:
-            if offset + 1 >= len(data) or jumps > 64:
-                raise ValueError("bad compression pointer")
-            if end < 0:
-                end = offset + 2
-            offset = ((length & 0x3F) << 8) | data[offset + 1]
-            jumps += 1
-            continue
-        if length & 0xC0:
-            raise ValueError("unknown label type")
-        labels.append(data[offset + 1 : offset + 1 + length].decode("ascii", "replace").lower())
-        offset += 1 + length
-    return ".".join(labels), (end if end >= 0 else offset)
+    labels, end = query.read_name(data, offset)
+    return ".".join(label.decode("ascii", "replace").lower() for label in labels), end
 
 
 def _skip_name(data: bytes, offset: int) -> int:
-    while True:
-        if offset >= len(data):
-            raise ValueError("name runs past the message")
-        length = data[offset]
-        if length == 0:
-            return offset + 1
-        if length & 0xC0 == 0xC0:
-            return offset + 2
-        offset += 1 + length
+    return query.read_name(data, offset)[1]
 
 
 def find(data: bytes) -> Record | None:
