@@ -17,6 +17,7 @@ import contextlib
 import ipaddress
 import os
 import random
+import re
 import socket
 import subprocess
 import threading
@@ -51,6 +52,28 @@ def available() -> str | None:
     return None
 
 
+_OURS = re.compile(r"^nd-[a-z0-9]+-(\d+)-[0-9a-f]{6}$")
+
+
+def _sweep_stale() -> None:
+    for line in ip("netns", "list").splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = _OURS.match(name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(NetnsError):
+                ip("netns", "delete", name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class Uplink:
     """The veth pair joining a namespace to the host: ``host_ip`` on the host end."""
@@ -70,6 +93,8 @@ class Netns:
 
     @classmethod
     def create(cls, label: str) -> Self:
+        """A new namespace; first removes ours whose creating process is gone (a killed run)."""
+        _sweep_stale()
         name = f"nd-{label}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         ip("netns", "add", name)
         netns = cls(name)
