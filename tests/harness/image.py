@@ -186,19 +186,24 @@ class ImageRoot:
         self,
         argv: Sequence[str],
         *,
+        env: Mapping[str, str] | None = None,
         entrypoint: Sequence[str] | None = None,
         keep_caps: Iterable[str] = (),
+        network: bool = True,
     ) -> list[str]:
         """The host argv that runs ``entrypoint + argv`` inside the image.
 
-        ``entrypoint`` defaults to the image's ENTRYPOINT. ``keep_caps`` names the capabilities a
-        pod's ``capabilities.add`` would give (bounding, permitted, effective), e.g.
-        ``["net_bind_service"]``; every other one is dropped.
+        Start it with the environment ``self.env(env)``. ``entrypoint`` defaults to the image's
+        ENTRYPOINT. ``keep_caps`` names the capabilities a pod's ``capabilities.add`` would give
+        (bounding, permitted, effective), e.g. ``["net_bind_service"]``; every other one is
+        dropped. ``network=False`` runs it in an empty network namespace (no interface at all).
         """
         if self._workdir is None:
             raise ImageError("ImageRoot is not entered")
         if podman_run_works():
-            return self._podman_run(argv, entrypoint=entrypoint, keep_caps=keep_caps)
+            return self._podman_run(
+                argv, env=env, entrypoint=entrypoint, keep_caps=keep_caps, network=network
+            )
         root = self._workdir / "root"
         root.mkdir(exist_ok=True)
         full = [*(entrypoint if entrypoint is not None else self.config["Entrypoint"]), *argv]
@@ -221,9 +226,11 @@ class ImageRoot:
             f"exec {q(sys.executable)} {q(str(launcher))} {q(str(root))} {uid} {gid or uid} "
             f"{q(','.join(keep_caps))} -- " + " ".join(q(a) for a in full)
         )
+        isolate = [] if network else ["--net"]
         return [
             "unshare",
             "--mount",
+            *isolate,
             "--propagation",
             "private",
             "--fork",
@@ -234,14 +241,20 @@ class ImageRoot:
         ]
 
     def _podman_run(
-        self, argv: Sequence[str], *, entrypoint: Sequence[str] | None, keep_caps: Iterable[str]
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None,
+        entrypoint: Sequence[str] | None,
+        keep_caps: Iterable[str],
+        network: bool,
     ) -> list[str]:
         """The same, where ``podman run`` works: its own read-only, non-root, capability-less run."""
         command = [
             "podman",
             "run",
             "--rm",
-            "--network=host",
+            "--network=host" if network else "--network=none",
             "--read-only",
             f"--user={self.user}",
             "--cap-drop=all",
@@ -250,7 +263,7 @@ class ImageRoot:
         ]
         command += [f"--cap-add={c}" for c in keep_caps]
         command += [f"--volume={host}:{inside}:ro" for host, inside in self.binds.items()]
-        command += [f"--env={k}={v}" for k, v in self.env().items()]
+        command += [f"--env={k}={v}" for k, v in (env or {}).items()]
         if entrypoint is not None:
             command += [f"--entrypoint={json.dumps(list(entrypoint))}"]
         return [*command, self.tag, *argv]
@@ -263,10 +276,11 @@ class ImageRoot:
         timeout: float = 60.0,
         entrypoint: Sequence[str] | None = None,
         keep_caps: Iterable[str] = (),
+        network: bool = True,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` from the image to completion; its exit code and output."""
         return subprocess.run(
-            self.command(argv, entrypoint=entrypoint, keep_caps=keep_caps),
+            self.command(argv, env=env, entrypoint=entrypoint, keep_caps=keep_caps, network=network),
             capture_output=True,
             text=True,
             timeout=timeout,

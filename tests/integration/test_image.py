@@ -92,6 +92,16 @@ def test_version_runs_from_the_image(root: ImageRoot) -> None:
     assert done.stdout.strip() == f"node-dns {project_version()}"
 
 
+def test_image_starts_with_no_network_at_all(root: ImageRoot) -> None:
+    """Nothing is fetched at runtime: the CLI and every module ``serve`` loads import offline."""
+    probe = "import node_dns.app, node_dns.agent, uvloop, aiohttp, kopf; print('imported')"
+    version = root.run(["--version"], network=False)
+    imported = root.run(["-c", probe], entrypoint=["/opt/node-dns/bin/python"], network=False)
+
+    assert version.returncode == 0, version.stderr
+    assert imported.stdout.strip() == "imported", imported.stderr
+
+
 def test_entrypoint_runs_as_the_non_root_user_on_a_read_only_root(root: ImageRoot) -> None:
     probe = (
         "import os\n"
@@ -149,8 +159,9 @@ class ImageNodeDns(NodeDns):
     def __init__(self, root: ImageRoot, kubeconfig_dir: Path, **kwargs: Any) -> None:
         super().__init__("/run/kube/kubeconfig", **kwargs)
         # argv is [python, -m, node_dns, serve, --flags...]: keep what follows the interpreter.
-        self.argv = root.command(self.argv[3:])
-        self.env = root.env({k: v for k, v in self.env.items() if k.startswith("NODE_DNS_")})
+        settings = {k: v for k, v in self.env.items() if k.startswith("NODE_DNS_")}
+        self.argv = root.command(self.argv[3:], env=settings)
+        self.env = root.env(settings)
 
 
 @pytest.mark.controlplane
@@ -232,7 +243,7 @@ def running_edge(helm: Helm, image: str, kube: Kube) -> Iterator[EdgeRun]:
     log = workdir / "edge.log"
     try:
         with ImageRoot(image, binds={kubedir: "/run/kube"}) as root, log.open("wb") as out:
-            argv = root.command(container["args"], entrypoint=container["command"], keep_caps=keep)
+            argv = root.command(container["args"], env=env, entrypoint=container["command"], keep_caps=keep)
             proc = subprocess.Popen(
                 argv, env=root.env(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
