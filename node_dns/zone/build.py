@@ -11,7 +11,6 @@ its SOA serial and publication number when it is published.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
@@ -202,7 +201,7 @@ def _area(
             if found is None or found.ips != member.ips:
                 found = records.address_records(member.ips, ttl)
             else:  # same addresses in a new facts object: keep the encoding, compare by identity next time
-                found = dataclasses.replace(found, ips=member.ips)
+                found = records.AddressRecords(member.ips, found.v4, found.v6, found.plain)
         current[member.name] = found
     chosen = policy.select(members, area, area=True)
     # A node served with only some of its addresses (probes removed others) is encoded for this
