@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
-from node_dns import heap, kube, leader, loop_lag
+from node_dns import gcpolicy, heap, kube, leader, loop_lag
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import stats as answer_stats
 from node_dns.health import Health
@@ -111,6 +111,7 @@ async def start(
 
     ``trimmer`` finds the allocator's trim function (None where there is none: musl, macOS).
     """
+    gcpolicy.tune()
     zone = new_zone(settings)
     responder = responder_mod.Responder(
         zone.snapshot,
@@ -211,6 +212,7 @@ async def start(
         resync_interval=settings.resync_interval,
         service_lister=service_lister,
         node_selector=settings.node_selector,
+        on_synced=gcpolicy.freeze,
     )
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")

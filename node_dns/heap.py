@@ -34,10 +34,18 @@ def trimmer() -> Callable[[], int] | None:
 
 
 async def trim_periodically(
-    trim: Callable[[], int], interval: float = INTERVAL, first: float = FIRST
+    trim: Callable[[], int], interval: float = INTERVAL, first: float = FIRST, *, off_loop: bool = True
 ) -> None:
-    """Call ``trim`` (from :func:`trimmer`) now and then, forever."""
+    """Call ``trim`` (from :func:`trimmer`) now and then, forever.
+
+    ``off_loop``: in a worker thread. ctypes lets go of the GIL for the call, so the walk of the
+    heap (milliseconds after a large list) no longer holds the event loop and the queries behind it;
+    the loop only waits if it needs the allocator's lock at that moment.
+    """
     await asyncio.sleep(first)
     while True:
-        trim()
+        if off_loop:
+            await asyncio.to_thread(trim)
+        else:
+            trim()
         await asyncio.sleep(interval)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from node_dns import kube
 from node_dns.sources import nodes, services
@@ -28,7 +29,10 @@ class Lister:
         probe_interval: float = 2.0,
         service_lister: services.ServiceLister | None = None,
         node_selector: str = "",
+        on_synced: Callable[[], object] | None = None,
     ) -> None:
+        """``on_synced`` is called once, right after the first complete list is applied."""
+        self._on_synced = on_synced
         self._services = service_lister
         self._node_params = {"labelSelector": node_selector} if node_selector else None
         self._source = source
@@ -54,7 +58,7 @@ class Lister:
         listed = await self._client.list("/api/v1/nodes", kind="NodeList", params=self._node_params)
         if self._services is not None and listings is not None:
             self._services.apply(listings)
-        self._source.on_list(listed.items, listed.resource_version)
+        await self._source.on_list_sliced(listed.items, listed.resource_version)
         self._source.stats.lists["ok"] = self._source.stats.lists.get("ok", 0) + 1
         self._source.stats.reachable = True
         if not self.synced.is_set():
@@ -63,6 +67,9 @@ class Lister:
                 len(listed.items),
                 time.monotonic() - started,
             )
+            self.synced.set()
+            if self._on_synced is not None:
+                self._on_synced()
         self.synced.set()
 
     async def run(self) -> None:

@@ -6,6 +6,7 @@ with get/list/watch on nodes is all this needs (see the read-only notes in the R
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,8 @@ from node_dns.sources import kopf, parsing
 log = logging.getLogger(__name__)
 
 LOGGED_PROBLEMS = 5
+LIST_SLICE = 100
+"""Nodes read from a list between two turns of the event loop (~3-6 ms of work)."""
 """Bad entries logged one by one per node and change; the rest are summed in one line."""
 
 
@@ -199,7 +202,27 @@ class NodeSource:
             self._sink.apply(name, self._facts(body), version)
 
     def on_list(self, items: Sequence[Mapping[str, Any]], list_version: str | None) -> None:
-        nodes = [(self._facts(item), (item.get("metadata") or {}).get("resourceVersion")) for item in items]
+        self._replace([self._listed(item) for item in items], list_version)
+
+    async def on_list_sliced(
+        self, items: Sequence[Mapping[str, Any]], list_version: str | None, *, size: int = LIST_SLICE
+    ) -> None:
+        """:meth:`on_list`, reading ``size`` nodes at a time and letting the event loop run between.
+
+        Reading a Node into facts costs ~30-60 µs, so a list of 5,000 read in one go held the loop
+        (and every query) for 150-300 ms. The zone is replaced in one step once all are read, so a
+        watch event applied between two slices is still judged by its resourceVersion.
+        """
+        nodes: list[tuple[model.NodeFacts, str | None]] = []
+        for start in range(0, len(items), size):
+            nodes.extend(self._listed(item) for item in items[start : start + size])
+            await asyncio.sleep(0)
+        self._replace(nodes, list_version)
+
+    def _listed(self, item: Mapping[str, Any]) -> tuple[model.NodeFacts, str | None]:
+        return self._facts(item), (item.get("metadata") or {}).get("resourceVersion")
+
+    def _replace(self, nodes: list[tuple[model.NodeFacts, str | None]], list_version: str | None) -> None:
         names = {facts.name for facts, _ in nodes}
         for gone in set(self._raw) - names:
             del self._raw[gone]

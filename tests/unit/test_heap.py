@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import threading
 
 from node_dns import heap
 from tests.unit.virtual_clock import until, virtual_time
@@ -40,7 +41,7 @@ async def test_the_periodic_trim_keeps_running_until_cancelled() -> None:
         calls.append(asyncio.get_running_loop().time())
         return 0
 
-    task = asyncio.create_task(heap.trim_periodically(trim, interval=30.0, first=2.0))
+    task = asyncio.create_task(heap.trim_periodically(trim, interval=30.0, first=2.0, off_loop=False))
     await until(lambda: len(calls) >= 3, within=100.0)
 
     assert not task.done()
@@ -48,3 +49,25 @@ async def test_the_periodic_trim_keeps_running_until_cancelled() -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _first_trim_thread() -> int:
+    done = asyncio.Event()
+    threads: list[int] = []
+
+    def trim() -> int:
+        threads.append(threading.get_ident())
+        loop.call_soon_threadsafe(done.set)
+        return 0
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(heap.trim_periodically(trim, interval=30.0, first=0.0))
+    await done.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return threads[0]
+
+
+def test_the_periodic_trim_runs_off_the_event_loop_thread() -> None:
+    assert asyncio.run(_first_trim_thread()) != threading.get_ident()
