@@ -213,3 +213,19 @@ def test_rendered_agent_environment_is_accepted_by_the_agent_settings(
     assert (settings.agent_http_address, settings.agent_http_port) == ("0.0.0.0", 9481)
     assert settings.discovered_annotation == "node-dns/discovered-ips"
     assert settings.log_json is True
+
+
+def test_notes_show_the_discovered_annotation_and_warn_when_it_is_not_served(helm: Helm) -> None:
+    text = helm.notes(values(AGENT, {"service": {"clusterIP": "10.0.0.53"}}))
+
+    assert "Node agent: the DaemonSet node-dns/dns-node-dns-agent writes" in text
+    assert "DISCOVERED:.metadata.annotations.node-dns/discovered-ips" in text
+    assert "WARNING: agent.enabled is set but config.ipSources (annotation) does not list" in text
+
+
+def test_notes_do_not_warn_when_discovered_addresses_are_served(helm: Helm) -> None:
+    served = {"config": {"ipSources": ["annotation", "discovered", "external"]}}
+    text = helm.notes(values(AGENT, served, {"service": {"clusterIP": "10.0.0.53"}}))
+
+    assert "Node agent:" in text
+    assert "does not list" not in text
