@@ -42,7 +42,8 @@ if [ -z "$base" ]; then
   fi
 fi
 if [ "$base" = debian ]; then
-  read -r runtime_base build_base < <("$here/base-image.sh" "$engine" | tail -1)
+  bases=$("$here/base-image.sh" "$engine")   # a failure stops here (set -e), with its message
+  read -r runtime_base build_base <<<"${bases##*$'\n'}"
   build_args+=(--build-arg "PYTHON_IMAGE=$runtime_base" --build-arg "BUILD_IMAGE=$build_base")
 else
   build_args+=(--build-arg "PYTHON_IMAGE=$base")
