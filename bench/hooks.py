@@ -15,7 +15,9 @@ template that walks every node) from the real view, timing process CPU per part.
 from __future__ import annotations
 
 import random
+import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,7 +47,7 @@ WALK_ALL = (
 
 
 def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
-    return [latency(plane, opts), render_cpu(opts)]
+    return [latency(plane, opts), render_cpu(opts), query_path(plane, opts)]
 
 
 def latency(plane: ControlPlane, opts: common.Options) -> Table:
@@ -203,12 +205,123 @@ def render_cpu(opts: common.Options, publications: int = 100) -> Table:
             "in the bench process, no apiserver: the real zone writer and hook view; a hook renders once per "
             "debounce window, so this is also the cost of one burst",
             "context entries of unchanged nodes are reused between publications (NodeFacts are immutable)",
-            "rendering runs in a worker thread of node-dns, never in the DNS query path",
+            "node-dns renders on its event loop in 2 ms slices (see the query path table)",
             common.load_note(),
         ],
     )
     table.raw = {"cpu_ms": {name: s / publications * 1000 for name, s in spent.items()}, "cold_ms": cold}
     return table
+
+
+def query_path(plane: ControlPlane, opts: common.Options) -> Table:
+    """DNS query latency while hooks render, against the same flips with no hooks.
+
+    5,000 nodes; a node of area ``big`` flips every 50 ms; a UDP loop on CPU 1 asks one name
+    (a cached answer: the query path alone) for the whole window and times each reply.
+    """
+    seconds = 4.0 if opts.quick else 15.0
+    common.populate(plane, common.node_specs(opts.scale_nodes, opts.scale_areas, big=opts.big_area))
+    workdir = Path(tempfile.mkdtemp(prefix="hooks-q-", dir=opts.workdir))
+    hooks = [
+        {"name": name, "template": text, "output": str(workdir / name), "debounce": DEBOUNCE}
+        for name, text in (
+            ("dnsdist", _example("dnsdist-backends.lua.j2", "area-000")),
+            ("haproxy", _example("haproxy.cfg.j2", "big")),
+            ("nginx", _example("nginx-upstream.conf.j2", "big")),
+            ("inventory", WALK_ALL),
+        )
+    ]
+    (workdir / "hooks.yaml").write_text(yaml.safe_dump({"hooks": hooks}))
+    question = common.query_bytes(f"{common.area_name(1)}.{common.ZONE}", common.TYPE_A, edns=1232)
+    rows = []
+    raw = {}
+    for label, extra in (
+        ("no hooks", ()),
+        ("4 hooks (the examples + every-node listing)", (f"--hooks-file={workdir / 'hooks.yaml'}",)),
+    ):
+        process = common.node_dns(plane, *extra)
+        with process:
+            common.wait_answering(process.dns_port, question)
+            common.wait_replayed(process, opts.scale_nodes)
+            stop = threading.Event()
+            flips = [0]
+
+            prober = common.Prober(process.dns_port, timeout=1.0)
+            latencies: list[float] = []
+            timeouts = 0
+            thread = threading.Thread(target=_flip, args=(plane, opts.big_area, stop, flips), daemon=True)
+            cpu_before = common.cpu_seconds(process.pid or 0)
+            thread.start()
+            with common.on_cpu(common.CLIENT_CPU):
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    sent = time.perf_counter()
+                    if prober.ask(question) is None:
+                        timeouts += 1
+                        continue
+                    latencies.append((time.perf_counter() - sent) * 1000)
+            stop.set()
+            thread.join(30)
+            cpu = common.cpu_seconds(process.pid or 0) - cpu_before
+            prober.close()
+            _, text = process.http_get("/metrics")
+            renders = sum(
+                float(value)
+                for value in re.findall(r"^node_dns_hook_renders_total\{[^}]*\} (\S+)$", text, re.M)
+            )
+        rows.append(
+            [
+                label,
+                f"{common.percentile(latencies, 50):.3f}",
+                f"{common.percentile(latencies, 99):.3f}",
+                f"{common.percentile(latencies, 99.9):.2f}",
+                f"{max(latencies):.1f}",
+                f"{len(latencies) / seconds:,.0f}",
+                timeouts,
+                flips[0],
+                f"{renders:.0f}",
+                f"{cpu:.2f}",
+            ]
+        )
+        raw[label] = {"latency_ms": latencies, "cpu_s": cpu, "renders": renders, "flips": flips[0]}
+    table = Table(
+        f"Render hooks and the query path: one cached UDP query in a loop for {seconds:.0f} s while a node "
+        f"flips every 50 ms ({opts.scale_nodes:,} nodes), ms",
+        [
+            "node-dns",
+            "p50",
+            "p99",
+            "p99.9",
+            "max",
+            "queries/s",
+            "timeouts",
+            "flips",
+            "renders",
+            "node-dns CPU s",
+        ],
+        rows,
+        notes=[
+            "the same flips with and without hooks; renders counts every hook's renders (debounce 0.2 s)",
+            "node-dns on CPU 0, the query loop on CPU 1; " + common.load_note(),
+        ],
+    )
+    table.raw = raw
+    return table
+
+
+def _flip(plane: ControlPlane, among: int, stop: threading.Event, flips: list[int]) -> None:
+    """Flip Ready of a random node of the first ``among`` every 50 ms until ``stop``; undo after."""
+    rng = random.Random(23)
+    state: dict[int, bool] = {}
+    while not stop.is_set():
+        index = rng.randrange(among)
+        state[index] = not state.get(index, True)
+        plane.set_ready(f"node-{index:05d}", state[index])
+        flips[0] += 1
+        stop.wait(0.05)
+    for index, ready in state.items():  # leave the cluster as it was
+        if not ready:
+            plane.set_ready(f"node-{index:05d}", True)
 
 
 def _settings() -> Settings:

@@ -20,9 +20,10 @@ facts and the health policy of the zone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from node_dns import model
 from node_dns.zone import snapshot as snapshot_mod
@@ -50,8 +51,9 @@ class View:
     static: Mapping[str, Sequence[model.IPAddress]] = field(default_factory=dict)
     services: Mapping[tuple[str, str], Served] | None = None
 
-    @property
+    @functools.cached_property
     def healthy_nodes(self) -> int:
+        """Nodes healthy by the zone's rule (counted once per view, for ``min_nodes``)."""
         return sum(1 for facts in self.nodes if self.healthy(facts))
 
 
@@ -92,9 +94,18 @@ class NodeEntries:
     def entries(
         self, nodes: Sequence[model.NodeFacts], healthy: Callable[[model.NodeFacts], bool]
     ) -> list[dict[str, Any]]:
+        return _run(self.stepping(nodes, healthy))
+
+    def stepping(
+        self, nodes: Sequence[model.NodeFacts], healthy: Callable[[model.NodeFacts], bool]
+    ) -> Generator[None, None, list[dict[str, Any]]]:
+        """:meth:`entries`, pausing (``yield``) every :data:`STEP` nodes so a caller can let
+        other work run between the steps."""
         fresh: dict[str, tuple[model.NodeFacts, bool, dict[str, Any]]] = {}
         result = []
-        for facts in sorted(nodes, key=lambda f: f.name):
+        for count, facts in enumerate(sorted(nodes, key=lambda f: f.name), 1):
+            if count % STEP == 0:
+                yield
             ok = healthy(facts)
             known = self._cache.get(facts.name)
             if known is not None and known[0] is facts and known[1] == ok:
@@ -105,6 +116,21 @@ class NodeEntries:
             result.append(entry)
         self._cache = fresh
         return result
+
+
+STEP = 256
+"""Nodes handled between two pauses of a stepping build."""
+
+T = TypeVar("T")
+
+
+def _run(steps: Generator[None, None, T]) -> T:
+    """Drive a stepping build to its end without pausing."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(T, done.value)
 
 
 def _joined(ips: Iterable[model.IPAddress]) -> list[str]:
@@ -129,12 +155,18 @@ def node_entry(facts: model.NodeFacts, healthy: bool) -> dict[str, Any]:
 
 def build(view: View, entries: NodeEntries | None = None) -> dict[str, Any]:
     """The context of one render, as plain data."""
+    return _run(stepping(view, entries))
+
+
+def stepping(view: View, entries: NodeEntries | None = None) -> Generator[None, None, dict[str, Any]]:
+    """:func:`build` in steps (see :meth:`NodeEntries.stepping`)."""
+    nodes = yield from (entries or NodeEntries()).stepping(view.nodes, view.healthy)
     context: dict[str, Any] = {
         "zone": view.zone,
         "serial": view.serial,
         "timestamp": int(view.timestamp),
         "areas": {name: _addresses(view.areas[name]) for name in sorted(view.areas)},
-        "nodes": (entries or NodeEntries()).entries(view.nodes, view.healthy),
+        "nodes": nodes,
         "static": {area: _joined(ips) for area, ips in sorted(view.static.items())},
     }
     if view.services is not None:

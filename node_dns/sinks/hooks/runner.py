@@ -6,15 +6,15 @@ as it is then, and writes the file only if its bytes differ. So a burst of chang
 render and at most one run, and a hook never runs its command twice at once. A failing command
 is retried after 1, 2, 4 ... seconds (up to ``retry_max``), even while more changes come in.
 
-Rendering and writing run in a worker thread: the event loop that answers DNS queries only
-takes the view (references to immutable facts and the current snapshot).
+Rendering runs on the event loop in slices of 2 ms (a query waits at most one slice): in a
+thread it would hold the GIL against the loop that answers queries. Writing the file and
+starting the command run in worker threads, where the time goes to system calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -49,7 +49,7 @@ class Board:
         self._view: tuple[int, context_mod.View | None] | None = None
         self._context: tuple[context_mod.View, dict[str, Any]] | None = None
         self._entries = context_mod.NodeEntries()
-        self._lock = threading.Lock()
+        self._lock = asyncio.Lock()
 
     def attach(self, hook: Hook) -> None:
         self._hooks.append(hook)
@@ -68,10 +68,26 @@ class Board:
         return self._view[1]
 
     def context(self, view: context_mod.View) -> dict[str, Any]:
-        """The template context of ``view``; safe to call from worker threads."""
-        with self._lock:
+        """The template context of ``view``, built at once (benchmarks, tests)."""
+        if self._context is None or self._context[0] is not view:
+            self._context = (view, context_mod.build(view, self._entries))
+        return self._context[1]
+
+    async def context_sliced(self, view: context_mod.View) -> dict[str, Any]:
+        """The template context of ``view``, built on the event loop in slices; one per view."""
+        async with self._lock:
             if self._context is None or self._context[0] is not view:
-                self._context = (view, context_mod.build(view, self._entries))
+                steps = context_mod.stepping(view, self._entries)
+                deadline = time.perf_counter() + template_mod.SLICE
+                while True:
+                    try:
+                        next(steps)
+                    except StopIteration as done:
+                        self._context = (view, done.value)
+                        break
+                    if time.perf_counter() >= deadline:
+                        await asyncio.sleep(0)
+                        deadline = time.perf_counter() + template_mod.SLICE
             return self._context[1]
 
 
@@ -216,33 +232,29 @@ class Hook:
         return True, failures, time.monotonic() + delay
 
     async def _render_once(self, spawn: bool = False) -> Rendered | None:
+        """Render on the event loop in slices; write (and start the command) in a thread."""
         view = self._board.view()
         if view is None:
             return None
-        healthy = view.healthy_nodes
-        if healthy < self.spec.min_nodes:
+        if self._guarded(view):
             self.stats.render("guarded")
-            if not self.stats.guarded:
-                self.stats.guarded = True
-                log.warning(
-                    "hook %s: only %d nodes healthy, fewer than min_nodes %d: keeping %s as it is",
-                    self.name,
-                    healthy,
-                    self.spec.min_nodes,
-                    self.output,
-                )
             return Rendered("guarded")
-        if self.stats.guarded:
-            self.stats.guarded = False
-            log.info(
-                "hook %s: %d nodes healthy again (min_nodes %d)", self.name, healthy, self.spec.min_nodes
-            )
-        running = command_mod.Running()
         try:
-            rendered = await asyncio.to_thread(self._render_and_write, view, running if spawn else None)
-        except asyncio.CancelledError:
-            running.cancel()  # a command the thread starts anyway is killed
-            raise
+            context = await self._board.context_sliced(view)
+            data = await self.template.render_sliced(context)
+        except template_mod.TemplateError as error:
+            rendered = Rendered("error", str(error))
+        else:
+            new = files.digest(data)
+            if new == self._digest:
+                rendered = Rendered("unchanged")
+            else:
+                running = command_mod.Running()
+                try:
+                    rendered = await asyncio.to_thread(self._write, data, new, running if spawn else None)
+                except asyncio.CancelledError:
+                    running.cancel()  # a command the thread starts anyway is killed
+                    raise
         if rendered.result == "written":
             # The rename is visible already; its fsync need not delay the command.
             asyncio.get_running_loop().run_in_executor(None, files.fsync_directory, self.output.parent)
@@ -260,20 +272,36 @@ class Hook:
                 log.warning("hook %s: %s", self.name, rendered.detail)
         return rendered
 
-    def _render_and_write(self, view: context_mod.View, spawn: command_mod.Running | None) -> Rendered:
-        """Worker thread: context, template, compare, write; then start the command if ``spawn``."""
-        try:
-            data = self.template.render(self._board.context(view))
-        except template_mod.TemplateError as error:
-            return Rendered("error", str(error))
-        new = files.digest(data)
-        if new == self._digest:
-            return Rendered("unchanged")
+    def _guarded(self, view: context_mod.View) -> bool:
+        """The min_nodes guard: True (logged when it starts holding) while too few are healthy."""
+        if not self.spec.min_nodes:
+            return False
+        healthy = view.healthy_nodes
+        if healthy < self.spec.min_nodes:
+            if not self.stats.guarded:
+                self.stats.guarded = True
+                log.warning(
+                    "hook %s: only %d nodes healthy, fewer than min_nodes %d: keeping %s as it is",
+                    self.name,
+                    healthy,
+                    self.spec.min_nodes,
+                    self.output,
+                )
+            return True
+        if self.stats.guarded:
+            self.stats.guarded = False
+            log.info(
+                "hook %s: %d nodes healthy again (min_nodes %d)", self.name, healthy, self.spec.min_nodes
+            )
+        return False
+
+    def _write(self, data: bytes, digest: str, spawn: command_mod.Running | None) -> Rendered:
+        """Worker thread: write the file; then start the command if ``spawn``."""
         try:
             owner_lost = files.write_atomic(self.output, data, sync_directory=False)
         except OSError as error:
             return Rendered("write_error", f"cannot write {self.output}: {error.strerror or error}")
-        self._digest = new
+        self._digest = digest
         note = f"cannot keep the owner of {self.output} (not root); it is now ours" if owner_lost else ""
         started = None
         if spawn is not None and self.spec.command and not spawn.cancelled:
