@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from node_dns.sinks.hooks import template
@@ -43,3 +45,31 @@ def test_include_reads_nothing_from_disk() -> None:
     compiled = template.compile_template("a", "{% include '/etc/passwd' %}")
     with pytest.raises(template.TemplateError):
         compiled.render({})
+
+
+async def test_a_sliced_render_gives_the_event_loop_turns_and_the_same_bytes() -> None:
+    compiled = template.compile_template("a", "{% for i in items %}\nline {{ i }}\n{% endfor %}\n")
+    context = {"items": list(range(2000))}
+    turns = 0
+    rendering = True
+
+    async def other_work() -> None:
+        nonlocal turns
+        while rendering:
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.ensure_future(other_work())
+    await asyncio.sleep(0)
+    before = turns
+    data = await compiled.render_sliced(context, slice_seconds=0.0)
+    rendering = False
+    await ticker
+    assert data == compiled.render(context)
+    assert turns - before > 100  # the loop ran other work between the slices
+
+
+async def test_a_sliced_render_reports_errors_with_their_line() -> None:
+    compiled = template.compile_template("a", "ok\n{{ missing.key }}\n")
+    with pytest.raises(template.TemplateError, match="template line 2: undefined"):
+        await compiled.render_sliced({"missing": {}})
