@@ -119,7 +119,7 @@ async def start(
         max_answers=settings.max_answers,
         query_stats=answer_stats.QueryStats(metrics.DURATION_BUCKETS),
     )
-    zone.subscribe(lambda old, new: responder.update(new))
+    zone.subscribe(responder.publish)
     tstate = transport_state.TransportState(
         idle_timeout=settings.tcp_idle_timeout,
         max_connections=settings.tcp_max_connections,

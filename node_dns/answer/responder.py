@@ -2,17 +2,22 @@
 
 Fast path: a response depends only on the snapshot and on the query minus its ID and the case
 of its name. So each response is encoded once and kept in a dict keyed on that normalised
-query; a hit splices in the client's ID and question bytes. The dict belongs to one snapshot
-and is dropped when the next is published. Anything unusual (several records, compression,
-unknown shapes) takes the full path, which is also the reference the fast path is tested
-against byte for byte.
+query; a hit splices in the client's ID and question bytes. Anything unusual (several records,
+compression, unknown shapes) takes the full path, which is also the reference the fast path is
+tested against byte for byte.
+
+A publication does not empty the cache (under churn that turned the next queries of every name
+into misses at once): :meth:`Responder.publish` keeps the answers that cannot have changed.
+A positive answer (NOERROR, records in the answer section, nothing in the authority section)
+depends on the RRsets of its own name only, so it is kept unless the zone's diff names it; the
+apex (SOA, NS with glue) and every negative answer (they carry the SOA, whose serial moved) go.
 """
 
 from __future__ import annotations
 
 from node_dns.answer import encode, lookup, query, stats
 from node_dns.protocol import TC_BYTE2
-from node_dns.zone import snapshot
+from node_dns.zone import diff, snapshot
 
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 _ROOT_OPT = b"\x00\x00\x29"  # owner: the root; type: OPT
@@ -98,6 +103,10 @@ class Responder:
         # normalised query -> (response, counter key, truncated): a hit counts what a miss counts
         self._udp: dict[bytes, tuple[bytes, tuple[str, str, str], bool]] = {}
         self._tcp: dict[bytes, tuple[bytes, tuple[str, str, str], bool]] = {}
+        # What a publication must drop: cached answers by owner name (wire form, lower case),
+        # and those that change with any publication (negative answers, the apex).
+        self._owners: dict[bytes, list[tuple[bool, bytes]]] = {}
+        self._volatile: list[tuple[bool, bytes]] = []
 
     def update(self, snap: snapshot.Snapshot) -> None:
         """Swap to a new snapshot; its caches start empty."""
@@ -105,6 +114,50 @@ class Responder:
         self._udp = {}
         self._tcp = {}
         self._rotating = {}
+        self._owners = {}
+        self._volatile = []
+
+    def publish(self, old: snapshot.Snapshot, new: snapshot.Snapshot) -> None:
+        """Subscriber of the zone: swap to ``new``, keeping the answers whose RRsets did not change.
+
+        Costs the names the diff touched plus the volatile answers cached, not the whole cache.
+        Anything unexpected (a snapshot we did not serve, another zone, a zone not yet or no
+        longer synced) falls back to :meth:`update`.
+        """
+        if old is not self.snapshot or old.origin != new.origin or not (old.synced and new.synced):
+            self.update(new)
+            return
+        if len(self._volatile) * 2 > len(self._udp) + len(self._tcp):  # mostly volatile: start over
+            self.update(new)
+            return
+        changes = diff.diff(old, new)
+        caches = {False: self._udp, True: self._tcp}
+        for tcp, key in self._volatile:
+            caches[tcp].pop(key, None)
+        self._volatile = []
+        for owner, _ in (*changes.removed, *changes.added):
+            for tcp, key in self._owners.pop(_wire_name(owner), ()):
+                caches[tcp].pop(key, None)
+        self.snapshot = new
+        self._rotating = {}
+
+    def _remember(self, tcp: bool, key: bytes, qend: int, wire: bytes) -> None:
+        """Index a cached answer for :meth:`publish`: by its owner if it outlives publications."""
+        owner = key[10 : qend - 6]  # the lower-cased name in the key, root label included
+        stable = (
+            wire[3] & 0x0F == 0  # NOERROR
+            and wire[6:8] != b"\x00\x00"  # records in the answer section
+            and wire[8:10] == b"\x00\x00"  # no SOA in the authority section
+            and owner != self._apex
+        )
+        if stable:
+            self._owners.setdefault(owner, []).append((tcp, key))
+        else:
+            self._volatile.append((tcp, key))
+
+    @property
+    def _apex(self) -> bytes:
+        return _wire_name(self.snapshot.origin)
 
     def respond(self, data: bytes, tcp: bool = False) -> bytes | None:
         """The reply to one query (None: drop it); a cache hit splices in the client's ID and name."""
@@ -170,8 +223,10 @@ class Responder:
         if found is not None and wire[4:6] == b"\x00\x01":  # only replies that echo the question
             cache = self._tcp if tcp else self._udp
             if len(cache) >= self.max_cached:
-                cache.clear()  # a flood of unique names must not grow memory without bound
+                self.update(self.snapshot)  # a flood of unique names must not grow memory without bound
+                cache = self._tcp if tcp else self._udp
             cache[found[0]] = (wire, key, truncated)
+            self._remember(tcp, found[0], found[1], wire)
         return wire
 
     def _rotate(self, data: bytes, qend: int, rotation: _Rotation) -> bytes:
@@ -196,6 +251,10 @@ class Responder:
         if wire[2] & TC_BYTE2:
             self.stats.truncated["udp"] += 1
         return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
+
+
+def _wire_name(key: snapshot.NameKey) -> bytes:
+    return b"".join(bytes([len(label)]) + label for label in key) + b"\x00"
 
 
 def reply(
