@@ -40,9 +40,8 @@ def test_an_answer_for_a_name_the_change_did_not_touch_stays_cached(zone: Zone) 
 
     assert cached(responder, work)
     assert not cached(responder, home)
-    assert (
-        responder.respond(home) == responder_mod.answer(home, zone.snapshot, tcp=False, edns_udp_size=1232)[0]
-    )  # type: ignore[index]
+    reference = responder_mod.answer(home, zone.snapshot, tcp=False, edns_udp_size=1232)
+    assert reference is not None and responder.respond(home) == reference[0]
 
 
 def test_negative_answers_and_the_apex_go_with_every_publication(zone: Zone) -> None:
