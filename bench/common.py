@@ -352,9 +352,13 @@ def dnsperf(
     clients: int = 1,
     outstanding: int = 100,
     pid: int | None = None,
+    max_qps: int = 0,
 ) -> PerfResult:
+    """``max_qps``: send at that fixed rate (dnsperf -Q) instead of as fast as answers come back."""
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(mix.path), "-l", f"{seconds:g}"]
     argv += ["-c", str(clients), "-q", str(outstanding), "-T", "1", "-t", "2"]
+    if max_qps:
+        argv += ["-Q", str(max_qps)]
     if tcp:
         argv += ["-m", "tcp"]
     if edns:

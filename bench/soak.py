@@ -1,0 +1,256 @@
+"""Soak: a fixed UDP rate while nodes flip Ready, node-dns beside NSD in the same run.
+
+The rate is a stated fraction (:data:`RATE_FRACTION`) of what node-dns answers unthrottled on
+this machine at the start of the run. NSD serves the same zone at the same rate with nothing
+changing: what it loses is what the client and the kernel of this machine lose anyway. node-dns
+then runs the same rate once per churn level (:data:`CHURN`, Ready flips per second through the
+apiserver), each time a fresh process, and reports the queries dnsperf lost (no reply within 2 s),
+the longest event-loop lag (``node_dns_event_loop_lag_max_seconds``), the lag observations above
+5 ms, the kernel's drops on the UDP socket and RSS over the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bench import common, peers
+from bench.report import Table
+from tests.harness.controlplane import ControlPlane
+from tests.harness.nodedns import NodeDns
+
+CHURN = (0, 5, 50)
+"""Ready flips per second."""
+RATE_FRACTION = 1 / 3
+"""The fixed rate as a fraction of node-dns' unthrottled UDP rate measured in the same run."""
+NODES, AREAS = 200, 10
+STALL_BUDGET = 0.005
+SECONDS = {True: 60.0, False: 600.0}
+"""Length of each run, by --quick."""
+
+
+@dataclass
+class Phase:
+    server: str
+    churn: int
+    flips_done: int = 0
+    seconds: float = 0.0
+    sent: int = 0
+    lost: int = 0
+    longest_lag: float = float("nan")
+    """Upper bound of the histogram bucket of the longest lag during the run."""
+    longest_since_start: float = float("nan")
+    """node_dns_event_loop_lag_max_seconds at the end: start-up (first list, freeze) included."""
+    stalls_over_budget: float = float("nan")
+    kernel_drops: float = float("nan")
+    rss_mb: list[float] = field(default_factory=list)
+
+    @property
+    def flips_per_second(self) -> float:
+        return self.flips_done / self.seconds if self.seconds else 0.0
+
+    def rss_growth(self) -> float:
+        """RSS at the end over RSS after the first sample (the first one is taken warmed up)."""
+        return self.rss_mb[-1] / self.rss_mb[0] - 1 if len(self.rss_mb) >= 2 else float("nan")
+
+
+class Flipper:
+    """Flips nodes' Ready condition at a steady rate: each node goes NotReady, then Ready again at
+    the next flip, so at most one node is down at a time and no area ever fails open."""
+
+    def __init__(self, plane: ControlPlane, names: Sequence[str], per_second: int) -> None:
+        self._plane = plane
+        self._names = names
+        self._rate = per_second
+        self._stop = threading.Event()
+        self.done = 0
+        self._thread = threading.Thread(target=self._run, name="flipper", daemon=True)
+
+    def __enter__(self) -> Flipper:
+        if self._rate:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._rate:
+            self._thread.join()
+
+    def _run(self) -> None:
+        interval = 1 / self._rate
+        next_at = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for i in itertools.count():
+                if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                    break
+                name = self._names[(i // 2) % len(self._names)]
+                pool.submit(self._flip, name, i % 2 == 1)
+                next_at += interval
+        self._plane.set_ready(self._names[0], True)
+
+    def _flip(self, name: str, ready: bool) -> None:
+        with contextlib.suppress(Exception):  # a failed flip is a flip not counted
+            self._plane.set_ready(name, ready)
+            self.done += 1
+
+
+def _metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} ([\d.e+-]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else float("nan")
+
+
+def _lag_buckets(text: str) -> dict[float, float]:
+    """Cumulative lag histogram: upper bound (inf for +Inf) -> count."""
+    found = re.findall(r'^node_dns_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([\d.e+-]+)$', text, re.M)
+    return {float(bound): float(count) for bound, count in found}
+
+
+def _lag_in_phase(before: str, after: str) -> tuple[float, float]:
+    """Between two scrapes: the upper bound of the longest lag observed, and lags over the budget."""
+    old, new = _lag_buckets(before), _lag_buckets(after)
+    longest, below = 0.0, 0.0
+    for bound in sorted(new):
+        observed = new[bound] - old.get(bound, 0.0)
+        if observed > below:
+            longest = bound
+        below = observed
+    over = (new[float("inf")] - old.get(float("inf"), 0.0)) - (new[STALL_BUDGET] - old.get(STALL_BUDGET, 0.0))
+    return longest, over
+
+
+@contextlib.contextmanager
+def _sampling(pid: int, into: list[float], every: float = 5.0) -> Iterator[None]:
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(Exception):
+                into.append(common.rss_mb(pid))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _node_dns_phase(
+    plane: ControlPlane, mix: common.Mix, names: Sequence[str], churn: int, rate: int, seconds: float
+) -> Phase:
+    phase = Phase("node-dns", churn)
+    with common.node_dns(plane) as process:
+        _warm(process, len(names))
+        pid = process.pid or 0
+        phase.rss_mb.append(common.rss_mb(pid))
+        _, before = process.http_get("/metrics")
+        started = time.monotonic()
+        with _sampling(pid, phase.rss_mb), Flipper(plane, names, churn) as flipper:
+            result = _dnsperf(process.dns_port, mix, seconds, rate, pid)
+        phase.seconds = time.monotonic() - started
+        phase.flips_done = flipper.done
+        phase.rss_mb.append(common.rss_mb(pid))
+        _, text = process.http_get("/metrics")
+        phase.longest_lag, phase.stalls_over_budget = _lag_in_phase(before, text)
+        phase.longest_since_start = _metric(text, "node_dns_event_loop_lag_max_seconds")
+        drops = "node_dns_dns_udp_kernel_drops_total"
+        phase.kernel_drops = _metric(text, drops) - _metric(before, drops)
+    phase.sent, phase.lost = result.sent, result.lost
+    return phase
+
+
+def _warm(process: NodeDns, nodes: int) -> None:
+    common.wait_answering(process.dns_port, common.query_bytes(f"{common.area_name(0)}.{common.ZONE}", 1))
+    common.wait_replayed(process, nodes)
+
+
+def _dnsperf(port: int, mix: common.Mix, seconds: float, rate: int, pid: int) -> common.PerfResult:
+    return common.dnsperf(port, mix, seconds=seconds, pid=pid, max_qps=rate)
+
+
+def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
+    seconds = SECONDS[opts.quick]
+    areas = [common.area_name(i) for i in range(AREAS)]
+    specs = common.node_specs(NODES, AREAS)
+    common.populate(plane, specs)
+    names = [spec.name for spec in specs]
+    mix = common.write_mix(opts.workdir / "mix-soak.txt", areas)
+
+    with common.node_dns(plane) as process:
+        _warm(process, NODES)
+        unthrottled = common.dnsperf(process.dns_port, mix, seconds=5.0, pid=process.pid)
+        zone_file = peers.write_zone(opts.workdir, plane.list_nodes(), process.dns_port)
+    rate = int(unthrottled.qps * RATE_FRACTION)
+
+    nsd = peers.Nsd(opts.workdir / "nsd-soak", zone_file)
+    nsd.start()
+    try:
+        peers.settle()
+        reference = Phase("NSD", 0)
+        with _sampling(nsd.pid, reference.rss_mb):
+            started = time.monotonic()
+            result = common.dnsperf(nsd.port, mix, seconds=seconds, pid=nsd.pid, max_qps=rate)
+            reference.seconds = time.monotonic() - started
+        reference.sent, reference.lost = result.sent, result.lost
+    finally:
+        nsd.stop()
+    phases = [reference]
+    phases += [_node_dns_phase(plane, mix, names, churn, rate, seconds) for churn in CHURN]
+    return [_table(phases, rate, unthrottled.qps, seconds)]
+
+
+def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: float) -> Table:
+    reference = phases[0]
+    table = Table(
+        f"Soak: {rate:,} UDP queries/s for {seconds:.0f} s, {NODES} nodes in {AREAS} areas, Ready flips",
+        [
+            "server",
+            "flips/s asked (done)",
+            "sent",
+            "lost",
+            "lost / NSD's",
+            "longest loop lag ms (bucket; since start)",
+            f"lags > {STALL_BUDGET * 1e3:.0f} ms",
+            "kernel drops",
+            "RSS MB start, end (growth)",
+        ],
+    )
+    for phase in phases:
+        share = phase.lost / reference.lost if reference.lost else float("nan")
+        rss = ""
+        if phase.rss_mb:
+            rss = f"{phase.rss_mb[0]:.1f}, {phase.rss_mb[-1]:.1f} ({phase.rss_growth():+.1%})"
+        table.rows.append(
+            [
+                phase.server,
+                f"{phase.churn} ({phase.flips_per_second:.1f})" if phase.server != "NSD" else "0",
+                phase.sent,
+                phase.lost,
+                f"{share:.2f}x" if reference.lost else ("0 lost by NSD" if phase is not reference else "-"),
+                (
+                    f"<= {phase.longest_lag * 1e3:g}; {phase.longest_since_start * 1e3:.0f}"
+                    if phase.server != "NSD"
+                    else "-"
+                ),
+                phase.stalls_over_budget if phase.server != "NSD" else "-",
+                phase.kernel_drops if phase.server != "NSD" else "-",
+                rss,
+            ]
+        )
+        table.raw[f"{phase.server} {phase.churn}"] = phase.__dict__ | {"rss_mb": phase.rss_mb}
+    table.notes += [
+        f"rate: {RATE_FRACTION:.2f} of node-dns' unthrottled {unthrottled:,.0f} queries/s measured at the "
+        "start of the run (dnsperf -c 1 -q 100 -Q rate); lost: no reply within dnsperf's 2 s timeout",
+        "each node-dns row is a fresh process; flips go through the apiserver (strategic-merge patch of "
+        "the Ready condition), a node down then up again, so no area fails open",
+        "mix: positive A, positive AAAA, NXDOMAIN, NODATA (TXT), apex SOA in equal parts, random case",
+        common.load_note(),
+    ]
+    return table
