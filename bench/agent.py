@@ -17,6 +17,8 @@ import random
 import threading
 import time
 
+import psutil
+
 from bench import common
 from bench.report import Table, verdict
 from tests.harness.agent import AgentProcess
@@ -105,7 +107,9 @@ def run(opts: common.Options) -> list[Table]:
             time.sleep(idle)
             idle_cpu = common.cpu_seconds(agent.pid) - before
             rss_after_idle = common.rss_mb(agent.pid)
-    return [_table(to_annotation, to_answer, missed, changes, rss, rss_after_idle, idle_cpu, idle)]
+            full = psutil.Process(agent.pid).memory_full_info()
+            own = (full.uss / 2**20, full.pss / 2**20)
+    return [_table(to_annotation, to_answer, missed, changes, rss, rss_after_idle, idle_cpu, idle, own)]
 
 
 def _changes(
@@ -158,6 +162,7 @@ def _table(
     rss_after_idle: float,
     idle_cpu: float,
     idle: float,
+    own: tuple[float, float],
 ) -> Table:
     def row(label: str, values: list[float]) -> list[object]:
         ms = [v * 1000 for v in values]
@@ -177,7 +182,9 @@ def _table(
             f"{verdict(p99_answer <= TARGET_ANSWER_P99_S, f'{p99_answer * 1000:.0f} ms')}",
             f"changes not seen within {GIVE_UP:.0f} s: {missed}",
             f"agent RSS {rss:.1f} MB after the changes, {rss_after_idle:.1f} MB after idling "
-            f"(target <= {TARGET_RSS_MB:.0f} MB: {verdict(max(rss, rss_after_idle) <= TARGET_RSS_MB)})",
+            f"(target <= {TARGET_RSS_MB:.0f} MB: {verdict(max(rss, rss_after_idle) <= TARGET_RSS_MB)}); "
+            f"of it the agent's own pages (USS) {own[0]:.1f} MB, proportional share (PSS) {own[1]:.1f} MB: "
+            "the rest are shared library pages",
             f"agent CPU while idle: {idle_cpu:.3f} s over {idle:.0f} s "
             f"({cpu_per_minute:.3f} CPU-s per minute)",
             "clock starts when `ip address` returns; node-dns on CPU 0, bench loops on CPU 1",
@@ -188,6 +195,7 @@ def _table(
         "to_annotation_s": to_annotation,
         "to_answer_s": to_answer,
         "rss_mb": [rss, rss_after_idle],
+        "uss_pss_mb": list(own),
         "idle_cpu_s": idle_cpu,
         "summary": [
             (
