@@ -5,8 +5,10 @@ pkgs=(bind9-dnsutils knot-dnsutils dnsperf nsd knot unbound iproute2 openssl pro
 # Render hooks: the real consumers of the shipped examples (tests start their own).
 pkgs+=(dnsdist haproxy nginx-light)
 # podman/buildah build the image without a daemon; debootstrap makes its base where no registry
-# serves one; util-linux has setpriv/unshare, which enter the image in the image test.
+# serves one; util-linux has unshare, which enters the image in the image test.
 pkgs+=(podman buildah debootstrap util-linux)
+# iptables: the image test's hostPort pod sits behind the DNAT a CNI's portmap would set up.
+pkgs+=(iptables)
 # Zone transfers: BIND 9 as a third real secondary (NSD and Knot are above).
 pkgs+=(bind9)
 missing=()

@@ -32,10 +32,11 @@ import dns.rdatatype
 import pytest
 import yaml
 
-from tests.harness.controlplane import REPO_ROOT, make_workdir
+from tests.harness import netns
+from tests.harness.controlplane import REPO_ROOT, ControlPlane, make_workdir
 from tests.harness.helm import Helm
 from tests.harness.image import ImageRoot, built_image, inspect
-from tests.harness.kube import Kube, wait_for
+from tests.harness.kube import Kube, wait_for, write_kubeconfig
 from tests.harness.nodedns import NodeDns
 from tests.harness.ports import free_dns_port, free_port
 from tests.integration.test_resolvers import UNBOUND_CONF, _Daemon
@@ -308,6 +309,92 @@ def test_a_resolver_follows_the_printed_delegation_to_the_edge_node(
     ]
     assert response.rcode() == dns.rcode.NOERROR
     assert {r.address for rrset in response.answer for r in rrset} == {"203.0.113.10"}
+
+
+@pytest.mark.controlplane
+def test_the_charts_host_port_edge_pod_answers_on_port_53_of_the_node_address(helm: Helm, image: str) -> None:
+    """hostPort mode: the pod keeps its own network namespace, as the chart renders it (DNS on
+    0.0.0.0:5353, no capability); the node forwards its port 53 there, as CNI's portmap does
+    (DNAT), and the kubelet's probe reaches the pod's address."""
+    assert netns.available() is None, netns.available()
+    values = {"edge": {**EDGE_ON, "mode": "hostPort"}}
+    (container,) = [c for c in chart_invocations(helm, image, values) if "hostPort" in c["ports"][0]]
+    (dns_port,) = {p["containerPort"] for p in container["ports"] if p["name"].startswith("dns-")}
+    (host_port,) = {p["hostPort"] for p in container["ports"] if p["name"].startswith("dns-")}
+    probe = container["readinessProbe"]["httpGet"]
+    (http_port,) = [p["containerPort"] for p in container["ports"] if p["name"] == probe["port"]]
+    suffix = uuid.uuid4().hex[:8]
+    area, node = f"hostport-{suffix}", f"image-hostport-{suffix}"
+    with netns.Netns.create("edgepod") as pod:
+        uplink = pod.add_uplink()  # the node's address (host end) and the pod's (namespace end)
+        with (
+            ControlPlane(apiserver_args=[f"--advertise-address={uplink.host_ip}"]) as plane,
+            netns.TcpRelay(uplink.host_ip, ("127.0.0.1", plane.apiserver_port)) as relay,
+        ):
+            workdir = make_workdir("node-dns-image-hostport-")
+            workdir.chmod(0o755)
+            config = write_kubeconfig(
+                workdir / "kubeconfig",
+                f"https://{uplink.host_ip}:{relay.port}",
+                plane.kube.token,
+                ca_data=plane.ca_data,
+            )
+            config.chmod(0o644)
+            plane.kube.create_node(node, annotations={"node-dns/areas": area, "node-dns/ips": "203.0.113.11"})
+            env = {e["name"]: e["value"] for e in container["env"]} | {
+                "NODE_DNS_KUBECONFIG": "/run/kube/kubeconfig"
+            }
+            portmap = [
+                [
+                    "-d",
+                    f"{uplink.host_ip}/32",
+                    "-p",
+                    proto,
+                    "--dport",
+                    str(host_port),
+                    "-j",
+                    "DNAT",
+                    "--to-destination",
+                    f"{uplink.ns_ip}:{dns_port}",
+                ]
+                for proto in ("udp", "tcp")
+            ]
+            for rule in portmap:
+                subprocess.run(["iptables", "-t", "nat", "-A", "OUTPUT", *rule], check=True, timeout=30)
+            try:
+                with (
+                    ImageRoot(image, binds={workdir: "/run/kube"}) as root,
+                    (workdir / "pod.log").open("wb") as out,
+                ):
+                    argv = pod.command(root.command(container["args"], env=env))
+                    proc = subprocess.Popen(
+                        argv, env=root.env(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                    try:
+                        ready = f"http://{uplink.ns_ip}:{http_port}{probe['path']}"
+                        wait_for(lambda: _http_ok(ready), timeout=60, what=f"{ready} (the readiness probe)")
+                        name = f"{area}.lb.example.net."
+                        udp = wait_for(
+                            lambda: _answer((uplink.host_ip, 53), name), timeout=30, what="UDP answer"
+                        )
+                        tcp = dns.query.tcp(
+                            dns.message.make_query(name, dns.rdatatype.A), uplink.host_ip, port=53, timeout=5
+                        )
+                        status = _status_of(b"/opt/node-dns/bin/python")
+                    finally:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                        proc.wait(timeout=30)
+            finally:
+                for rule in portmap:
+                    subprocess.run(["iptables", "-t", "nat", "-D", "OUTPUT", *rule], check=False, timeout=30)
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    assert host_port == 53
+    assert dns_port == 5353
+    assert {r.address for rrset in udp.answer for r in rrset} == {"203.0.113.11"}
+    assert {r.address for rrset in tcp.answer for r in rrset} == {"203.0.113.11"}
+    assert status["Uid"].split()[:2] == ["10001", "10001"]
+    assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
 
 
 # The parent zone without any delegation yet; the test appends the records helm prints.
