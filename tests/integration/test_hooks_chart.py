@@ -104,3 +104,25 @@ def test_the_schema_rejects_an_unknown_hook_key(helm: Helm) -> None:
     values["hooks"]["hooks"][0]["debounse"] = 1
     with pytest.raises(HelmError, match="debounse"):
         helm.template(values)
+
+
+def test_the_chart_readme_states_the_hooks_defaults() -> None:
+    chart = Path(__file__).resolve().parents[2] / "charts" / "node-dns"
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    assert defaults["hooks"] == {
+        "hooks": [],
+        "templates": {},
+        "outputDir": "/run/node-dns/hooks",
+        "outputSizeLimit": "16Mi",
+        "shareProcessNamespace": False,
+    }
+    assert defaults["extraContainers"] == []
+    readme = (chart / "README.md").read_text()
+    for row in (
+        "| `hooks.hooks` | `[]` |",
+        "| `hooks.templates` | `{}` |",
+        "| `hooks.outputDir` / `outputSizeLimit` | `/run/node-dns/hooks` / `16Mi` |",
+        "| `hooks.shareProcessNamespace` | `false` |",
+        "| `extraContainers` | `[]` |",
+    ):
+        assert row in readme
