@@ -92,11 +92,14 @@ class Client:
         self._connections = connections
         self._credentials: Credentials | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._retired: list[aiohttp.ClientSession] = []
+        """The session of the previous TLS credentials: requests still running on it may finish."""
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in [*self._retired, self._session]:
+            if session is not None:
+                await session.close()
+        self._session, self._retired = None, []
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -104,7 +107,13 @@ class Client:
         """The session for the current credentials; a new one (TLS) when more than a token changed."""
         credentials = await self.loader.current()
         if self._session is not None and not credentials.same_tls(self._credentials):
-            await self.close()
+            # New TLS material (a rotated client certificate or CA): new connections from now
+            # on; a list or watch still running on the old session is not cut off. The one
+            # retired at the change before is closed now (rotations are rare).
+            for older in self._retired:
+                await older.close()
+            self._retired = [self._session]
+            self._session = None
         if self._session is None or self._session.closed:
             context = credentials.ssl_context()
             self._session = aiohttp.ClientSession(

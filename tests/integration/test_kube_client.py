@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,57 @@ async def test_credentials_that_change_tls_material_get_a_new_connection(
         await client.close()
 
     assert (before, after) == ("harness-admin", user)
+
+
+async def test_a_watch_running_when_the_tls_material_changes_is_not_cut_off(
+    control_plane: ControlPlane, tmp_path: Path, namespace: str
+) -> None:
+    """The stream opened with the token keeps delivering after the client moved to a certificate."""
+    assert control_plane.kubeconfig is not None
+    cert, key = control_plane.client_certificate(unique("kc-rotate"), groups=["system:masters"])
+    path = tmp_path / "kubeconfig"
+    path.write_text(control_plane.kubeconfig.read_text())
+    client = kube.Client(kube.CredentialsLoader(str(path), reread_after=0.0))
+    collection = f"/api/v1/namespaces/{namespace}/configmaps"
+    label = unique("rotation")
+    first, second = unique("before"), unique("after")
+    added: asyncio.Queue[str] = asyncio.Queue()
+
+    def labelled(name: str) -> dict[str, Any]:
+        body = config_map(name, {})
+        body["metadata"]["labels"] = {"kc-rotation": label}
+        return body
+
+    async def follow(version: str | None) -> None:
+        async for event in client.watch(
+            collection,
+            resource_version=version,
+            params={"labelSelector": f"kc-rotation={label}"},
+            timeout_seconds=60,
+        ):
+            if event.type == "ADDED":
+                await added.put(event.object["metadata"]["name"])
+
+    try:
+        listed = await client.list(collection)
+        watching = asyncio.create_task(follow(listed.resource_version))
+        await client.post(collection, labelled(first))
+        async with asyncio.timeout(30):
+            assert await added.get() == first  # the stream is open, on the token's connection
+        doc = yaml.safe_load(path.read_text())
+        doc["users"][0]["user"] = {
+            "client-certificate-data": base64.b64encode(cert.encode()).decode(),
+            "client-key-data": base64.b64encode(key.encode()).decode(),
+        }
+        path.write_text(yaml.safe_dump(doc))
+        await client.post(collection, labelled(second))  # a new connection, as the certificate
+        async with asyncio.timeout(30):
+            delivered = await added.get()
+        still_open = not watching.done()
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+    finally:
+        await client.close()
+
+    assert (delivered, still_open) == (second, True)
