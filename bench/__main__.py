@@ -1,4 +1,4 @@
-"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks,agent,soak] [--quick] [--json PATH]``.
+"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks,agent,soak,xfr] [--quick] [--json PATH]``.
 
 Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
 prints one Markdown table per measurement, then a summary against the performance targets and the
@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import agent, common, convergence, hooks, qps, scale, soak, summary, zone_change
+from bench import agent, common, convergence, hooks, qps, scale, soak, summary, xfr, zone_change
 from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
-PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks", "agent", "soak")
+PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks", "agent", "soak", "xfr")
 NEEDED = ("dnsperf", "taskset")
 
 
@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps.append(("zone", lambda: [zone_change.run(changes=1_000 if args.quick else 5_000)]))
             if "hooks" in parts:
                 steps.append(("hooks", lambda: hooks.run(plane, opts)))
+            if "xfr" in parts:  # zone transfers: node-dns as primary beside NSD and Knot
+                steps.append(("xfr", lambda: xfr.run(plane, opts)))
             if "agent" in parts:  # its own control plane and network namespace (needs root)
                 steps.append(("agent", lambda: agent.run(opts)))
             if "soak" in parts:  # fixed rate with node churn, beside NSD: 4 x 60 s quick, 4 x 10 min full
