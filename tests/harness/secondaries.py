@@ -46,6 +46,7 @@ NSD_SERVER = """server:
     zonelistfile: "{workdir}/zone.list"
     logfile: "{workdir}/nsd.log"
     verbosity: 2
+    xfrd-reload-timeout: 0
 remote-control:
     control-enable: no
 """
