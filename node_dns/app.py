@@ -88,6 +88,8 @@ class Server:
     probes: probe_source.ProbeSource | None = None
     """Reachability probes, when a probe is configured."""
     transfers: transfers.Parts | None = None
+    gc_pauses: gcpolicy.Pauses | None = None
+    """Times collections while installed in ``gc.callbacks``; removed by ``serving.stop``."""
 
     def extra_metrics(self) -> Iterator[Metric]:
         if self.leadership is not None:
@@ -161,6 +163,7 @@ async def start(
     udp_socket = server._udp.get_extra_info("socket")
     udp_inodes = frozenset({sockets.inode(udp_socket.fileno())})
     lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
+    gc_pauses = gcpolicy.Pauses(metrics.LAG_BUCKETS)
     server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate, gate)
     server.dns_port = port
 
@@ -179,6 +182,7 @@ async def start(
             loop_lag=lag,
             udp_kernel_drops=lambda: sockets.kernel_drops(udp_inodes),
             udp_receive_buffer=lambda: sockets.granted(udp_socket),
+            gc_pauses=gc_pauses.histograms,
         )
     )
     server._http, server.http_port = await http.start(
@@ -237,6 +241,8 @@ async def start(
         server.tasks.update(server.leadership.start())
     elif notifier is not None:
         server.tasks["notify"] = asyncio.create_task(notifier.run(), name="node-dns:notify")
+    gc_pauses.install()
+    server.gc_pauses = gc_pauses
     return server
 
 

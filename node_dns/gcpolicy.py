@@ -22,6 +22,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
+
+from node_dns.answer.stats import Histogram
 
 log = logging.getLogger("node_dns")
 
@@ -49,3 +52,26 @@ def freeze() -> float:
         spent * 1e3,
     )
     return spent
+
+
+class Pauses:
+    """Time the collector held the loop, per generation (``gc.callbacks``: one call per collection)."""
+
+    def __init__(self, bounds: Sequence[float], clock: Callable[[], float] = time.perf_counter) -> None:
+        self.histograms = {generation: Histogram(bounds) for generation in (0, 1, 2)}
+        self._clock = clock
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._started = self._clock()
+        else:
+            self.histograms[info["generation"]].observe(self._clock() - self._started)
+
+    def install(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+    def remove(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)

@@ -46,6 +46,8 @@ async def stop(server: app.Server) -> None:
     if server._http is not None:
         await server._http.cleanup()
     await server.client.close()
+    if server.gc_pauses is not None:
+        server.gc_pauses.remove()
 
 
 async def serve(settings: Settings) -> int:

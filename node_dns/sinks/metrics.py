@@ -92,6 +92,8 @@ class Inputs:
     """Datagrams the kernel dropped on the DNS UDP sockets (None: /proc does not say)."""
     udp_receive_buffer: Callable[[], int] | None = None
     """Receive buffer of the DNS UDP socket, bytes, as granted by the kernel."""
+    gc_pauses: Mapping[int, answer_stats.Histogram] | None = None
+    """Garbage collections by generation: how long each held the loop."""
 
 
 class NodeDnsCollector(Collector):
@@ -262,6 +264,15 @@ class NodeDnsCollector(Collector):
                 "The longest event-loop lag seen since the process started.",
                 lag.longest,
             )
+        if self._in.gc_pauses is not None:
+            pauses = HistogramMetricFamily(
+                "node_dns_gc_pause_seconds",
+                "Garbage collections by generation and how long each held the event loop.",
+                labels=["generation"],
+            )
+            for generation, hist in sorted(self._in.gc_pauses.items()):
+                pauses.add_metric([str(generation)], _buckets(hist), hist.total)
+            yield pauses
 
 
 def _buckets(hist: answer_stats.Histogram) -> list[tuple[str, float]]:

@@ -43,6 +43,12 @@ def test_the_event_loop_lag_histogram_is_exported_and_observing(small_buffer: No
     assert metric(small_buffer, "node_dns_event_loop_lag_max_seconds") is not None
 
 
+def test_garbage_collections_are_timed_by_generation(small_buffer: NodeDns) -> None:
+    for generation in ("0", "1", "2"):
+        assert metric(small_buffer, "node_dns_gc_pause_seconds_count", generation=generation) is not None
+    assert (metric(small_buffer, "node_dns_gc_pause_seconds_count", generation="2") or 0) >= 1  # the freeze
+
+
 def test_the_receive_buffer_is_the_one_asked_for(small_buffer: NodeDns) -> None:
     assert metric(small_buffer, "node_dns_dns_udp_receive_buffer_bytes") == SMALL_BUFFER
 

@@ -121,7 +121,7 @@ def test_the_fail_open_rule_is_described_the_same_for_areas_and_services() -> No
 
 def _exposed() -> dict[str, tuple[set[str], str]]:
     """Every node_dns family /metrics can expose (RRL and leader election on): labels and help."""
-    from node_dns import loop_lag
+    from node_dns import gcpolicy, loop_lag
     from node_dns.answer import stats
     from node_dns.sinks import metrics
     from node_dns.sources import nodes
@@ -143,6 +143,7 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
             loop_lag=loop_lag.LagMonitor(metrics.LAG_BUCKETS),
             udp_kernel_drops=lambda: 0,
             udp_receive_buffer=lambda: 4194304,
+            gc_pauses=gcpolicy.Pauses(metrics.LAG_BUCKETS).histograms,
         )
     )
     exposed = {}
