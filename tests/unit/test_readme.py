@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.core import Metric
 
@@ -139,7 +140,9 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
             tcp_refused=lambda: 0,
             internal_errors=lambda: 0,
             rate_limited=dict,
-            extra=lambda: itertools.chain(metrics.leader_families(False, 0, {}), _hook_families()),
+            extra=lambda: itertools.chain(
+                metrics.leader_families(False, 0, {}), _hook_families(), _probe_families(zone)
+            ),
             loop_lag=loop_lag.LagMonitor(metrics.LAG_BUCKETS),
             udp_kernel_drops=lambda: 0,
             udp_receive_buffer=lambda: 4194304,
@@ -158,6 +161,18 @@ def _hook_families() -> Iterator[Metric]:
 
     hook = spec.HookSpec(name="h", template="x", output=str(Path(tempfile.gettempdir()) / "h"))
     return Hooks((hook,), lambda _: None).metrics()
+
+
+def _probe_families(zone: Any) -> Iterator[Metric]:
+    from node_dns.settings import probe_spec
+    from node_dns.sinks import probes
+    from node_dns.sources.probes import prober, source
+
+    plan = probe_spec.Plan(probe_spec.parse("tcp:443"), {})
+    view = source.ProbeSource(zone, plan, prober.Prober())
+    view.prober.stats.areas["home"] = prober.AreaStats()
+    view.table = None
+    return probes.families(view, prober.LATENCY_BUCKETS)
 
 
 def _documented() -> dict[str, set[str]]:
