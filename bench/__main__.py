@@ -1,4 +1,4 @@
-"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks,agent,soak,xfr] [--quick] [--json PATH]``.
+"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks,agent,soak,xfr,probes] [--quick] [--json PATH]``.
 
 Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
 prints one Markdown table per measurement, then a summary against the performance targets and the
@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import agent, common, convergence, hooks, qps, scale, soak, summary, xfr, zone_change
+from bench import agent, common, convergence, hooks, probes, qps, scale, soak, summary, xfr, zone_change
 from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
-PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks", "agent", "soak", "xfr")
+PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks", "agent", "soak", "xfr", "probes")
 NEEDED = ("dnsperf", "taskset")
 
 
@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps.append(("agent", lambda: agent.run(opts)))
             if "soak" in parts:  # fixed rate with node churn, beside NSD: 4 x 60 s quick, 4 x 10 min full
                 steps.append(("soak", lambda: soak.run(plane, opts)))
+            if "probes" in parts:
+                steps.append(("probes", lambda: probes.run(plane, opts)))
             for name, step in steps:
                 try:
                     for table in step():

@@ -16,6 +16,7 @@ import asyncio
 import errno
 import functools
 import os
+import socket
 import ssl
 import struct
 from typing import Any
@@ -51,13 +52,6 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.errno is not None:
         return (error.strerror or errno.errorcode.get(error.errno, str(error.errno))).lower()
     return type(error).__name__ + (f": {error}" if str(error) else "")
-
-
-class _Connected(asyncio.Protocol):
-    """TCP: success is the completed handshake; close at once."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
 
 
 class _StatusLine(asyncio.Protocol):
@@ -128,9 +122,21 @@ def http_request(probe: spec_mod.Probe, ip: model.IPAddress) -> bytes:
     ).encode("ascii", "replace")
 
 
-async def _tcp(loop: asyncio.AbstractEventLoop, ip: str, probe: spec_mod.Probe) -> str:
-    await loop.create_connection(_Connected, ip, probe.port)
+async def _tcp(loop: asyncio.AbstractEventLoop, ip: model.IPAddress, probe: spec_mod.Probe) -> str:
+    """A bare non-blocking socket and ``sock_connect``: no transport or protocol objects, which
+    halves the CPU of a TCP probe (it runs thousands of times a second at scale)."""
+    sock = socket.socket(socket.AF_INET if ip.version == 4 else socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        # RST instead of FIN: no TIME_WAIT left behind per probe on our side.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        await loop.sock_connect(sock, (str(ip), probe.port))
+    finally:
+        sock.close()
     return "connected"
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 async def _http(
@@ -181,7 +187,7 @@ async def check(ip: model.IPAddress, probe: spec_mod.Probe) -> Result:
     try:
         async with asyncio.timeout(probe.timing.timeout):
             if probe.kind == "tcp":
-                detail = await _tcp(loop, str(ip), probe)
+                detail = await _tcp(loop, ip, probe)
                 ok = True
             elif probe.kind == "dns":
                 ok, detail = await _dns(loop, ip, probe)

@@ -1,0 +1,110 @@
+"""Helpers run as their own processes by bench.probes: a listener for many loopback addresses,
+and the prober alone against them (its CPU is what the bench measures).
+
+``python -m bench.probe_load listen --base 127.1.0.0 --count N --port P``
+``python -m bench.probe_load probe --base 127.1.0.0 --count N --port P --interval 2 --seconds 20``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import selectors
+import socket
+import sys
+import time
+
+import psutil
+
+from node_dns.settings import probe_spec
+from node_dns.sources.probes.prober import Prober, Target
+
+
+def addresses(base: str, count: int) -> list[str]:
+    """``count`` loopback addresses from ``base`` on, skipping .0 and .255 of each /24."""
+    start = int(ipaddress.IPv4Address(base))
+    found: list[str] = []
+    n = 0
+    while len(found) < count:
+        ip = ipaddress.IPv4Address(start + n)
+        n += 1
+        if ip.packed[3] in (0, 255):
+            continue
+        assert ip.is_loopback, f"{ip} is not a loopback address"
+        found.append(str(ip))
+    return found
+
+
+def listen(base: str, count: int, port: int) -> None:
+    selector = selectors.DefaultSelector()
+    for address in addresses(base, count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select():
+            with_socket: socket.socket = key.fileobj  # type: ignore[assignment]
+            try:
+                conn, _ = with_socket.accept()
+                conn.close()
+            except BlockingIOError:
+                pass
+
+
+async def probe(
+    base: str, count: int, port: int, interval: float, seconds: float, warmup: float
+) -> dict[str, float]:
+    timing = probe_spec.Timing(interval=interval, timeout=min(1.0, interval), rise=2, fall=2, jitter=1.0)
+    spec = probe_spec.parse(f"tcp:{port}", timing=timing)
+    prober = Prober(concurrency=256)
+    targets = [
+        Target(f"node-{i:05d}", ipaddress.ip_address(a), spec, frozenset({"bench"}))
+        for i, a in enumerate(addresses(base, count))
+    ]
+    prober.update([], targets)
+    task = asyncio.create_task(prober.run())
+    me = psutil.Process()
+    await asyncio.sleep(warmup)  # the first round, then steady state
+    cpu0, probes0, wall0 = sum(me.cpu_times()[:2]), prober.stats.probes, time.monotonic()
+    failures0 = prober.stats.areas["bench"].results["failure"]
+    await asyncio.sleep(seconds)
+    cpu1, probes1, wall1 = sum(me.cpu_times()[:2]), prober.stats.probes, time.monotonic()
+    task.cancel()
+    stats = prober.stats.areas["bench"]
+    return {
+        "targets": count,
+        "cpu_seconds": cpu1 - cpu0,
+        "wall_seconds": wall1 - wall0,
+        "probes": probes1 - probes0,
+        "failures": stats.results["failure"] - failures0,
+        "skipped": prober.stats.skipped,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["listen", "probe"])
+    parser.add_argument("--base", default="127.1.0.1")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=6.0)
+    args = parser.parse_args()
+    if args.mode == "listen":
+        listen(args.base, args.count, args.port)
+        return
+    import uvloop
+
+    result = uvloop.run(probe(args.base, args.count, args.port, args.interval, args.seconds, args.warmup))
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
