@@ -46,8 +46,9 @@ class Release:
     reader_only_kubeconfig: str
 
 
-def node_reader_kubeconfig(plane: ControlPlane, namespace: str) -> str:
-    """An identity with the chart's node rights and its Lease, but not the verdicts Role."""
+def without_verdicts_kubeconfig(plane: ControlPlane, namespace: str, lease_role: str) -> str:
+    """An identity with the chart's node rights and its leader election Role, but not the
+    verdicts Role."""
     kube = plane.kube
     account = unique("noverdicts")
     kube.create_service_account(namespace, account)
@@ -56,6 +57,7 @@ def node_reader_kubeconfig(plane: ControlPlane, namespace: str) -> str:
         role, [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
     )
     kube.bind_cluster_role(role, namespace, account)
+    kube.bind_role(namespace, lease_role, namespace, account, name=unique("lease"))
     return str(kube.kubeconfig_for_token(kube.mint_token(namespace, account)))
 
 
@@ -99,7 +101,15 @@ def release(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         env,
         probe_file,
         str(kube.kubeconfig_for_token(token)),
-        node_reader_kubeconfig(control_plane, namespace),
+        without_verdicts_kubeconfig(
+            control_plane,
+            namespace,
+            next(
+                r["metadata"]["name"]
+                for r in rendered.all("Role")
+                if r["metadata"]["name"].endswith("-leader-election")
+            ),
+        ),
     )
 
 
