@@ -1,4 +1,4 @@
-"""``python -m bench [--only udp,tcp,convergence,scale,zone,hooks,agent,soak,xfr,probes] [--quick] [--json PATH]``.
+"""``python -m bench [--only PART,PART...] [--quick] [--json PATH]`` (parts: see ``PARTS``).
 
 Starts one throw-away etcd + kube-apiserver (tests/harness), runs the selected parts in order and
 prints one Markdown table per measurement, then a summary against the performance targets and the
