@@ -4,7 +4,9 @@ A change only marks the hook dirty. The hook waits ``debounce`` seconds from the
 (a window that more changes do not extend, so steady churn cannot starve it), renders the state
 as it is then, and writes the file only if its bytes differ. So a burst of changes costs one
 render and at most one run, and a hook never runs its command twice at once. A failing command
-is retried after 1, 2, 4 ... seconds (up to ``retry_max``), even while more changes come in.
+is retried after 1, 2, 4 ... seconds (up to ``retry_max``), even while more changes come in; so
+is a file that could not be written (a full disk, a directory made read-only), with no change
+needed to try again.
 
 Rendering runs on the event loop in slices of 2 ms (a query waits at most one slice): in a
 thread it would hold the GIL against the loop that answers queries. Writing the file and
@@ -170,17 +172,22 @@ class Hook:
         first = True  # consumer may have started with an older file than ours
         failures = 0
         next_try = 0.0
+        write_failures = 0
+        rewrite_at: float | None = None  # a failed write is tried again, even with no change
         self._dirty.set()
         while True:
-            wait = None
-            if pending and not first and self.spec.command:
-                wait = max(0.0, next_try - time.monotonic())
+            deadlines = [next_try] if pending and not first and self.spec.command else []
+            deadlines += [rewrite_at] if rewrite_at is not None else []
+            wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             if wait is None or wait > 0:
                 try:
                     async with asyncio.timeout(wait):
                         await self._dirty.wait()
                 except TimeoutError:
                     pass
+            if rewrite_at is not None and time.monotonic() >= rewrite_at:
+                rewrite_at = None
+                self._dirty.set()
             if self._dirty.is_set():
                 if self.spec.debounce:
                     await asyncio.sleep(self.spec.debounce)
@@ -190,6 +197,11 @@ class Hook:
                 rendered = await self._render_once(spawn)
                 if rendered is None:
                     continue  # nothing to render yet
+                if rendered.result == "write_error":
+                    write_failures += 1
+                    rewrite_at = time.monotonic() + self._backoff(write_failures)
+                else:
+                    write_failures, rewrite_at = 0, None
                 if rendered.result == "written" or (first and rendered.result == "unchanged"):
                     pending = bool(self.spec.command)
                 if rendered.result in ("written", "unchanged"):
@@ -210,6 +222,10 @@ class Hook:
                 outcome = await command_mod.run(self.spec.command, self.spec.timeout, executor=self._executor)
                 pending, failures, next_try = self._ran(outcome, failures)
 
+    def _backoff(self, failures: int) -> float:
+        """Seconds before the next try after ``failures`` in a row: 1, 2, 4 ... up to retry_max."""
+        return float(min(self._backoff_base * 2 ** (failures - 1), self.spec.retry_max))
+
     def _ran(self, outcome: command_mod.Outcome, failures: int) -> tuple[bool, int, float]:
         """Count and log one run; (still pending, failures in a row, earliest next try)."""
         assert self.spec.command
@@ -220,7 +236,7 @@ class Hook:
             log.info("hook %s: %s ran in %.2fs", self.name, self.spec.command[0], outcome.duration)
             return False, 0, 0.0
         failures += 1
-        delay = min(self._backoff_base * 2 ** (failures - 1), self.spec.retry_max)
+        delay = self._backoff(failures)
         log.warning(
             "hook %s: command %s failed (%s); retry %d in %.0fs",
             self.name,
