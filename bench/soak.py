@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import common, peers
 from bench.report import Table
@@ -49,6 +50,10 @@ class Phase:
     """node_dns_event_loop_lag_max_seconds at the end: start-up (first list, freeze) included."""
     stalls_over_budget: float = float("nan")
     kernel_drops: float = float("nan")
+    gc_longest: float = float("nan")
+    """Upper bound of the bucket of the longest garbage collection during the run, seconds."""
+    run_queue_wait: float = float("nan")
+    """Seconds the server's main thread was runnable but not running (other load on its CPU)."""
     rss_mb: list[float] = field(default_factory=list)
 
     @property
@@ -105,15 +110,28 @@ def _metric(text: str, name: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
-def _lag_buckets(text: str) -> dict[float, float]:
-    """Cumulative lag histogram: upper bound (inf for +Inf) -> count."""
-    found = re.findall(r'^node_dns_event_loop_lag_seconds_bucket\{le="([^"]+)"\} ([\d.e+-]+)$', text, re.M)
-    return {float(bound): float(count) for bound, count in found}
+def _lag_buckets(text: str, family: str) -> dict[float, float]:
+    """Cumulative histogram (lag, or GC pauses of any generation summed): upper bound -> count."""
+    found = re.findall(rf'^{family}_bucket\{{(?:generation="\d",)?le="([^"]+)"\}} ([\d.e+-]+)$', text, re.M)
+    buckets: dict[float, float] = {}
+    for bound, count in found:
+        buckets[float(bound)] = buckets.get(float(bound), 0.0) + float(count)
+    return buckets
 
 
-def _lag_in_phase(before: str, after: str) -> tuple[float, float]:
-    """Between two scrapes: the upper bound of the longest lag observed, and lags over the budget."""
-    old, new = _lag_buckets(before), _lag_buckets(after)
+def _run_queue_wait(pid: int) -> float:
+    """Seconds the main thread has waited on a run queue (/proc/PID/schedstat, second field)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def _lag_in_phase(
+    before: str, after: str, family: str = "node_dns_event_loop_lag_seconds"
+) -> tuple[float, float]:
+    """Between two scrapes: the upper bound of the longest observation, and those over the budget."""
+    old, new = _lag_buckets(before, family), _lag_buckets(after, family)
     longest, below = 0.0, 0.0
     for bound in sorted(new):
         observed = new[bound] - old.get(bound, 0.0)
@@ -151,6 +169,7 @@ def _node_dns_phase(
         pid = process.pid or 0
         phase.rss_mb.append(common.rss_mb(pid))
         _, before = process.http_get("/metrics")
+        waited = _run_queue_wait(pid)
         started = time.monotonic()
         with _sampling(pid, phase.rss_mb), Flipper(plane, names, churn) as flipper:
             result = _dnsperf(process.dns_port, mix, seconds, rate, pid)
@@ -159,6 +178,8 @@ def _node_dns_phase(
         phase.rss_mb.append(common.rss_mb(pid))
         _, text = process.http_get("/metrics")
         phase.longest_lag, phase.stalls_over_budget = _lag_in_phase(before, text)
+        phase.gc_longest, _ = _lag_in_phase(before, text, "node_dns_gc_pause_seconds")
+        phase.run_queue_wait = _run_queue_wait(pid) - waited
         phase.longest_since_start = _metric(text, "node_dns_event_loop_lag_max_seconds")
         drops = "node_dns_dns_udp_kernel_drops_total"
         phase.kernel_drops = _metric(text, drops) - _metric(before, drops)
@@ -206,6 +227,10 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     return [_table(phases, rate, unthrottled.qps, seconds)]
 
 
+def _bucket(seconds: float) -> str:
+    return f"<= {seconds * 1e3:g}" if seconds > 0 else "none"
+
+
 def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: float) -> Table:
     reference = phases[0]
     table = Table(
@@ -219,6 +244,8 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
             "longest loop lag ms (bucket; since start)",
             f"lags > {STALL_BUDGET * 1e3:.0f} ms",
             "kernel drops",
+            "longest GC ms (bucket)",
+            "waited for CPU s",
             "RSS MB start, end (growth)",
         ],
     )
@@ -235,12 +262,14 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
                 phase.lost,
                 f"{share:.2f}x" if reference.lost else ("0 lost by NSD" if phase is not reference else "-"),
                 (
-                    f"<= {phase.longest_lag * 1e3:g}; {phase.longest_since_start * 1e3:.0f}"
+                    f"{_bucket(phase.longest_lag)}; {phase.longest_since_start * 1e3:.0f}"
                     if phase.server != "NSD"
                     else "-"
                 ),
                 phase.stalls_over_budget if phase.server != "NSD" else "-",
                 phase.kernel_drops if phase.server != "NSD" else "-",
+                _bucket(phase.gc_longest) if phase.server != "NSD" else "-",
+                phase.run_queue_wait if phase.server != "NSD" else "-",
                 rss,
             ]
         )
@@ -251,6 +280,11 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
         "each node-dns row is a fresh process; flips go through the apiserver (strategic-merge patch of "
         "the Ready condition), a node down then up again, so no area fails open",
         "mix: positive A, positive AAAA, NXDOMAIN, NODATA (TXT), apex SOA in equal parts, random case",
+        "loop lag and GC: the highest histogram bucket that gained an observation during the run "
+        "(node_dns_event_loop_lag_seconds, node_dns_gc_pause_seconds); 'since start': "
+        "node_dns_event_loop_lag_max_seconds, start-up included; 'waited for CPU': run-queue delay "
+        "of node-dns' main thread during the run (/proc/PID/schedstat), the share of a stall that "
+        "other processes on its CPU caused",
         common.load_note(),
     ]
     return table
