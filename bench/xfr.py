@@ -95,7 +95,7 @@ def axfr_table(servers: dict[str, int], pids: dict[str, int], count: int) -> Tab
     for name, (median, cpu, size, messages, records) in results.items():
         table.rows.append([name, median * 1000, cpu * 1000, size, messages, records, ratio(median, nsd)])
     table.notes.append(
-        "target (issue 15): node-dns <= 2x NSD's time: "
+        "target: node-dns <= 2x NSD's time: "
         + verdict(results["node-dns"][0] <= 2 * nsd, ratio(results["node-dns"][0], nsd))
     )
     table.notes.append("time includes starting kdig (a few ms, the same for every server)")
@@ -166,8 +166,7 @@ def convergence_table(plane: ControlPlane, port: int, secondaries: list[Secondar
         )
     worst = max(common.percentile(v, 50) for v in lags.values())
     table.notes.append(
-        "target (issue 15): secondary <= 50 ms behind node-dns (p50): "
-        + verdict(worst <= 50, f"{worst:.1f} ms")
+        "target: secondary <= 50 ms behind node-dns (p50): " + verdict(worst <= 50, f"{worst:.1f} ms")
     )
     table.notes.append(
         "each secondary: NOTIFY (TSIG) -> SOA query -> IXFR (TSIG) -> its own reload; all four polled in turn"
@@ -233,7 +232,7 @@ def qps_table(port: int, pid: int, mix: common.Mix, seconds: float) -> Table:
     table.rows.append(["idle", idle.qps, idle.per_cpu_second, idle.lost, 0])
     table.rows.append(["with transfers", busy.qps, busy.per_cpu_second, busy.lost, done[0]])
     table.notes.append(
-        "target (issue 15): no more than 10% below idle: "
+        "target: no more than 10% below idle: "
         + verdict(busy.qps >= 0.9 * idle.qps, ratio(busy.qps, idle.qps))
     )
     table.notes.append("the transfers' reader (bytes counted, not parsed) shares the client CPU with dnsperf")
