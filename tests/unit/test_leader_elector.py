@@ -381,3 +381,29 @@ def test_config_is_validated_like_client_go() -> None:
         Config(name="l", namespace="ns", identity="a", lease_duration=15, renew_deadline=2, retry_period=2)
     with pytest.raises(ValueError, match="identity"):
         Config(name="l", namespace="ns", identity="")
+
+
+# --- annotations: the zone serial the leader records -----------------------------------------
+
+
+@virtual_time
+async def test_the_leader_writes_its_annotations_and_every_replica_reads_them() -> None:
+    store = FakeLeases()
+    leader, follower = make_elector(store, "a"), make_elector(store, "b", seed=1)
+    record = {"node-dns.io/serial": "100 abc"}
+    leader.annotate = lambda: dict(record)
+    seen: list[Mapping[str, str]] = []
+    follower.observe = lambda annotations: seen.append(dict(annotations))
+    leader.start()
+    try:
+        await until(lambda: leader.is_leader, 1)
+        follower.start()
+        await until(lambda: {"node-dns.io/serial": "100 abc"} in seen, 5 * RETRY)
+        record["node-dns.io/serial"] = "101 def"  # the leader's next renewal carries the new one
+        await until(lambda: {"node-dns.io/serial": "101 def"} in seen, 5 * RETRY)
+        assert not follower.is_leader
+    finally:
+        await follower.shutdown()
+        await leader.shutdown()
+    assert store.lease is not None
+    assert store.lease["metadata"]["annotations"] == {"node-dns.io/serial": "101 def"}
