@@ -269,15 +269,18 @@ class Client:
         kind: str | None = None,
         params: Mapping[str, str] | None = None,
         request_timeout: float | None = None,
+        page_size: int | None = None,
     ) -> ObjectList:
         """A complete list, paged, or an exception: nothing partial is ever returned.
 
         A 410 on a later page (its continue token expired) raises ``Gone``: the caller lists again
         from scratch, as a watcher does after a 410. ``kind`` (``NodeList``) checks each page.
+        ``page_size``: objects per request instead of the client's (each page is decoded in one step
+        on the event loop: smaller pages, shorter stalls, more requests).
         """
         items: list[dict[str, Any]] = []
         version: str | None = None
-        query = {**(params or {}), "limit": str(self._page)}
+        query = {**(params or {}), "limit": str(page_size or self._page)}
         while True:
             page = await self.get(path, params=query, request_timeout=request_timeout)
             if kind is not None and page.get("kind") != kind:

@@ -20,6 +20,8 @@ from aiohttp import web
 
 from node_dns import kube
 from node_dns.kube.client import PAGE
+from node_dns.sources import lister, nodes
+from tests.unit import zonekit
 
 
 class FakeResponse:
@@ -163,3 +165,34 @@ async def test_each_page_asks_for_the_next_with_the_continue_token_and_the_beare
         {"limit": str(PAGE), "authorization": "Bearer t0k3n"},
         {"limit": str(PAGE), "continue": "t1", "authorization": "Bearer t0k3n"},
     ]
+
+
+async def test_a_page_size_given_to_one_list_is_asked_for_instead_of_the_clients(
+    pages: Pages, kubeconfig: Path
+) -> None:
+    pages.append(FakeResponse(200, node_list(["a"])))
+    api = kube.Client(kube.CredentialsLoader(str(kubeconfig)))
+    try:
+        await api.list("/api/v1/nodes", kind="NodeList", page_size=50)
+    finally:
+        await api.close()
+
+    assert pages.requests[0]["limit"] == "50"
+
+
+async def test_resyncs_read_small_pages_after_a_first_list_of_big_ones(
+    pages: Pages, kubeconfig: Path
+) -> None:
+    pages += [FakeResponse(200, node_list(["a"])), FakeResponse(200, node_list(["a"], version="78"))]
+    api = kube.Client(kube.CredentialsLoader(str(kubeconfig)))
+    zone = zonekit.new_zone(zonekit.settings())
+    source = nodes.NodeSource(zone, nodes.Keys(areas="a", ips="i"))
+    node_lister = lister.Lister(source, api, resync_interval=300)
+    try:
+        await node_lister.list_once()
+        await node_lister.list_once()
+    finally:
+        await api.close()
+
+    assert [r["limit"] for r in pages.requests] == [str(PAGE), str(lister.RESYNC_PAGE)]
+    assert lister.RESYNC_PAGE < PAGE
