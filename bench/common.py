@@ -11,6 +11,7 @@ import socket
 import statistics
 import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import validity
 from tests.harness.controlplane import ControlPlane
 from tests.harness.kube import NodeSpec
 from tests.harness.nodedns import AREAS_ANNOTATION, IPS_ANNOTATION, NodeDns
@@ -326,11 +328,31 @@ class PerfResult:
     rcodes: dict[str, int]
     server_cpu_s: float = float("nan")
     """CPU the server process (and its children) used during the run."""
+    wall_s: float = float("nan")
+    client_cpu_s: float = float("nan")
+    """CPU dnsperf itself used (user + system, from wait4)."""
+    client_core_busy: float = float("nan")
+    """Share of the run the client's CPU was busy, whatever ran on it (/proc/stat)."""
+    server_core_busy: float = float("nan")
+    """Share of the run the server's CPU was busy, whatever ran on it."""
 
     @property
     def per_cpu_second(self) -> float:
         """Answers per second of server CPU: less sensitive to other load than QPS."""
-        return self.completed / self.server_cpu_s if self.server_cpu_s > 0 else float("nan")
+        return validity.per_cpu_second(self.completed, self.server_cpu_s)
+
+    @property
+    def invalid(self) -> str | None:
+        """Why this run measured the client rather than the server, or None."""
+        return validity.why_invalid(self.client_core_busy, self.server_core_busy)
+
+    def usage(self) -> str:
+        """Client and server CPU during the run, for the notes under a table."""
+        return (
+            f"dnsperf {self.client_cpu_s / self.wall_s:.0%} of a core "
+            f"(client core {self.client_core_busy:.0%} busy), server {self.server_cpu_s / self.wall_s:.0%} "
+            f"(server core {self.server_core_busy:.0%} busy)"
+        )
 
 
 _FIELDS = {
@@ -364,14 +386,17 @@ def dnsperf(
     if edns:
         argv += ["-e"]
     before = tree_cpu_seconds(pid) if pid else 0.0
-    done = subprocess.run(pinned(argv, CLIENT_CPU), capture_output=True, text=True, timeout=seconds + 60)
+    cores_before = cpu_times()
+    started = time.monotonic()
+    text, stderr, client_cpu = _run_measured(pinned(argv, CLIENT_CPU), timeout=seconds + 60)
+    wall = time.monotonic() - started
+    cores_after = cpu_times()
     used = tree_cpu_seconds(pid) - before if pid else float("nan")
-    text = done.stdout
     values = {}
     for key, pattern in _FIELDS.items():
         match = pattern.search(text)
         if match is None:
-            raise RuntimeError(f"dnsperf output without {key!r}:\n{text}\n{done.stderr}")
+            raise RuntimeError(f"dnsperf output without {key!r}:\n{text}\n{stderr}")
         values[key] = float(match.group(1))
     codes = dict(
         (name, int(count))
@@ -385,7 +410,43 @@ def dnsperf(
         values["latency"] * 1000,
         codes,
         used,
+        wall,
+        client_cpu,
+        _share(cores_before, cores_after, CLIENT_CPU),
+        _share(cores_before, cores_after, SERVER_CPU),
     )
+
+
+def cpu_times() -> dict[int, validity.CoreTimes]:
+    with open("/proc/stat") as stat:
+        return validity.parse_proc_stat(stat.read())
+
+
+def _share(before: dict[int, validity.CoreTimes], after: dict[int, validity.CoreTimes], cpu: int) -> float:
+    if cpu not in before or cpu not in after:
+        return float("nan")
+    return validity.busy_share(before[cpu], after[cpu])
+
+
+def _run_measured(argv: Sequence[str], *, timeout: float) -> tuple[str, str, float]:
+    """Run a program to its end; its stdout, stderr and the CPU seconds it used (its own rusage
+    from wait4, so programs other threads run at the same time are not counted)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                child.returncode = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() > deadline:
+                child.kill()
+                child.wait()
+                raise subprocess.TimeoutExpired(list(argv), timeout)
+            time.sleep(0.05)
+        out.seek(0)
+        err.seek(0)
+        return out.read(), err.read(), usage.ru_utime + usage.ru_stime
 
 
 # --- statistics ------------------------------------------------------------------------------

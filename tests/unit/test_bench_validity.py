@@ -1,0 +1,90 @@
+"""The bench's rule for a run that measured the client, and the ratio it headlines."""
+
+from __future__ import annotations
+
+import math
+
+from bench import validity
+from bench.common import PerfResult
+
+STAT = """cpu  300 0 100 500 20 0 0 0 0 0
+cpu0 100 0 50 250 10 0 0 0 0 0
+cpu1 200 0 50 250 10 0 0 0 0 0
+intr 12345
+"""
+
+
+def result(**fields: float) -> PerfResult:
+    return PerfResult(1000.0, 10_000, 10_000, 0, 0.1, {"NOERROR": 10_000}, **fields)  # type: ignore[arg-type]
+
+
+def test_proc_stat_gives_busy_and_total_per_cpu_without_the_aggregate_line() -> None:
+    cores = validity.parse_proc_stat(STAT)
+
+    assert cores == {0: validity.CoreTimes(150, 410), 1: validity.CoreTimes(250, 510)}
+
+
+def test_busy_share_is_the_busy_part_of_the_interval() -> None:
+    share = validity.busy_share(validity.CoreTimes(100, 1000), validity.CoreTimes(190, 1100))
+
+    assert share == 0.9
+
+
+def test_busy_share_of_no_time_is_nan() -> None:
+    assert math.isnan(validity.busy_share(validity.CoreTimes(5, 10), validity.CoreTimes(5, 10)))
+
+
+def test_a_saturated_client_and_an_idle_server_core_is_client_bound() -> None:
+    assert validity.client_bound(client_core_busy=0.99, server_core_busy=0.60)
+
+
+def test_a_saturated_client_with_a_saturated_server_core_is_valid() -> None:
+    assert not validity.client_bound(client_core_busy=0.99, server_core_busy=0.95)
+
+
+def test_a_client_with_room_left_is_valid_even_when_the_server_idles() -> None:
+    assert not validity.client_bound(client_core_busy=0.80, server_core_busy=0.50)
+
+
+def test_the_thresholds_are_inclusive() -> None:
+    assert validity.client_bound(0.95, 0.90)
+
+
+def test_unmeasured_cores_never_invalidate_a_run() -> None:
+    assert not validity.client_bound(math.nan, math.nan)
+
+
+def test_an_invalid_run_says_why_in_one_line() -> None:
+    why = result(client_core_busy=0.99, server_core_busy=0.7).invalid
+
+    assert why == "INVALID (client-bound): client core 99% busy while the server core was 30% idle"
+
+
+def test_a_valid_run_has_no_reason() -> None:
+    assert result(client_core_busy=0.5, server_core_busy=0.99).invalid is None
+
+
+def test_answers_per_cpu_second_divides_completed_queries_by_server_cpu() -> None:
+    assert result(server_cpu_s=4.0).per_cpu_second == 2500.0
+
+
+def test_answers_per_cpu_second_without_cpu_is_nan() -> None:
+    assert math.isnan(result(server_cpu_s=0.0).per_cpu_second)
+    assert math.isnan(result().per_cpu_second)
+
+
+def test_pooled_weighs_runs_by_what_they_measured() -> None:
+    assert validity.pooled([1000, 3000], [1.0, 1.0]) == 2000.0
+    assert validity.pooled([1000, 9000], [1.0, 3.0]) == 2500.0
+
+
+def test_the_headline_is_ours_over_the_reference_per_cpu_second() -> None:
+    per_cpu = {"node-dns": 150_000.0, "NSD": 200_000.0, "Knot": 180_000.0}
+
+    assert validity.headline(per_cpu, "node-dns", "NSD") == 0.75
+
+
+def test_the_headline_without_the_reference_is_nan() -> None:
+    assert math.isnan(validity.headline({"node-dns": 1.0}, "node-dns", "NSD"))
+    assert math.isnan(validity.ratio(1.0, math.nan))
+    assert math.isnan(validity.ratio(math.nan, 1.0))
