@@ -108,6 +108,7 @@ def test_the_default_claims_are_found() -> None:
         "--http-port",
         "--leader-lease-duration",
         "--service-annotation",
+        "--udp-receive-buffer",
     } <= found
 
 
