@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from node_dns.settings.group import Group
@@ -67,6 +67,15 @@ class NodeSettings(Group):
             raise ValueError("at least one source is required (annotation, discovered, external, internal)")
         if len(set(value)) != len(value):
             raise ValueError("each source may appear once")
+        return value
+
+    @field_validator("discovered_annotation")
+    @classmethod
+    def _own_key(cls, value: str, info: ValidationInfo) -> str:
+        """The agent may write this key (its admission policy allows it): never a hand-set one."""
+        for other in ("ips_annotation", "areas_annotation"):
+            if info.data.get(other) == value:
+                raise ValueError(f"must differ from --{other.replace('_', '-')} ({value})")
         return value
 
     @field_validator("node_selector")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from node_dns.sources import nodes
 from tests.unit.zonekit import settings
 
@@ -62,3 +65,9 @@ def test_the_settings_accept_discovered_and_name_its_annotation() -> None:
 
     assert chosen.ip_sources == ("annotation", "discovered", "external")
     assert chosen.discovered_annotation == KEY
+
+
+def test_the_agents_annotation_may_not_be_a_hand_set_one() -> None:
+    for key in ("node-dns/ips", "node-dns/areas"):
+        with pytest.raises(ValidationError, match="must differ from"):
+            settings(discovered_annotation=key)
