@@ -21,6 +21,8 @@ import pytest
 from tests.harness import probe_targets as targets
 from tests.harness.controlplane import ControlPlane
 from tests.harness.helm import Helm
+from tests.harness.kube import write_kubeconfig
+from tests.harness.netns import TcpRelay
 from tests.harness.nodedns import NodeDns
 from tests.harness.ports import free_port
 from tests.integration.livedns import AREAS_ANNOTATION, IPS_ANNOTATION, answers, serial, unique, wait_for
@@ -37,6 +39,7 @@ CONVERGE = 20.0
 @dataclass
 class Release:
     plane: ControlPlane
+    token: str
     namespace: str
     area: str
     port: int
@@ -95,6 +98,7 @@ def release(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         as_sa.close()
     return Release(
         control_plane,
+        token,
         namespace,
         area,
         port,
@@ -113,7 +117,7 @@ def release(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
     )
 
 
-def replica(release: Release, identity: str, kubeconfig: str | None = None) -> NodeDns:
+def replica(release: Release, identity: str, kubeconfig: str | None = None, **env_overrides: str) -> NodeDns:
     """A node-dns process configured as the chart configures a pod (its env), on loopback ports."""
     env = release.env
     keep = {
@@ -124,6 +128,7 @@ def replica(release: Release, identity: str, kubeconfig: str | None = None) -> N
     keep["NODE_DNS_PROBE_FILE"] = str(release.probe_file)
     keep["NODE_DNS_LEADER_LEASE_NAMESPACE"] = release.namespace
     keep["NODE_DNS_LEADER_IDENTITY"] = identity
+    keep.update(env_overrides)
     return NodeDns(kubeconfig or release.kubeconfig, env=keep, extra_args=[*TIMINGS, "--no-fail-open"])
 
 
@@ -257,5 +262,51 @@ def test_a_replica_that_cannot_read_the_verdicts_falls_back_to_ready_only_and_sa
             assert "probe verdicts unavailable, serving Ready-only" in blind.logs()
     finally:
         listeners[2].start()
+        for node in nodes:
+            plane.kube.call("DELETE", f"/api/v1/nodes/{node}")
+
+
+def test_a_replica_cut_off_from_the_apiserver_falls_back_after_max_age(
+    release: Release, listeners: list[targets.ThreadedTarget], tmp_path: Path
+) -> None:
+    """Its verdicts stay while they are young; after --probe-verdicts-max-age without contact it
+    serves Ready-only and says why."""
+    area = release.area
+    plane = release.plane
+    nodes = [unique("cnode") for _ in HOSTS]
+    for host, node in zip(HOSTS, nodes, strict=True):
+        plane.create_node(node, annotations={AREAS_ANNOTATION: area, IPS_ANNOTATION: host})
+    port = int(plane.kube.server.rsplit(":", 1)[1])
+    listeners[3].stop()
+    try:
+        with TcpRelay("127.0.0.1", ("127.0.0.1", port)) as relay:
+            via_relay = write_kubeconfig(
+                tmp_path / "relay.yaml",
+                f"https://127.0.0.1:{relay.port}",
+                release.token,
+                ca_data=plane.kube.ca_data,
+            )
+            with (
+                replica(release, "replica-d") as leader,
+                replica(release, "cut", str(via_relay), NODE_DNS_PROBE_VERDICTS_MAX_AGE="3") as cut,
+            ):
+                expected = set(HOSTS) - {HOSTS[3]}
+                for proc in (leader, cut):
+                    wait_for(lambda p=proc: answers(p, area) == expected, timeout=CONVERGE, what="excluded")
+                relay.block()
+                wait_for(
+                    lambda: str(readyz(cut).get("probe_verdicts", "")).startswith(
+                        "unavailable: could not read the verdicts for 3s"
+                    ),
+                    timeout=CONVERGE,
+                    what="fallback after max age",
+                )
+                assert answers(cut, area) == set(HOSTS)  # Ready-only
+                assert answers(leader, area) == expected
+                relay.unblock()
+                wait_for(lambda: answers(cut, area) == expected, timeout=CONVERGE, what="verdicts again")
+                assert readyz(cut).get("probe_verdicts") == "available"
+    finally:
+        listeners[3].start()
         for node in nodes:
             plane.kube.call("DELETE", f"/api/v1/nodes/{node}")
