@@ -9,7 +9,7 @@ from the snapshot. The bodies of a full transfer are packed once per snapshot
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from node_dns.protocol import AA, OPCODE_MASK, QR, RCODE_MASK, RD, TC
@@ -33,19 +33,24 @@ def _name_wire(labels: Iterable[bytes]) -> bytes:
 
 
 def pack(
-    records: Iterable[journal_mod.Record], origin: snapshot.NameKey, limit: int = MAX_MESSAGE
+    records: Iterable[journal_mod.Record],
+    origin: snapshot.NameKey,
+    limit: int = MAX_MESSAGE,
+    *,
+    question: bool = True,
 ) -> list[Body]:
-    """Pack records into as few message bodies as fit ``limit`` bytes each (with the header).
+    """Pack records, in order, into as few message bodies as fit ``limit`` bytes each.
 
     The first body follows a question naming ``origin`` (its name sits at offset 12, where
-    pointers may aim); later bodies follow a header alone. A record never spans two messages.
+    pointers may aim) unless ``question`` is False; later bodies follow a header alone. A
+    record never spans two messages.
     """
     question_size = len(_name_wire(origin)) + 4
     bodies: list[Body] = []
     table: dict[snapshot.NameKey, int] = {}
     parts: list[bytes] = []
     count = 0
-    first = True
+    first = question
     offset = 12 + question_size
 
     def fresh() -> None:
@@ -75,6 +80,74 @@ def pack(
     if count or not bodies:
         bodies.append(Body(count, b"".join(parts)))
     return bodies
+
+
+def pack_zone(
+    records: Sequence[journal_mod.Record], origin: snapshot.NameKey, limit: int = MAX_MESSAGE
+) -> list[Body]:
+    """A full transfer: 64 KiB messages whose owners stay within a pointer's reach.
+
+    A compression pointer reaches only the first 16 KiB of a message, so an owner first
+    written after that costs a label and a pointer in every record, not two bytes. Within each
+    message the first record of every owner it holds comes first; the message's other records
+    follow in order and point to those names. The order within a transfer is free (RFC 5936
+    §2.2) except for the SOAs: the first record stays first, the closing SOA stays last.
+    """
+    if len(records) < 2:
+        return pack(records, origin, limit)
+    *body, closing = records
+    question_size = len(_name_wire(origin)) + 4
+    groups: list[list[journal_mod.Record]] = []
+    group: list[journal_mod.Record] = []
+    base = 12 + question_size
+    used = base
+    firsts = base
+    reach: dict[snapshot.NameKey, bool] = {}
+
+    def cost(owner: snapshot.NameKey, tail: bytes) -> tuple[int, bool]:
+        """Upper bound of a record's size here, and whether it opens a new owner."""
+        full = sum(len(label) + 1 for label in owner) + 1
+        if owner in reach:
+            return len(tail) + (2 if reach[owner] else full), False
+        return full + len(tail), True
+
+    for owner, tail in body:
+        size, new = cost(owner, tail)
+        if group and used + size > limit:
+            groups.append(group)
+            group, base, reach = [], 12, {}
+            used = firsts = base
+            size, new = cost(owner, tail)
+        if new:
+            reach[owner] = firsts < 0x3FFF
+            firsts += size
+        used += size
+        group.append((owner, tail))
+    size, _ = cost(*closing)
+    if group and used + size > limit:
+        groups.append(group)
+        group = []
+    group.append(closing)
+    groups.append(group)
+    bodies: list[Body] = []
+    for index, members in enumerate(groups):
+        last = members is group  # the last message: the closing SOA stays last
+        ordered = [*_owners_first(members[:-1]), members[-1]] if last else _owners_first(members)
+        bodies += pack(ordered, origin, limit, question=index == 0)
+    return bodies
+
+
+def _owners_first(records: list[journal_mod.Record]) -> list[journal_mod.Record]:
+    seen: set[snapshot.NameKey] = set()
+    firsts: list[journal_mod.Record] = []
+    rest: list[journal_mod.Record] = []
+    for record in records:
+        if record[0] in seen:
+            rest.append(record)
+        else:
+            seen.add(record[0])
+            firsts.append(record)
+    return firsts + rest
 
 
 def _compress(
@@ -140,7 +213,7 @@ class AxfrCache:
 
     def bodies(self, snap: snapshot.Snapshot) -> list[Body]:
         if self._generation != snap.generation or self._serial != snap.serial:
-            self._bodies = pack(zone_records(snap), snap.origin)
+            self._bodies = pack_zone(list(zone_records(snap)), snap.origin)
             self._generation, self._serial = snap.generation, snap.serial
         return self._bodies
 
