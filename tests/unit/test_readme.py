@@ -109,6 +109,13 @@ def test_the_default_claims_are_found() -> None:
         "--leader-lease-duration",
         "--service-annotation",
         "--udp-receive-buffer",
+        "--probe-interval",
+        "--probe-timeout",
+        "--probe-fall",
+        "--probe-rise",
+        "--probe-concurrency",
+        "--probe-self-fault-share",
+        "--probe-verdicts-max-age",
     } <= found
 
 
