@@ -161,6 +161,13 @@ def test_temporary_addresses_are_not_published(world: World) -> None:
     assert temporary and not set(temporary) & world.published()
 
 
+def test_a_point_to_point_address_publishes_the_local_end_not_the_peer(world: World) -> None:
+    world.ns.add_address("eth1", "11.4.0.1", "peer", "11.4.0.2/32")
+
+    wait_for(lambda: "11.4.0.1" in world.published(), timeout=15, what="the local end published")
+    assert "11.4.0.2" not in world.published()
+
+
 def test_addresses_of_an_interface_going_down_are_withdrawn(world: World) -> None:
     world.ns.add_link("eth2")
     world.ns.add_address("eth2", "11.3.0.1/24")
