@@ -67,30 +67,55 @@ class Store(Generic[K, V]):
         in_scope: Callable[[K], bool],
     ) -> list[tuple[K, V | None, V | None]]:
         """Reconcile the keys ``in_scope`` against a complete list; returns (key, old, new) changes."""
-        seen: set[K] = set()
+        replacement = Replacement(self, list_ver, in_scope)
+        return replacement.feed(entries) + replacement.finish()
+
+
+class Replacement(Generic[K, V]):
+    """A complete list applied in parts: :meth:`feed` as often as needed, then :meth:`finish` once.
+
+    Events applied between two parts keep their rules (a newer event wins over the list's entry,
+    a deletion's tombstone holds, an object created after the list stays), so a list applied in
+    slices ends where the same list applied at once would.
+    """
+
+    def __init__(self, store: Store[K, V], list_ver: int | None, in_scope: Callable[[K], bool]) -> None:
+        self._store = store
+        self._list_ver = list_ver
+        self._in_scope = in_scope
+        self._seen: set[K] = set()
+
+    def feed(self, entries: Iterable[tuple[K, V, int | None]]) -> list[tuple[K, V | None, V | None]]:
+        store, seen = self._store, self._seen
         changes: list[tuple[K, V | None, V | None]] = []
         for key, value, ver in entries:
             seen.add(key)
-            known = self.versions.get(key)
-            tomb = self.tombstones.get(key)
+            known = store.versions.get(key)
+            tomb = store.tombstones.get(key)
             if ver is not None and known is not None and ver < known:
                 continue
             if ver is not None and tomb is not None and ver <= tomb:
                 continue
-            old = self.items.get(key)
-            self.items[key] = value
+            old = store.items.get(key)
+            store.items[key] = value
             if ver is not None:
-                self.versions[key] = ver
-            if old != value:
+                store.versions[key] = ver
+            if old is not value and old != value:
                 changes.append((key, old, value))
-        for key in [k for k in self.items if k not in seen and in_scope(k)]:
-            known = self.versions.get(key)
+        return changes
+
+    def finish(self) -> list[tuple[K, V | None, V | None]]:
+        """Remove what the list did not have (unless learnt of after it was taken)."""
+        store, list_ver, in_scope = self._store, self._list_ver, self._in_scope
+        changes: list[tuple[K, V | None, V | None]] = []
+        for key in [k for k in store.items if k not in self._seen and in_scope(k)]:
+            known = store.versions.get(key)
             if list_ver is not None and known is not None and known > list_ver:
                 continue  # created after the list was taken
-            changes.append((key, self.items.pop(key), None))
-            self.versions.pop(key, None)
+            changes.append((key, store.items.pop(key), None))
+            store.versions.pop(key, None)
         if list_ver is not None:
-            self.tombstones = {k: v for k, v in self.tombstones.items() if not in_scope(k) or v > list_ver}
+            store.tombstones = {k: v for k, v in store.tombstones.items() if not in_scope(k) or v > list_ver}
         return changes
 
 
@@ -193,12 +218,14 @@ class Facts:
         self, nodes: Iterable[tuple[model.NodeFacts, int | None]], list_ver: int | None
     ) -> Changes:
         """Reconcile against a complete node list; the first one makes the zone authoritative."""
-        entries = ((facts.name, facts, ver) for facts, ver in nodes)
-        changes = Changes()
-        for name, old, new in self._nodes.replace(entries, list_ver, _everything):
-            changes |= self._reindex_node(name, old, new)
-        self.synced = True
+        replacement = self.replacing_nodes(list_ver)
+        changes = replacement.feed(nodes)
+        changes |= replacement.finish()
         return changes
+
+    def replacing_nodes(self, list_ver: int | None) -> NodeList:
+        """:meth:`replace_nodes` in parts (see :class:`Replacement`)."""
+        return NodeList(self, Replacement(self._nodes, list_ver, _everything))
 
     def _reindex_node(self, name: str, old: model.NodeFacts | None, new: model.NodeFacts | None) -> Changes:
         if old == new:
@@ -265,3 +292,25 @@ class Facts:
             for node in facts.ready | facts.terminating:
                 update(self._by_node, node, service)
         return {service for service in touched if service[1]}
+
+
+class NodeList:
+    """A complete node list being applied to :class:`Facts` in parts; indexes kept per part."""
+
+    def __init__(self, facts: Facts, replacement: Replacement[str, model.NodeFacts]) -> None:
+        self._facts = facts
+        self._replacement = replacement
+
+    def feed(self, nodes: Iterable[tuple[model.NodeFacts, int | None]]) -> Changes:
+        changes = Changes()
+        for name, old, new in self._replacement.feed((facts.name, facts, ver) for facts, ver in nodes):
+            changes |= self._facts._reindex_node(name, old, new)
+        return changes
+
+    def finish(self) -> Changes:
+        """The deletions; the first complete list makes the zone authoritative."""
+        changes = Changes()
+        for name, old, new in self._replacement.finish():
+            changes |= self._facts._reindex_node(name, old, new)
+        self._facts.synced = True
+        return changes

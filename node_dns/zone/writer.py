@@ -118,10 +118,17 @@ class Zone:
         taken, and listed nodes older than what the watch already delivered are ignored, so a
         slow list cannot undo newer events.
         """
-        first = not self._facts.synced
-        list_ver = version(list_version)
-        changes = self._facts.replace_nodes(((f, version(v)) for f, v in nodes), list_ver)
-        return self._commit(changes, list_ver, force=first) or first
+        replacement = self.replacing(list_version)
+        replacement.feed(nodes)
+        return replacement.finish()
+
+    def replacing(self, list_version: str | None) -> ListInParts:
+        """:meth:`replace_all` in parts: ``feed`` slices of the list, then ``finish`` once.
+
+        Nothing is published until ``finish`` (events applied meanwhile publish as usual), so a
+        list of thousands of nodes can be applied a slice per turn of the event loop.
+        """
+        return ListInParts(self, list_version)
 
     def apply_service(
         self, key: ServiceKey, facts: model.ServiceFacts | None, version_: str | None = None
@@ -213,6 +220,25 @@ class Zone:
                 prev.health.services.get(service),
                 built.health.services.get(service),
             )
+
+
+class ListInParts:
+    """A complete node list applied to a :class:`Zone` in slices; one commit at the end."""
+
+    def __init__(self, zone: Zone, list_version: str | None) -> None:
+        self._zone = zone
+        self._version = version(list_version)
+        self._first = not zone.facts.synced
+        self._list = zone.facts.replacing_nodes(self._version)
+        self._changes = Changes()
+
+    def feed(self, nodes: Iterable[tuple[model.NodeFacts, str | None]]) -> None:
+        self._changes |= self._list.feed((f, version(v)) for f, v in nodes)
+
+    def finish(self) -> bool:
+        """Apply the deletions and commit; True if served content moved (or the zone is new)."""
+        self._changes |= self._list.finish()
+        return self._zone._commit(self._changes, self._version, force=self._first) or self._first
 
 
 def _newly_shadows_glue(area: str, prev: Snapshot, built: Snapshot) -> bool:

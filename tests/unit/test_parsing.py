@@ -229,6 +229,25 @@ class Sink:
         self.lists.append((nodes, list_version))
         return True
 
+    def replacing(self, list_version: str | None) -> SinkList:
+        return SinkList(self, list_version)
+
+
+class SinkList:
+    """A list handed over in slices: recorded in the sink as one list when finished."""
+
+    def __init__(self, sink: Sink, list_version: str | None) -> None:
+        self.sink, self.version = sink, list_version
+        self.nodes: list[tuple[model.NodeFacts, str | None]] = []
+        self.parts = 0
+
+    def feed(self, nodes: list[tuple[model.NodeFacts, str | None]]) -> None:
+        self.nodes.extend(nodes)
+        self.parts += 1
+
+    def finish(self) -> bool:
+        return self.sink.replace_all(self.nodes, self.version)
+
 
 def test_bad_entries_are_logged_and_counted_per_annotation(caplog: pytest.LogCaptureFixture) -> None:
     source = nodes.NodeSource(Sink(), KEYS)
