@@ -279,6 +279,7 @@ def start_probes(server: Server, probes: probe_source.ProbeSource) -> None:
         if settings.leader_record_events:
             events = flips.FlipEvents(server.client, settings.leader_identity or "")
             probes.flip_listeners.append(events.add)
+            probes.event_results = events.stats.results
             server.leadership.register("probe-events", events.run)
     log.info(
         "reachability probes (%s): %s",

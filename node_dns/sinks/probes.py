@@ -14,6 +14,7 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 RESULTS = ("success", "failure")
+EVENT_RESULTS = ("created", "exists", "error", "dropped")
 
 
 class AreaProbeStats(Protocol):
@@ -31,7 +32,7 @@ class ProbeView(Protocol):
 
     def state(self) -> Mapping[str, float]:
         """targets, probing (1 while this replica probes), self_fault, self_faults (count),
-        verdicts_available, skipped (count), flips_up, flips_down (counts)."""
+        verdicts_available, skipped (count), flips_up, flips_down (counts), events_<result>."""
         ...
 
 
@@ -97,3 +98,11 @@ def families(view: ProbeView, buckets: tuple[float, ...]) -> Iterator[Metric]:
     flips.add_metric(["reachable"], state.get("flips_up", 0))
     flips.add_metric(["unreachable"], state.get("flips_down", 0))
     yield flips
+    events = CounterMetricFamily(
+        "node_dns_probe_events",
+        "Verdict flips recorded as Events on the Node by this replica while leading, by result.",
+        labels=["result"],
+    )
+    for result in EVENT_RESULTS:
+        events.add_metric([result], state.get(f"events_{result}", 0))
+    yield events

@@ -212,6 +212,7 @@ def test_replicas_answer_the_same_set_and_a_new_leader_continues_probing(
             timeout=CONVERGE,
             what="ProbeUnreachable event",
         )
+        assert (sample(leader, 'node_dns_probe_events_total{result="created"}') or 0) >= 1
 
         leader.kill()
         wait_for(lambda: readyz(follower).get("leader_is_leader"), timeout=CONVERGE, what="takeover")

@@ -60,6 +60,8 @@ class ProbeSource:
         self.probing = False
         """True while this replica runs the prober (set by whoever runs it)."""
         self.flips = {"reachable": 0, "unreachable": 0}
+        self.event_results: dict[str, int] = {}
+        """Flip Events by result (created, exists, error, dropped), when the leader records them."""
         self.flip_listeners: list[Callable[[str, bool, str], None]] = []
         """Called with (node, reachable, message) for each flip worth an Event: every change of a
         verdict, and a first verdict that finds an address unreachable."""
@@ -179,6 +181,7 @@ class ProbeSource:
             "skipped": self.prober.stats.skipped,
             "flips_up": self.flips["reachable"],
             "flips_down": self.flips["unreachable"],
+            **{f"events_{result}": float(count) for result, count in self.event_results.items()},
         }
 
     def ready_detail(self) -> Mapping[str, object]:
