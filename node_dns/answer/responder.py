@@ -65,6 +65,12 @@ def cache_key(data: bytes) -> tuple[bytes, int] | None:
     return data[2:12] + data[12:i].lower() + data[i : qend + 9], qend
 
 
+_Hit = tuple[bytes, bytes, list[int], bool]
+"""A cached answer cut for splicing: header after the ID (flags and counts), everything after
+the question, the counter cell of its (protocol, qtype, rcode), and whether TC is set. A hit is
+``client ID + header + client's question + rest``: no slicing of the cached answer per query."""
+
+
 class _Rotation:
     """UDP answers of one normalised query under ``max_answers``: one reply per window, built lazily.
 
@@ -100,9 +106,9 @@ class Responder:
         self._turns: dict[tuple[bytes, int], list[int]] = {}
         self.stats = query_stats if query_stats is not None else stats.QueryStats()
         self.snapshot = snap
-        # normalised query -> (response, counter key, truncated): a hit counts what a miss counts
-        self._udp: dict[bytes, tuple[bytes, tuple[str, str, str], bool]] = {}
-        self._tcp: dict[bytes, tuple[bytes, tuple[str, str, str], bool]] = {}
+        # normalised query -> a hit's splice pieces and counters (see _Hit): counts what a miss counts
+        self._udp: dict[bytes, _Hit] = {}
+        self._tcp: dict[bytes, _Hit] = {}
         # What a publication must drop: cached answers by owner name (wire form, lower case),
         # and those that change with any publication (negative answers, the apex).
         self._owners: dict[bytes, list[tuple[bool, bytes]]] = {}
@@ -165,12 +171,11 @@ class Responder:
         if found is not None:
             hit = (self._tcp if tcp else self._udp).get(found[0])
             if hit is not None:
-                wire, key, truncated = hit
-                self.stats.count(key)
+                head, tail, cell, truncated = hit
+                cell[0] += 1
                 if truncated:
                     self.stats.truncated["tcp" if tcp else "udp"] += 1
-                qend = found[1]
-                return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
+                return data[:2] + head + data[12 : found[1]] + tail
             if self._rotating and not tcp:  # answers limited by max_answers: only consulted on a miss
                 rotation = self._rotating.get(found[0])
                 if rotation is not None:
@@ -225,7 +230,8 @@ class Responder:
             if len(cache) >= self.max_cached:
                 self.update(self.snapshot)  # a flood of unique names must not grow memory without bound
                 cache = self._tcp if tcp else self._udp
-            cache[found[0]] = (wire, key, truncated)
+            qend = found[1]
+            cache[found[0]] = (wire[2:12], wire[qend:], self.stats.cell(key), truncated)
             self._remember(tcp, found[0], found[1], wire)
         return wire
 

@@ -44,7 +44,10 @@ class QueryStats:
     """Counts by (protocol, qtype label, rcode label); durations by protocol."""
 
     duration_bounds: Sequence[float] = ()
-    responses: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    cells: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    """One one-int list per (protocol, qtype label, rcode label): the response cache keeps the
+    cell of each cached answer and increments ``cell[0]``, which costs no tuple hashing per hit
+    (hashing the three-string key was a tenth of node-dns' CPU under dnsperf)."""
     durations: dict[str, Histogram] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     """Packets not answered at all, by reason (not a query, rate limited, too short)."""
@@ -53,8 +56,20 @@ class QueryStats:
     def __post_init__(self) -> None:
         self.durations = {proto: Histogram(self.duration_bounds) for proto in ("udp", "tcp")}
 
+    def cell(self, key: tuple[str, str, str]) -> list[int]:
+        """The counter of ``key``, created at 0."""
+        found = self.cells.get(key)
+        if found is None:
+            found = self.cells[key] = [0]
+        return found
+
     def count(self, key: tuple[str, str, str]) -> None:
-        self.responses[key] = self.responses.get(key, 0) + 1
+        self.cell(key)[0] += 1
+
+    @property
+    def responses(self) -> dict[tuple[str, str, str], int]:
+        """Responses by (protocol, qtype label, rcode label), the keys counted at least once."""
+        return {key: cell[0] for key, cell in self.cells.items() if cell[0]}
 
     def drop(self, reason: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1

@@ -377,6 +377,42 @@ async def test_batched_udp_sends_what_the_asyncio_path_sends(family: int, host: 
     assert batched_replies == asyncio_replies
 
 
+@pytest.mark.skipif(not batch.available, reason="recvmmsg/sendmmsg need Linux")
+async def test_batched_udp_counts_what_the_asyncio_path_counts() -> None:
+    """Same responses by type and rcode, same truncations and drops, one duration per datagram."""
+    state = _zone_with_big_area()
+    loop = asyncio.get_running_loop()
+    counted = []
+    for batched in (True, False):
+        responder = responder_mod.Responder(state.snapshot)
+        tstate = TransportState()
+        if batched:
+            transport: asyncio.DatagramTransport = batch.listen("127.0.0.1", 0, responder, tstate, loop)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda r=responder, t=tstate: udp.UdpProtocol(r, t), local_addr=("127.0.0.1", 0)
+            )
+        try:
+            port = transport.get_extra_info("sockname")[1]
+            packets = _packets(state) * 2  # the second time from the cache
+            await loop.run_in_executor(None, _exchange, port, socket.AF_INET, "127.0.0.1", packets)
+        finally:
+            transport.close()
+        durations = responder.stats.durations["udp"]
+        assert durations.total > 0
+        counted.append(
+            (
+                responder.stats.responses,
+                responder.stats.truncated,
+                responder.stats.dropped,
+                sum(durations.counts),
+            )
+        )
+    batched_counts, asyncio_counts = counted
+    assert batched_counts[3] == 600
+    assert batched_counts == asyncio_counts
+
+
 @st.composite
 def maybe_scoped(draw: st.DrawFn) -> model.IPAddress:
     ip = draw(ips())
