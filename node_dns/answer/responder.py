@@ -112,7 +112,7 @@ class Responder:
         # What a publication must drop: cached answers by owner name (wire form, lower case),
         # and those that change with any publication (negative answers, the apex).
         self._owners: dict[bytes, list[tuple[bool, bytes]]] = {}
-        self._volatile: list[tuple[bool, bytes]] = []
+        self._fleeting: list[tuple[bool, bytes]] = []
 
     def update(self, snap: snapshot.Snapshot) -> None:
         """Swap to a new snapshot; its caches start empty."""
@@ -121,7 +121,7 @@ class Responder:
         self._tcp = {}
         self._rotating = {}
         self._owners = {}
-        self._volatile = []
+        self._fleeting = []
 
     def publish(self, old: snapshot.Snapshot, new: snapshot.Snapshot) -> None:
         """Subscriber of the zone: swap to ``new``, keeping the answers whose RRsets did not change.
@@ -133,14 +133,14 @@ class Responder:
         if old is not self.snapshot or old.origin != new.origin or not (old.synced and new.synced):
             self.update(new)
             return
-        if len(self._volatile) * 2 > len(self._udp) + len(self._tcp):  # mostly volatile: start over
+        if len(self._fleeting) * 2 > len(self._udp) + len(self._tcp):  # mostly volatile: start over
             self.update(new)
             return
         changes = diff.diff(old, new)
         caches = {False: self._udp, True: self._tcp}
-        for tcp, key in self._volatile:
+        for tcp, key in self._fleeting:
             caches[tcp].pop(key, None)
-        self._volatile = []
+        self._fleeting = []
         for owner, _ in (*changes.removed, *changes.added):
             for tcp, key in self._owners.pop(_wire_name(owner), ()):
                 caches[tcp].pop(key, None)
@@ -159,7 +159,7 @@ class Responder:
         if stable:
             self._owners.setdefault(owner, []).append((tcp, key))
         else:
-            self._volatile.append((tcp, key))
+            self._fleeting.append((tcp, key))
 
     @property
     def _apex(self) -> bytes:
@@ -182,7 +182,9 @@ class Responder:
                     return self._rotate(data, found[1], rotation)
         return self._full(data, tcp=tcp, found=found)
 
-    respond_udp = respond
+    def respond_udp(self, data: bytes) -> bytes | None:
+        """:meth:`respond` over UDP (a method, not an alias, so mypyc can compile the class)."""
+        return self.respond(data)
 
     def respond_tcp(self, data: bytes) -> bytes | None:
         return self.respond(data, tcp=True)

@@ -6,7 +6,7 @@ with one recvmmsg and sending all replies with one sendmmsg cut node-dns' CPU pe
 a quarter here (measured with dnsperf; see docs/benchmarks.md).
 
 Answers are the same bytes as :class:`node_dns.transports.udp.UdpProtocol` sends: both call
-``Responder.respond_udp``. Differences, all deliberate: the duration histogram covers the answer,
+``Responder.respond``. Differences, all deliberate: the duration histogram covers the answer,
 not the send (the batch is sent once, after the loop); and a reply the kernel will not take
 (send buffer full) is dropped and counted (``dropped{reason="send_buffer_full"}``) instead of
 queued in user space, as NSD and Knot do. Only used without response rate limiting; anything
@@ -154,7 +154,7 @@ class BatchedUdp(asyncio.DatagramTransport):
             return  # EAGAIN (another reader was first), or an error to retry on the next wake-up
         self._received = count
         unpack_from, pack_into = _U32.unpack_from, struct.pack_into
-        respond = self._responder.respond_udp
+        respond = self._responder.respond  # UDP is its default
         gate = self._gate
         histogram = self._histogram
         counts, bounds = histogram.counts, histogram.bounds

@@ -40,7 +40,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
             if self._gate is not None and self._gate.claims(data):
                 wire = udp_transfer(self._gate, data, addr[0])
             else:
-                wire = self._responder.respond_udp(data)
+                wire = self._responder.respond(data)
         except Exception as error:
             self._state.report_error("udp", error)
             return
