@@ -83,6 +83,12 @@ class Notifier:
         for state in self.states:
             if state.wanted != snap.serial:
                 state.wanted = snap.serial
+                if state.in_flight is not None and state.attempt > 1:
+                    # Unanswered and already retried: the target was down or lost our NOTIFYs,
+                    # and its next retry may be a minute away. Send the new serial now, with a
+                    # fresh schedule; a NOTIFY still fresh in flight is waited for (coalescing).
+                    state.deadline = 0.0
+                    state.attempt = 0
         self._wake.set()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -115,6 +115,30 @@ async def test_serials_moving_faster_than_acks_are_coalesced_into_the_newest() -
         secondary.sock.close()
 
 
+async def test_a_new_serial_is_not_held_behind_the_backoff_of_a_target_that_was_down() -> None:
+    secondary = Secondary()
+    notifier = notify.Notifier(
+        ORIGIN, (access.Target("127.0.0.1", secondary.port),), {}, first_timeout=0.05, max_interval=30
+    )
+    snapshot = _snapshots()
+    task = await _running(notifier)
+    try:
+        notifier.serial_moved(None, snapshot(1000))
+        for _ in range(5):  # unanswered: 0.05, 0.1, 0.2, 0.4 s ... the next retry is 1.6 s away
+            await secondary.receive()
+        notifier.serial_moved(None, snapshot(1001))
+
+        loop = asyncio.get_running_loop()
+        data, addr = await asyncio.wait_for(loop.sock_recvfrom(secondary.sock, 4096), 0.5)
+        message = dns.message.from_wire(data)
+        assert _serial(message) == 1001
+        secondary.ack(message, addr)
+        await _acked(notifier, 1001)
+    finally:
+        task.cancel()
+        secondary.sock.close()
+
+
 async def test_a_notify_is_signed_with_its_targets_key_and_a_forged_ack_is_not_taken() -> None:
     secondary = Secondary()
     keys = {k.name: k for k in tsigkeys.parse_keys(f"xfr:{SECRET}")}
