@@ -63,8 +63,10 @@ def _short(frame: str) -> str:
     return f"{name} ({path})" if path else name
 
 
-def _dnsperf(port: int, mix: common.Mix, seconds: float, edns: bool, out: list[common.PerfResult]) -> None:
-    out.append(common.dnsperf(port, mix, seconds=seconds, edns=edns))
+def _dnsperf(
+    port: int, pid: int, mix: common.Mix, seconds: float, edns: bool, out: list[common.PerfResult]
+) -> None:
+    out.append(common.dnsperf(port, mix, seconds=seconds, edns=edns, pid=pid))
 
 
 def main() -> int:
@@ -87,7 +89,8 @@ def main() -> int:
                 common.wait_answering(port, common.query_bytes(f"{areas[0]}.{common.ZONE}", common.TYPE_A))
                 common.quiet(pid)
                 results: list[common.PerfResult] = []
-                load = threading.Thread(target=_dnsperf, args=(port, mix, args.seconds, args.edns, results))
+                work = (port, pid, mix, args.seconds, args.edns, results)
+                load = threading.Thread(target=_dnsperf, args=work)
                 load.start()
                 length = f"{max(1, int(args.seconds) - 4)}"
                 raw = workdir / "pyspy.txt"

@@ -132,12 +132,17 @@ class BatchedUdp(asyncio.DatagramTransport):
                 vec[i].hdr.namelen = NAME_SLOT
                 vec[i].hdr.iov = ctypes.addressof(iov) + i * _IS
                 vec[i].hdr.iovlen = 1
-        self._rmem = memoryview(self._rmap)
         self._smem = memoryview(self._sbuf).cast("B")
         self._rvmem = memoryview(self._rvec).cast("B")
         self._svmem = memoryview(self._svec).cast("B")
         self._siovmem = memoryview(self._siov).cast("B")
         self._rvec_template = bytes(self._rvmem)
+        # Send header k points at receive address k with the socket family's address length, so
+        # while every datagram is answered (reply k goes to sender k) nothing is written per reply.
+        address_length = 16 if sock.family == socket.AF_INET else 28  # sockaddr_in / sockaddr_in6
+        for i in range(BATCH):
+            self._svec[i].hdr.namelen = address_length
+        self._svec_template = bytes(self._svmem)
         self._rvec_at = ctypes.addressof(self._rvec)
         self._svec_at = ctypes.addressof(self._svec)
         self._received = BATCH
@@ -159,12 +164,13 @@ class BatchedUdp(asyncio.DatagramTransport):
         histogram = self._histogram
         counts, bounds = histogram.counts, histogram.bounds
         spent = 0.0
-        rmem, smem, svmem, siovmem = self._rmem, self._smem, self._svmem, self._siovmem
+        rmap, smem, svmem, siovmem = self._rmap, self._smem, self._svmem, self._siovmem
         ready = 0
+        moved = False
         started = perf_counter()  # one clock read per query: each query's time ends where the next starts
         for i in range(count):
             at = i * RECV_SLOT
-            data = bytes(rmem[at : at + unpack_from(rvmem, i * _MS + _LEN)[0]])
+            data = rmap[at : at + unpack_from(rvmem, i * _MS + _LEN)[0]]  # an mmap slice is bytes
             try:
                 if gate is not None and gate.claims(data):
                     wire = self._transfer(gate, data, i)
@@ -180,9 +186,9 @@ class BatchedUdp(asyncio.DatagramTransport):
                     at = ready * SEND_SLOT
                     smem[at : at + size] = wire
                     pack_into("N", siovmem, ready * _IS + _IOVLEN, size)
-                    header = ready * _MS
-                    pack_into("P", svmem, header + _NAME, self._names_at + i * NAME_SLOT)
-                    pack_into("I", svmem, header + _NAMELEN, unpack_from(rvmem, i * _MS + _NAMELEN)[0])
+                    if ready != i:  # an earlier datagram got no reply: point at this sender
+                        pack_into("P", svmem, ready * _MS + _NAME, self._names_at + i * NAME_SLOT)
+                        moved = True
                     ready += 1
                 else:
                     self._send_one(wire, i)
@@ -193,6 +199,8 @@ class BatchedUdp(asyncio.DatagramTransport):
         histogram.total += spent
         if ready:
             self._flush(ready)
+        if moved:
+            svmem[: count * _MS] = self._svec_template[: count * _MS]
 
     def _flush(self, ready: int) -> None:
         sent = 0
