@@ -208,7 +208,7 @@ class Transfers:
         if client_serial is None:
             self.stats.count("ixfr", "formerr")
             return self._one(request, Rcode.FORMERR)
-        if not serial_newer(snap.serial, client_serial):  # the client is current: the SOA alone
+        if client_serial == snap.serial:  # the client is current: the SOA alone
             self.stats.count("ixfr_udp" if not tcp else "ixfr", "current")
             body = transfer.pack([(snap.origin, transfer.soa_tail(snap))], snap.origin)
             wires = transfer.messages(parsed.id, parsed.flags, parsed.question, body)
@@ -218,7 +218,8 @@ class Transfers:
             wire = transfer.single(parsed.id, parsed.flags, parsed.question, 0, tc=True)
             return self._finish(iter([wire]), request, "ixfr_udp")
         serials = (client_serial, snap.serial)
-        delta = self.journal.since(client_serial)
+        # a serial from the future (a secondary that knew another primary) is outside the journal
+        delta = self.journal.since(client_serial) if serial_newer(snap.serial, client_serial) else None
         if delta is None:
             return self._stream(request, "ixfr_full", self._cache.bodies(snap), serials)
         bodies = transfer.pack(transfer.delta_records(snap, client_serial, delta), snap.origin)

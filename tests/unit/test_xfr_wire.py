@@ -282,6 +282,17 @@ def test_ixfr_from_outside_the_journal_is_the_whole_zone() -> None:
     assert gate.stats.transfers == {}  # counted when the transport finishes
 
 
+def test_ixfr_from_a_serial_in_the_future_is_the_whole_zone() -> None:
+    state = _state()
+    gate = _gate(state)
+    request = _ixfr_request(state.snapshot.serial + 5)
+
+    texts = _records(_answers(gate.handle(request.to_wire(), "127.0.0.1", tcp=True), KEYRING, request))
+
+    assert sum(" SOA " in t for t in texts) == 2 and len(texts) > 3
+    assert texts[0] == texts[-1]
+
+
 def test_udp_ixfr_is_the_soa_alone_when_current_else_truncated() -> None:
     state = _state()
     gate = _gate(state)
