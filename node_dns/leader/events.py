@@ -78,22 +78,23 @@ def event_name(node: str, uid: str, key: Key) -> str:
 
 def message_of(key: Key) -> str:
     parts = [f"{annotation} entry {entry!r}: {reason}" for annotation, entry, reason in key]
-    text = "skipped invalid annotation entries: " + "; ".join(parts)
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    return "skipped invalid annotation entries: " + "; ".join(parts)
 
 
-def event_body(node: str, uid: str, key: Key, instance: str, wall: float) -> dict[str, Any]:
-    """A core/v1 Warning Event about the Node (kubectl describe node shows it)."""
-    stamp = micro_time(wall)
-    seconds = stamp.split(".")[0] + "Z"
+def node_event(
+    *, name: str, node: str, uid: str, reason: str, message: str, warning: bool, instance: str, wall: float
+) -> dict[str, Any]:
+    """A core/v1 Event about a Node (``kubectl describe node`` shows it): the one body every
+    leader-posted Event uses, so their names, sources and timestamps follow one rule."""
+    seconds = micro_time(wall).split(".")[0] + "Z"
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": event_name(node, uid, key), "namespace": EVENT_NAMESPACE},
+        "metadata": {"name": name, "namespace": EVENT_NAMESPACE},
         "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid},
-        "reason": REASON,
-        "message": message_of(key),
-        "type": "Warning",
+        "reason": reason,
+        "message": message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "...",
+        "type": "Warning" if warning else "Normal",
         "source": {"component": COMPONENT},
         "reportingComponent": COMPONENT,
         "reportingInstance": instance[:128],
@@ -101,6 +102,20 @@ def event_body(node: str, uid: str, key: Key, instance: str, wall: float) -> dic
         "lastTimestamp": seconds,
         "count": 1,
     }
+
+
+def event_body(node: str, uid: str, key: Key, instance: str, wall: float) -> dict[str, Any]:
+    """A Warning Event naming the node's invalid annotation entries."""
+    return node_event(
+        name=event_name(node, uid, key),
+        node=node,
+        uid=uid,
+        reason=REASON,
+        message=message_of(key),
+        warning=True,
+        instance=instance,
+        wall=wall,
+    )
 
 
 class InvalidAnnotationEvents:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 from node_dns import kube
 from node_dns.kube import errors
-from node_dns.leader.decide import micro_time
-from node_dns.leader.events import COMPONENT, EVENT_NAMESPACE, MAX_MESSAGE, EventStats
+from node_dns.leader.events import EVENT_NAMESPACE, EventStats, node_event
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +36,20 @@ class Flip:
 
 
 def event_body(flip: Flip, uid: str, instance: str) -> dict[str, object]:
+    """A Normal (reachable again) or Warning (unreachable) Event about the node's verdict."""
     digest = hashlib.sha256(
         repr((flip.node, uid, flip.message, flip.reachable, flip.wall)).encode()
     ).hexdigest()[:16]
-    stamp = micro_time(flip.wall)
-    seconds = stamp.split(".")[0] + "Z"
-    message = flip.message if len(flip.message) <= MAX_MESSAGE else flip.message[: MAX_MESSAGE - 3] + "..."
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{flip.node[:200].rstrip('.-')}.{digest}", "namespace": EVENT_NAMESPACE},
-        "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": flip.node, "uid": uid},
-        "reason": "ProbeReachable" if flip.reachable else "ProbeUnreachable",
-        "message": message,
-        "type": "Normal" if flip.reachable else "Warning",
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": instance[:128],
-        "firstTimestamp": seconds,
-        "lastTimestamp": seconds,
-        "count": 1,
-    }
+    return node_event(
+        name=f"{flip.node[:200].rstrip('.-')}.{digest}",
+        node=flip.node,
+        uid=uid,
+        reason="ProbeReachable" if flip.reachable else "ProbeUnreachable",
+        message=flip.message,
+        warning=not flip.reachable,
+        instance=instance,
+        wall=flip.wall,
+    )
 
 
 class FlipEvents:

@@ -16,7 +16,7 @@ are filled in at startup by :mod:`node_dns.settings.startup`.
 from __future__ import annotations
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from node_dns.settings import errors
 from node_dns.settings.dns import DnsSettings
@@ -55,13 +55,7 @@ class Settings(
 ):
     """All of node-dns' configuration: every group below, as one flat, frozen model."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=errors.ENV_PREFIX,
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-        case_sensitive=False,
-    )
+    model_config = errors.MODEL_CONFIG
 
 
 GROUPS: tuple[type[Group], ...] = tuple(

@@ -8,18 +8,17 @@ reads, one definition), Kubernetes access and logging. In the chart its settings
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode
 
 from node_dns.settings import errors
 from node_dns.settings.group import Group, chart
 from node_dns.settings.kubernetes import KubernetesSettings
 from node_dns.settings.logs import LogSettings
 from node_dns.settings.nodes import NodeSettings
-from node_dns.settings.values import IpText, split_list
+from node_dns.settings.values import IpText, networks, split_list
 
 DEFAULT_EXCLUDE = (
     "lo",
@@ -135,13 +134,7 @@ class AgentSettings(Group):
     @field_validator("agent_allowed_networks")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        networks = []
-        for entry in value:
-            try:
-                networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
-            except ValueError:
-                raise ValueError(f"{entry!r} is not an IPv4 or IPv6 network (CIDR)") from None
-        return tuple(networks)
+        return networks(value)
 
     @field_validator("agent_families")
     @classmethod
@@ -161,13 +154,7 @@ class AgentSettings(Group):
 class AgentCommandSettings(AgentSettings, KubernetesSettings, LogSettings, BaseSettings):
     """Everything ``node-dns agent`` reads: its group, the annotation, Kubernetes access, logs."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=errors.ENV_PREFIX,
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-        case_sensitive=False,
-    )
+    model_config = errors.MODEL_CONFIG
 
     discovered_annotation: Annotated[str, NodeSettings.model_fields["discovered_annotation"]] = (
         NodeSettings.model_fields["discovered_annotation"].get_default()

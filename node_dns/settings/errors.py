@@ -11,8 +11,18 @@ import re
 from collections.abc import Collection
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 
 ENV_PREFIX = "NODE_DNS_"
+
+MODEL_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX,
+    extra="forbid",
+    frozen=True,
+    validate_default=True,
+    case_sensitive=False,
+)
+"""How every command's settings model reads its environment: one prefix, unknown names refused."""
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 
 

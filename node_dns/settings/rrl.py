@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import NoDecode
 
 from node_dns.settings.group import Group
-from node_dns.settings.values import split_list
+from node_dns.settings.values import networks, split_list
 
 
 class RrlSettings(Group):
@@ -65,10 +64,4 @@ class RrlSettings(Group):
     @field_validator("rrl_exempt")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        networks = []
-        for entry in value:
-            try:
-                networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
-            except ValueError:
-                raise ValueError(f"{entry!r} is not an IPv4 or IPv6 network (CIDR)") from None
-        return networks
+        return list(networks(value))

@@ -69,3 +69,15 @@ DnsName = Annotated[str, AfterValidator(dns_name)]
 DnsLabel = Annotated[str, AfterValidator(dns_label)]
 AnnotationKey = Annotated[str, AfterValidator(annotation_key)]
 IpText = Annotated[str, AfterValidator(ip_text)]
+
+
+def networks(entries: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry as a normalised IPv4 or IPv6 network (host bits allowed), or a ValueError
+    naming the first entry that is not one."""
+    result = []
+    for entry in entries:
+        try:
+            result.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IPv4 or IPv6 network (CIDR)") from None
+    return tuple(result)
