@@ -31,6 +31,8 @@ CHURN = (0, 5, 50)
 RATE_FRACTION = 1 / 3
 """The fixed rate as a fraction of node-dns' unthrottled UDP rate measured in the same run."""
 NODES, AREAS = 200, 10
+BIG_NODES, BIG_AREAS, BIG_CHURN = 5000, 100, 50
+"""The stall target's population: one more node-dns run at the same rate with 50 flips/s."""
 STALL_BUDGET = 0.005
 SECONDS = {True: 60.0, False: 600.0}
 """Length of each run, by --quick."""
@@ -161,9 +163,15 @@ def _sampling(pid: int, into: list[float], every: float = 5.0) -> Iterator[None]
 
 
 def _node_dns_phase(
-    plane: ControlPlane, mix: common.Mix, names: Sequence[str], churn: int, rate: int, seconds: float
+    plane: ControlPlane,
+    mix: common.Mix,
+    names: Sequence[str],
+    churn: int,
+    rate: int,
+    seconds: float,
+    label: str = "node-dns",
 ) -> Phase:
-    phase = Phase("node-dns", churn)
+    phase = Phase(label, churn)
     with common.node_dns(plane) as process:
         _warm(process, len(names))
         pid = process.pid or 0
@@ -224,6 +232,15 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         nsd.stop()
     phases = [reference]
     phases += [_node_dns_phase(plane, mix, names, churn, rate, seconds) for churn in CHURN]
+
+    big_areas = [common.area_name(i) for i in range(BIG_AREAS)]
+    big = common.node_specs(BIG_NODES, BIG_AREAS)
+    common.populate(plane, big)
+    big_mix = common.write_mix(opts.workdir / "mix-soak-big.txt", big_areas)
+    label = f"node-dns, {BIG_NODES:,} nodes in {BIG_AREAS} areas"
+    phases.append(
+        _node_dns_phase(plane, big_mix, [spec.name for spec in big], BIG_CHURN, rate, seconds, label)
+    )
     return [_table(phases, rate, unthrottled.qps, seconds)]
 
 
@@ -277,6 +294,8 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
     table.notes += [
         f"rate: {RATE_FRACTION:.2f} of node-dns' unthrottled {unthrottled:,.0f} queries/s measured at the "
         "start of the run (dnsperf -c 1 -q 100 -Q rate); lost: no reply within dnsperf's 2 s timeout",
+        f"the last row serves {BIG_NODES:,} nodes in {BIG_AREAS} areas (the stall target's size) at the "
+        "same rate; its lost queries compare with NSD's on the small zone only loosely",
         "each node-dns row is a fresh process; flips go through the apiserver (strategic-merge patch of "
         "the Ready condition), a node down then up again, so no area fails open",
         "mix: positive A, positive AAAA, NXDOMAIN, NODATA (TXT), apex SOA in equal parts, random case",

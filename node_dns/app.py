@@ -218,6 +218,7 @@ async def start(
         node_selector=settings.node_selector,
         on_synced=gcpolicy.freeze,
     )
+    source.on_replayed = gcpolicy.freeze  # again once kopf's own listing is in: its state is start-up too
     server.tasks["lister"] = asyncio.create_task(node_lister.run(), name="node-dns:lister")
     server.tasks["sweeper"] = asyncio.create_task(_sweep(tstate), name="node-dns:tcp-idle-sweeper")
     server.tasks["loop-lag"] = asyncio.create_task(lag.run(), name="node-dns:loop-lag")

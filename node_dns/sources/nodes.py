@@ -163,6 +163,9 @@ class NodeSource:
         self.stats = SourceStats()
         self.on_relisted: Callable[[], None] | None = None
         """Called for objects of a (re-)listing, so a full reconcile can follow it."""
+        self.on_replayed: Callable[[], object] | None = None
+        """Called once, when the watch has delivered (LISTED) as many nodes as are known after the
+        first complete list: start-up is over (the application freezes its heap for the GC then)."""
         self.problem_listeners: list[Any] = []
         """Callables (node name, problems) called when a node's bad entries change."""
 
@@ -210,6 +213,14 @@ class NodeSource:
             self._sink.apply(name, None, version)
         else:
             self._sink.apply(name, self._facts(body), version)
+        if event_type is None:
+            self._check_replayed()
+
+    def _check_replayed(self) -> None:
+        listed = self.stats.events.get("LISTED", 0)
+        if self.on_replayed is not None and self.stats.last_list and listed >= len(self._raw):
+            callback, self.on_replayed = self.on_replayed, None
+            callback()
 
     def on_list(self, items: Sequence[Mapping[str, Any]], list_version: str | None) -> None:
         self._replace([self._listed(item) for item in items], list_version)
@@ -233,6 +244,7 @@ class NodeSource:
             await asyncio.sleep(0)
         self._forget_unlisted(names)
         replacement.finish()
+        self._check_replayed()
 
     def _listed(self, item: Mapping[str, Any]) -> tuple[model.NodeFacts, str | None]:
         return self._facts(item), (item.get("metadata") or {}).get("resourceVersion")
@@ -240,6 +252,7 @@ class NodeSource:
     def _replace(self, nodes: list[tuple[model.NodeFacts, str | None]], list_version: str | None) -> None:
         self._forget_unlisted({facts.name for facts, _ in nodes})
         self._sink.replace_all(nodes, list_version)
+        self._check_replayed()
 
     def _forget_unlisted(self, names: set[str]) -> None:
         for gone in set(self._raw) - names:

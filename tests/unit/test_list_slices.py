@@ -92,3 +92,27 @@ def test_events_between_parts_keep_the_resource_version_rules() -> None:
 
     assert sorted(zone.facts.nodes) == ["b", "late"]
     assert sorted(listed(zone)[f"home.{ZONE}"]) == ["192.0.2.7", "192.0.2.9"]
+
+
+def test_start_up_is_over_once_the_watch_delivered_every_listed_node() -> None:
+    source = nodes.NodeSource(Sink(), KEYS)
+    calls: list[int] = []
+    source.on_replayed = lambda: calls.append(1)
+    source.on_event(None, node("a", "home", "192.0.2.1"))  # the watch's listing, before our own list
+    assert calls == []
+    source.on_list([node("a", "home", "192.0.2.1"), node("b", "home", "192.0.2.2")], "5")
+    assert calls == []
+    source.on_event(None, node("b", "home", "192.0.2.2"))
+    source.on_event(None, node("b", "home", "192.0.2.2"))  # a later re-listing: not again
+
+    assert calls == [1]
+
+
+def test_a_watch_that_replayed_before_the_first_list_ends_start_up_with_the_list() -> None:
+    source = nodes.NodeSource(Sink(), KEYS)
+    calls: list[int] = []
+    source.on_replayed = lambda: calls.append(1)
+    source.on_event(None, node("a", "home", "192.0.2.1"))
+    source.on_list([node("a", "home", "192.0.2.1")], "5")
+
+    assert calls == [1]
