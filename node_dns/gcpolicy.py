@@ -12,7 +12,8 @@ socket. Two changes keep it off the receive path:
   listed JSON hold no cycles); only cyclic garbage frozen by mistake would stay, which is why
   the freeze happens right after a collection, at start-up only: after node-dns' first list and
   once more when the watch (kopf) has delivered every node (its per-object state is start-up
-  heap too: at 5,000 nodes, collections walking it held the loop up to 50 ms while flipping).
+  heap too; collections of up to 50 ms were seen while flipping at 5,000 nodes on the loaded
+  test machine, where run-queue waits inflate every wall-clock figure).
 - Young collections run less often (:data:`THRESHOLDS`): a query's short-lived objects die by
   reference counting and never reach the collector, so a larger first generation costs nothing
   per query and turns many sub-millisecond collections into fewer ones of about the same size each;
