@@ -62,6 +62,43 @@ class NotifyReceiver:
         self.sock.close()
 
 
+class OneAddress:
+    """A UDP front on one address: each query goes to the next replica in turn, as a Service
+    spreads them; the reply is relayed back to the client."""
+
+    def __init__(self, backends: list[tuple[str, int]]) -> None:
+        self.backends = backends
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.forwarded = [0] * len(backends)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            try:
+                data, client = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            index = turn % len(self.backends)
+            turn += 1
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+                upstream.settimeout(2)
+                upstream.sendto(data, self.backends[index])
+                reply, _ = upstream.recvfrom(4096)
+            self.forwarded[index] += 1
+            self.sock.sendto(reply, client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
 def soa_serial(proc: NodeDns) -> int:
     reply = dns.query.udp(dns.message.make_query(ZONE, "SOA"), proc.address, port=proc.dns_port, timeout=2)
     return int(reply.answer[0][0].serial)
@@ -125,6 +162,21 @@ def test_replicas_started_apart_agree_and_only_the_leader_notifies(
             proc.wait_ready(30)
         serials = {name: soa_serial(proc) for name, proc in procs.items()}
         assert len(set(serials.values())) == 1, serials
+        front = OneAddress([p.dns_address for p in procs.values()])
+        try:  # what a secondary or a monitor sees through one address: one serial
+            seen = {
+                int(
+                    dns.query.udp(
+                        dns.message.make_query(ZONE, "SOA"), "127.0.0.1", port=front.port, timeout=3
+                    )
+                    .answer[0][0]
+                    .serial
+                )
+                for _ in range(30)
+            }
+            assert seen == {serials["replica-0"]} and front.forwarded == [10, 10, 10]
+        finally:
+            front.close()
         # the later ones listed at a later resourceVersion, and took the leader's serial instead
         for later in ("replica-1", "replica-2"):
             assert "the leader's for the same content" in procs[later].logs(), procs[later].logs()
