@@ -261,7 +261,7 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
             "longest loop lag ms (bucket; since start)",
             f"lags > {STALL_BUDGET * 1e3:.0f} ms",
             "kernel drops",
-            "longest GC ms (bucket)",
+            "longest GC ms CPU (bucket)",
             "waited for CPU s",
             "RSS MB start, end (growth)",
         ],
@@ -300,10 +300,10 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
         "the Ready condition), a node down then up again, so no area fails open",
         "mix: positive A, positive AAAA, NXDOMAIN, NODATA (TXT), apex SOA in equal parts, random case",
         "loop lag and GC: the highest histogram bucket that gained an observation during the run "
-        "(node_dns_event_loop_lag_seconds, node_dns_gc_pause_seconds); 'since start': "
-        "node_dns_event_loop_lag_max_seconds, start-up included; 'waited for CPU': run-queue delay "
-        "of node-dns' main thread during the run (/proc/PID/schedstat), the share of a stall that "
-        "other processes on its CPU caused",
+        "(node_dns_event_loop_lag_seconds; node_dns_gc_pause_seconds, CPU time of each collection)",
+        "'since start': node_dns_event_loop_lag_max_seconds, start-up included",
+        "'waited for CPU': run-queue delay of node-dns' main thread during the run "
+        "(/proc/PID/schedstat), the share of a stall that other processes on its CPU caused",
         common.load_note(),
     ]
     return table

@@ -267,7 +267,7 @@ class NodeDnsCollector(Collector):
         if self._in.gc_pauses is not None:
             pauses = HistogramMetricFamily(
                 "node_dns_gc_pause_seconds",
-                "Garbage collections by generation and how long each held the event loop.",
+                "Garbage collections by generation and the CPU time each took (the loop waits that long).",
                 labels=["generation"],
             )
             for generation, hist in sorted(self._in.gc_pauses.items()):
