@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench import validity
+from bench import qps, validity
 from bench.common import PerfResult
 
 STAT = """cpu  300 0 100 500 20 0 0 0 0 0
@@ -88,3 +88,12 @@ def test_the_headline_without_the_reference_is_nan() -> None:
     assert math.isnan(validity.headline({"node-dns": 1.0}, "node-dns", "NSD"))
     assert math.isnan(validity.ratio(1.0, math.nan))
     assert math.isnan(validity.ratio(math.nan, 1.0))
+
+
+def test_only_the_runs_a_ratio_is_made_of_can_invalidate_it() -> None:
+    bound = result(client_core_busy=1.0, server_core_busy=0.5)
+    fine = result(client_core_busy=0.5, server_core_busy=1.0)
+    results = {"node-dns": [fine], "NSD": [fine], "Knot": [bound]}
+
+    assert qps.invalid_runs(results, "node-dns", "NSD") == []
+    assert qps.invalid_runs(results) == [f"Knot round 1: {bound.invalid}"]
