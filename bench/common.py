@@ -346,6 +346,11 @@ class PerfResult:
         """Why this run measured the client rather than the server, or None."""
         return validity.why_invalid(self.client_core_busy, self.server_core_busy)
 
+    @property
+    def caveat(self) -> str | None:
+        """Why this run's answers per CPU-second understate the server, or None."""
+        return validity.why_undriven(self.server_cpu_s / self.wall_s, self.client_core_busy)
+
     def usage(self) -> str:
         """Client and server CPU during the run, for the notes under a table."""
         return (

@@ -148,6 +148,17 @@ def invalid_runs(results: dict[str, list[common.PerfResult]], *only: str) -> lis
     ]
 
 
+def undriven_runs(results: dict[str, list[common.PerfResult]], *only: str) -> list[str]:
+    """One line per run whose server was limited by neither itself nor the client."""
+    return [
+        f"{n} round {i + 1}: {r.caveat}"
+        for n, rs in results.items()
+        if not only or n in only
+        for i, r in enumerate(rs)
+        if r.caveat
+    ]
+
+
 def usage(results: dict[str, list[common.PerfResult]]) -> str:
     """CPU of client and server in each server's first round: shows who was the limit."""
     return "; ".join(f"{n}: {rs[0].usage()}" for n, rs in results.items() if rs)
@@ -192,6 +203,7 @@ def _raw(result: common.PerfResult) -> dict[str, object]:
         "client_core_busy": result.client_core_busy,
         "server_core_busy": result.server_core_busy,
         "invalid": result.invalid,
+        "caveat": result.caveat,
     }
 
 
@@ -218,6 +230,8 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
                 table.raw[label] = {n: [_raw(r) for r in rs] for n, rs in results.items()}
                 bad = invalid_runs(results, "node-dns", "NSD")  # the runs the headline is made of
                 value = f"{share:.2f}x" + (" (INVALID: client-bound runs)" if bad else "")
+                if undriven_runs(results, "NSD"):
+                    value += " (NSD not driven to its limit: likely optimistic)"
                 table.raw.setdefault("summary", []).append(
                     (
                         f"UDP answers per CPU-s / NSD, {label}",
@@ -229,6 +243,7 @@ def run(plane: ControlPlane, opts: common.Options, parts: set[str]) -> list[Tabl
                 )
                 table.notes.append(f"{label}: CPU in round 1: {usage(results)}")
                 table.notes += [f"{label}: {line}" for line in invalid_runs(results)]
+                table.notes += [f"{label}: {line}" for line in undriven_runs(results)]
                 if opts.rounds > 1:
                     table.notes.append(f"{label}: QPS range over {opts.rounds} rounds: {spreads(results)}")
             table.notes += [

@@ -24,6 +24,9 @@ SATURATED = 0.95
 """The client's core counts as saturated at this share busy (all processes on it)."""
 SPARE = 0.10
 """The server has CPU to spare when its core was idle at least this share of the run."""
+DRIVEN = 0.80
+"""A server using less than this share of a core, with the client not saturated either, was
+limited by neither: by the rest of the machine (scheduling behind other processes)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,22 @@ def why_invalid(client_core_busy: float, server_core_busy: float) -> str | None:
     return (
         f"INVALID (client-bound): client core {client_core_busy:.0%} busy "
         f"while the server core was {1.0 - server_core_busy:.0%} idle"
+    )
+
+
+def undriven(server_share: float, client_core_busy: float) -> bool:
+    """Neither server nor client was the limit. Not invalid, but such a server reads smaller
+    batches per wake-up and spends more CPU per answer than at its limit: its answers per
+    CPU-second are pessimistic, and a ratio against it optimistic."""
+    return server_share < DRIVEN and client_core_busy < SATURATED
+
+
+def why_undriven(server_share: float, client_core_busy: float) -> str | None:
+    if not undriven(server_share, client_core_busy):
+        return None
+    return (
+        f"not driven to its limit: server {server_share:.0%} of a core, "
+        f"client core {client_core_busy:.0%} busy"
     )
 
 

@@ -97,3 +97,22 @@ def test_only_the_runs_a_ratio_is_made_of_can_invalidate_it() -> None:
 
     assert qps.invalid_runs(results, "node-dns", "NSD") == []
     assert qps.invalid_runs(results) == [f"Knot round 1: {bound.invalid}"]
+
+
+def test_a_server_limited_by_neither_itself_nor_the_client_is_not_driven() -> None:
+    assert validity.undriven(server_share=0.42, client_core_busy=0.54)
+
+
+def test_a_server_near_a_full_core_is_driven() -> None:
+    assert not validity.undriven(server_share=0.85, client_core_busy=0.54)
+
+
+def test_a_saturated_client_is_the_other_rule_not_this_one() -> None:
+    assert not validity.undriven(server_share=0.42, client_core_busy=0.99)
+
+
+def test_a_run_not_driven_says_so_without_being_invalid() -> None:
+    run = result(server_cpu_s=4.2, wall_s=10.0, client_core_busy=0.54, server_core_busy=0.85)
+
+    assert run.invalid is None
+    assert run.caveat == "not driven to its limit: server 42% of a core, client core 54% busy"
