@@ -85,6 +85,11 @@ TYPE_TSIG = 250
 TYPE_IXFR = 251
 TYPE_AXFR = 252
 TYPE_ANY = 255
+TYPE_EXISTS = 65280
+"""A private-use type (RFC 6895 §3.1) that marks, in transfers and dumps, a name that answers
+NODATA with no record at all (an area whose nodes are all unhealthy, a ``v6.`` name of an
+IPv4-only area, a Service without endpoints): a zone file cannot hold a name without records,
+so without it a secondary would answer NXDOMAIN where node-dns answers NODATA."""
 
 TYPE_NAMES = {
     TYPE_A: "A",

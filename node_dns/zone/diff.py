@@ -45,8 +45,7 @@ def diff(old: Snapshot, new: Snapshot) -> ZoneDiff:
         before, after = old.names.get(key), new.names.get(key)
         if before is after:
             continue
-        was = before.rrsets if before is not None else {}
-        now = after.rrsets if after is not None else {}
+        was, now = old.transferred(before), new.transferred(after)
         for rtype in sorted(set(was) | set(now), key=type_order):
             a, b = was.get(rtype), now.get(rtype)
             if a == b:

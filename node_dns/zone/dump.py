@@ -3,8 +3,9 @@
 What is printed is exactly what the snapshot answers: the SOA and NS of the apex, glue, every
 area and Service name and their ``v4.``/``v6.`` family names. Names are absolute, one record per
 line, apex first and then in DNS canonical order (RFC 4034 §6.1), so two dumps diff cleanly and
-the text loads into NSD, knot or BIND as is. Empty non-terminals and names without records (a
-Service with no endpoints, which answers NODATA) appear only as comments.
+the text loads into NSD, knot or BIND as is. Empty non-terminals appear as comments; a name
+without records (a Service with no endpoints, which answers NODATA) carries the private-use
+``TYPE65280`` marker that zone transfers carry too, so this text equals a secondary's zone.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ def render(snap: snapshot.Snapshot) -> str:
         node = snap.names[key]
         owner = _name(key)
         if not node.rrsets:
-            lines.append(f"; {owner} exists with no records (NODATA)")
-            continue
-        for rtype in sorted(node.rrsets, key=snapshot.type_order):
-            rrset = node.rrsets[rtype]
+            lines.append(f"; {owner} exists with no records (NODATA): marked for secondaries")
+        rrsets = snap.transferred(node)
+        for rtype in sorted(rrsets, key=snapshot.type_order):
+            rrset = rrsets[rtype]
             type_name = TYPE_NAMES.get(rtype, f"TYPE{rtype}")
             lines.extend(f"{owner} {rrset.ttl} IN {type_name} {text}" for text in rrset.texts)
     if snap.empty_non_terminals:

@@ -8,6 +8,7 @@ touched, so building it costs work proportional to the change, not to the zone.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ TYPE_A = protocol.TYPE_A
 TYPE_NS = protocol.TYPE_NS
 TYPE_SOA = protocol.TYPE_SOA
 TYPE_AAAA = protocol.TYPE_AAAA
+TYPE_EXISTS = protocol.TYPE_EXISTS
 
 NameKey = tuple[bytes, ...]
 """A name as lower-case labels, most specific first, without the root: (b'home', b'lb', ...)."""
@@ -129,9 +131,22 @@ class Snapshot:
         """Every name with a node, the apex first, then in canonical order."""
         return sorted(self.names, key=lambda k: (k != self.origin, canonical(k)))
 
+    def exists_marker(self) -> RRset:
+        """The one record a name without records carries in a transfer (see TYPE_EXISTS)."""
+        tail = struct.pack("!HHIH", TYPE_EXISTS, protocol.CLASS_IN, self.negative_ttl, 0)
+        return RRset(TYPE_EXISTS, self.negative_ttl, (tail,), ("\\# 0",))
+
+    def transferred(self, node: Node | None) -> Mapping[int, RRset]:
+        """A node's RRsets as a transfer carries them: a name that exists with no records gets
+        the marker, so secondaries answer NODATA for it as node-dns does."""
+        if node is None:
+            return {}
+        return node.rrsets if node.rrsets else {TYPE_EXISTS: self.exists_marker()}
+
     def rrsets(self) -> Iterator[tuple[NameKey, RRset]]:
-        """The whole zone as (owner, RRset): the apex SOA first, then in canonical order."""
+        """The whole zone as a transfer carries it, as (owner, RRset): the apex SOA first, then
+        in canonical order."""
         for key in self.owners():
-            rrsets = self.names[key].rrsets
+            rrsets = self.transferred(self.names[key])
             for rtype in sorted(rrsets, key=type_order):
                 yield key, rrsets[rtype]

@@ -199,6 +199,22 @@ def test_each_secondary_used_ixfr_for_a_small_change(primary: Primary, kube: Kub
     assert "Transfer status: success" in bind and "TSIG 'xfr'" in bind, bind[-2000:]
 
 
+def test_a_name_without_records_answers_nodata_at_every_secondary_as_at_node_dns(primary: Primary) -> None:
+    # The area is IPv4-only: its v6. name exists with no record, so node-dns answers NODATA. A zone
+    # file cannot hold a name without records; the transfer marks it, so no secondary says NXDOMAIN.
+    wait_converged(primary, f"{primary.area}.{ZONE}")
+    name = f"v6.{primary.area}.{ZONE}"
+    ours = dns.query.udp(
+        dns.message.make_query(name, "AAAA"), primary.server.address, port=primary.server.dns_port, timeout=2
+    )
+    assert (ours.rcode(), ours.answer) == (dns.rcode.NOERROR, [])
+
+    for secondary in primary.secondaries:
+        theirs = secondary.query(name, "AAAA")
+        assert (dns.rcode.to_text(theirs.rcode()), theirs.answer) == ("NOERROR", []), secondary.kind
+        assert secondary.query(f"nothing-here.{ZONE}", "A").rcode() == dns.rcode.NXDOMAIN, secondary.kind
+
+
 # --- clients: dig and kdig --------------------------------------------------------------------------
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)

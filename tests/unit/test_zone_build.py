@@ -160,10 +160,11 @@ def test_a_diff_across_several_publications_compares_every_name() -> None:
 
     changes = diff.diff(first, zone.snapshot)
 
+    # v6. names of IPv4-only areas exist with no records: their marker comes and goes with them.
     owners = {b".".join(key).decode() for key, _ in changes.added}
-    assert owners == {"lb.example.net", "web.lb.example.net", "v4.web.lb.example.net"}
+    assert owners == {"lb.example.net", *(f"{p}web.lb.example.net" for p in ("", "v4.", "v6."))}
     gone = {b".".join(key).decode() for key, _ in changes.removed}
-    assert gone == {"lb.example.net", "home.lb.example.net", "v4.home.lb.example.net"}
+    assert gone == {"lb.example.net", *(f"{p}home.lb.example.net" for p in ("", "v4.", "v6."))}
 
 
 def test_no_change_gives_an_empty_diff() -> None:
