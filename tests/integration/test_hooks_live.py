@@ -267,7 +267,10 @@ def test_a_burst_of_200_changes_is_coalesced_and_min_nodes_keeps_the_last_good_f
     control_plane: ControlPlane, kubeconfig: Path, created: list[str], tmp_path: Path
 ) -> None:
     area = unique("burst")
-    names = [add_node(control_plane, created, area, f"192.0.2.{i + 1}") for i in range(10)]
+    # min_nodes counts the healthy nodes node-dns sees: select this test's nodes only, so nodes
+    # other tests left in the shared cluster cannot keep the count above the guard.
+    mine = {"hooks-test": area}
+    names = [add_node(control_plane, created, area, f"192.0.2.{i + 1}", labels=mine) for i in range(10)]
     template = "{% for n in nodes if n.healthy and '" + area + "' in n.areas %}\n{{ n.name }}\n{% endfor %}\n"
     output, runs = tmp_path / "members.txt", tmp_path / "runs"
     hooks = write_hooks(
@@ -281,7 +284,8 @@ def test_a_burst_of_200_changes_is_coalesced_and_min_nodes_keeps_the_last_good_f
             "min_nodes": 3,
         },
     )
-    with NodeDns(kubeconfig, extra_args=[f"--hooks-file={hooks}"]) as server:
+    selected = [f"--hooks-file={hooks}", f"--node-selector=hooks-test={area}"]
+    with NodeDns(kubeconfig, extra_args=selected) as server:
         everyone = "".join(f"{n}\n" for n in sorted(names))
         wait_for(lambda: output.exists() and output.read_text() == everyone, timeout=10, what="first render")
         wait_for(runs.exists, timeout=10, what="first run")

@@ -403,7 +403,9 @@ def test_one_leader_records_each_bad_annotation_once_and_a_crash_is_taken_over_a
             timeout=10,
             what="every replica to have seen the bad entry",
         )
-        wait_for(lambda: events_metric(procs[first], "created") == 1, timeout=10, what="the leader's record")
+        # (>= 1: nodes with bad entries that other tests left in the shared cluster count too;
+        # this node's Events are counted exactly below.)
+        wait_for(lambda: events_metric(procs[first], "created") >= 1, timeout=10, what="the leader's record")
         (event,) = node_events(kube, bad)
         assert event["type"] == "Warning"
         assert event["involvedObject"]["kind"] == "Node"
@@ -421,11 +423,11 @@ def test_one_leader_records_each_bad_annotation_once_and_a_crash_is_taken_over_a
 
         # The new leader does not post the same state again (its create finds the Event: 409);
         # a change is posted once.
-        wait_for(lambda: events_metric(procs[second], "exists") == 1, timeout=10, what="the known event")
+        wait_for(lambda: events_metric(procs[second], "exists") >= 1, timeout=10, what="the known event")
         assert len(node_events(kube, bad)) == 1
         kube.annotate(bad, {IPS_ANNOTATION: "192.0.2.1,still-not-an-ip"})
         wait_for(lambda: len(node_events(kube, bad)) == 2, timeout=10, what="a second event")
-        wait_for(lambda: events_metric(procs[second], "created") == 1, timeout=10, what="the new record")
+        wait_for(lambda: events_metric(procs[second], "created") >= 1, timeout=10, what="the new record")
         assert len(node_events(kube, bad)) == 2
         assert {e["reportingInstance"] for e in node_events(kube, bad)} == {first, second}
 
