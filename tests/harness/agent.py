@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
-from tests.harness.controlplane import REPO_ROOT, _die_with_parent
+from tests.harness.controlplane import REPO_ROOT, spawn_logged
 from tests.harness.netns import Netns
 
 
@@ -53,16 +53,7 @@ class AgentProcess:
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
-            )
+        self.popen = spawn_logged(self.argv, self.log_path, self.env)
         return self
 
     def __enter__(self) -> Self:

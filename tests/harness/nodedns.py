@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
-from tests.harness.controlplane import _die_with_parent, make_workdir
+from tests.harness.controlplane import make_workdir, spawn_logged
 from tests.harness.ports import free_dns_port, free_port
 
 DEFAULT_ZONE = "lb.example.net"
@@ -109,16 +109,7 @@ class NodeDns:
         atexit.register(self.kill)
         self._logdir = make_workdir("node-dns-run-")
         self.log_path = self._logdir / "node-dns.log"
-        with open(self.log_path, "ab") as log:
-            self._popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
-            )
+        self._popen = spawn_logged(self.argv, self.log_path, self.env)
         return self
 
     def wait_ready(self, timeout: float | None = None) -> None:
