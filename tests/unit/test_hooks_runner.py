@@ -266,7 +266,11 @@ def test_startup_checks_the_output_directory(tmp_path: Path) -> None:
 
 
 def test_startup_checks_the_output_directory_is_writable() -> None:
-    """Run as an unprivileged user (root may write anywhere) against a directory it cannot write."""
+    """Run without the capabilities that let root write anywhere, against a directory it cannot write.
+
+    Root keeps its uid (so it can still read a clone under a private directory) but loses
+    CAP_DAC_OVERRIDE and its relatives from the bounding set: the mode bits then apply to it too.
+    """
     directory = Path(tempfile.mkdtemp(prefix="node-dns-hooks-ro-"))
     try:
         directory.chmod(0o555)
@@ -276,7 +280,7 @@ def test_startup_checks_the_output_directory_is_writable() -> None:
         )
         argv = [sys.executable, "-c", code]
         if os.geteuid() == 0:
-            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+            argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *argv]
         root = Path(__file__).resolve().parents[2]
         done = subprocess.run(argv, capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root)})
         assert done.stdout.strip() == f"output directory {directory} is not writable", done.stderr
