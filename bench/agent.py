@@ -107,9 +107,13 @@ def run(opts: common.Options) -> list[Table]:
             time.sleep(idle)
             idle_cpu = common.cpu_seconds(agent.pid) - before
             rss_after_idle = common.rss_mb(agent.pid)
-            full = psutil.Process(agent.pid).memory_full_info()
+            process = psutil.Process(agent.pid)
+            full = process.memory_full_info()
             own = (full.uss / 2**20, full.pss / 2**20)
-    return [_table(to_annotation, to_answer, missed, changes, rss, rss_after_idle, idle_cpu, idle, own)]
+            threads = process.num_threads()
+    return [
+        _table(to_annotation, to_answer, missed, changes, rss, rss_after_idle, idle_cpu, idle, own, threads)
+    ]
 
 
 def _changes(
@@ -163,6 +167,7 @@ def _table(
     idle_cpu: float,
     idle: float,
     own: tuple[float, float],
+    threads: int,
 ) -> Table:
     def row(label: str, values: list[float]) -> list[object]:
         ms = [v * 1000 for v in values]
@@ -185,6 +190,7 @@ def _table(
             f"(target <= {TARGET_RSS_MB:.0f} MB: {verdict(max(rss, rss_after_idle) <= TARGET_RSS_MB)}); "
             f"of it the agent's own pages (USS) {own[0]:.1f} MB, proportional share (PSS) {own[1]:.1f} MB: "
             "the rest are shared library pages",
+            f"agent threads: {threads} (each thread beyond the first may get its own malloc arena)",
             f"agent CPU while idle: {idle_cpu:.3f} s over {idle:.0f} s "
             f"({cpu_per_minute:.3f} CPU-s per minute)",
             "clock starts when `ip address` returns; node-dns on CPU 0, bench loops on CPU 1",
@@ -196,6 +202,7 @@ def _table(
         "to_answer_s": to_answer,
         "rss_mb": [rss, rss_after_idle],
         "uss_pss_mb": list(own),
+        "threads": threads,
         "idle_cpu_s": idle_cpu,
         "summary": [
             (

@@ -1,7 +1,9 @@
-"""Command line: turn argv and environment into Settings, set up logging, run. No other logic.
+"""Command line: turn argv and environment into settings, set up logging, run. No other logic.
 
-Flags are generated from the settings model, so a setting, its flag and its env var can never
-drift apart.
+Flags are generated from the settings themselves, so a setting, its flag and its env var can
+never drift apart. ``node-dns agent`` is dispatched before anything else is imported: it reads
+its own plain settings (:mod:`node_dns.settings.agent`) and never loads pydantic, the
+controller's settings model or the server.
 """
 
 from __future__ import annotations
@@ -10,30 +12,78 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
-
-from pydantic import ValidationError
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from node_dns import kube, logs
-from node_dns.settings import Group, Settings, catalog, describe_error, errors, startup
+from node_dns.settings import errors, spec
 from node_dns.version import __version__
 
+if TYPE_CHECKING:
+    from node_dns.settings import Settings
 
-def _add_settings_flags(
-    parser: argparse.ArgumentParser,
-    groups: list[tuple[type[Group], list[catalog.Entry]]] | None = None,
-) -> None:
+AGENT_HELP = "publish this node's reachable addresses in its annotation (runs on every node)"
+AGENT_DESCRIPTION = (
+    "Read this node's interface addresses over netlink, follow their changes, and keep the "
+    "globally reachable ones in one annotation of this node (--discovered-annotation) for "
+    "the controller's `discovered` IP source. See docs/agent.md."
+)
+
+Flag = tuple[str, str, bool, str]
+"""A setting's flag, its name (the argparse dest), whether it is a boolean, its help text."""
+
+
+def _add_flags(parser: argparse.ArgumentParser, sections: Iterable[tuple[str, str, list[Flag]]]) -> None:
     """One argument group per settings group; each flag's help ends with its default and env var."""
-    for settings_group, entries in catalog.by_group() if groups is None else groups:
-        group = parser.add_argument_group(settings_group.title, settings_group.__doc__)
-        for entry in entries:
-            helptext = catalog.help_text(entry).replace("%", "%%")
-            if entry.is_bool:
+    for title, doc, flags in sections:
+        group = parser.add_argument_group(title, doc)
+        for flag, dest, is_bool, helptext in flags:
+            text = helptext.replace("%", "%%")
+            if is_bool:
                 action: Any = argparse.BooleanOptionalAction
-                group.add_argument(entry.flag, dest=entry.name, action=action, default=None, help=helptext)
+                group.add_argument(flag, dest=dest, action=action, default=None, help=text)
             else:
-                group.add_argument(entry.flag, dest=entry.name, default=None, metavar="VALUE", help=helptext)
+                group.add_argument(flag, dest=dest, default=None, metavar="VALUE", help=text)
+
+
+def _controller_sections() -> list[tuple[str, str, list[Flag]]]:
+    from node_dns.settings import catalog
+
+    return [
+        (
+            group.title,
+            group.__doc__ or "",
+            [(e.flag, e.name, e.is_bool, catalog.help_text(e)) for e in entries],
+        )
+        for group, entries in catalog.by_group()
+    ]
+
+
+def _agent_sections() -> list[tuple[str, str, list[Flag]]]:
+    from node_dns.settings import agent
+
+    return [
+        (
+            section.title,
+            section.doc,
+            [
+                (
+                    s.flag,
+                    s.name,
+                    s.kind is bool,
+                    spec.help_text(s.description, spec.spelled(s.default), s.env),
+                )
+                for s in section.settings
+            ],
+        )
+        for section in agent.SECTIONS
+    ]
+
+
+def build_agent_parser(prog: str = "node-dns agent") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=AGENT_DESCRIPTION)
+    _add_flags(parser, _agent_sections())
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"node-dns {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    controller = _controller_sections()
     serve = commands.add_parser("serve", help="watch nodes and serve the zone over UDP and TCP")
-    _add_settings_flags(serve)
+    _add_flags(serve, controller)
     zone = commands.add_parser(
         "zone",
         help="print the zone that would be served right now (one read-only LIST, no watch)",
@@ -54,38 +105,39 @@ def build_parser() -> argparse.ArgumentParser:
             "node-dns would serve from them as a zone file on stdout. Read-only; for troubleshooting."
         ),
     )
-    _add_settings_flags(zone)
-    agent = commands.add_parser(
-        "agent",
-        help="publish this node's reachable addresses in its annotation (runs on every node)",
-        description=(
-            "Read this node's interface addresses over netlink, follow their changes, and keep the "
-            "globally reachable ones in one annotation of this node (--discovered-annotation) for "
-            "the controller's `discovered` IP source. See docs/agent.md."
-        ),
-    )
-    _add_settings_flags(agent, catalog.agent_by_group())
+    _add_flags(zone, controller)
+    agent = commands.add_parser("agent", help=AGENT_HELP, description=AGENT_DESCRIPTION)
+    _add_flags(agent, _agent_sections())
     commands.add_parser("version", help="print the version")
     return parser
 
 
 def load_settings(values: dict[str, Any]) -> Settings:
     """Flags win over env vars; pydantic validates both the same way."""
+    from node_dns.settings import Settings
+
     given = {key: value for key, value in values.items() if value is not None}
     return Settings(**given)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["agent"]:
+        return agent_main(given[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
     if args.command in (None, "version"):
         if args.command is None:
             parser.print_help()
             return 2
         print(f"node-dns {__version__}")
         return 0
-    if args.command == "agent":
-        return agent_main(args)
+    if args.command == "agent":  # after global options: parsed again on the agent's own path
+        return agent_main(given[given.index("agent") + 1 :])
+    from pydantic import ValidationError
+
+    from node_dns.settings import Settings, describe_error, startup
+
     values = {name: getattr(args, name, None) for name in Settings.model_fields}
     try:
         settings = startup.resolve(load_settings(values))
@@ -118,21 +170,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(settings)
 
 
-def agent_main(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+def agent_main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     """`node-dns agent`: settings and the node name checked (exit 2 with one line), then run.
 
     Exit 1 with one line when the agent cannot work (no such node, no permission).
     """
-    from node_dns.settings.agent import AgentCommandSettings
+    from node_dns.settings import agent
 
-    names = AgentCommandSettings.model_fields
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    env = os.environ if environ is None else environ
+    args = build_agent_parser().parse_args(argv)
     try:
-        settings = AgentCommandSettings(**given)
-    except ValidationError as error:
-        print(f"node-dns agent: {errors.describe_error(error, names)}", file=sys.stderr)
+        settings = agent.load(vars(args), env)
+    except errors.SettingError as error:
+        names = [setting.name for setting in agent.SETTINGS]
+        print(f"node-dns agent: {errors.line(error.name, error.message, names)}", file=sys.stderr)
         return 2
-    node = settings.node_name or (os.environ if environ is None else environ).get("NODE_NAME", "").strip()
+    node = settings.node_name or env.get("NODE_NAME", "").strip()
     if not node:
         message = "is required: no node name (set NODE_NAME, as the chart does from spec.nodeName)"
         print(f"node-dns agent: {errors.line('node_name', message)}", file=sys.stderr)

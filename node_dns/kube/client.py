@@ -20,26 +20,21 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 
 from node_dns.kube.credentials import Credentials
 from node_dns.kube.errors import ApiError, Conflict, Unreachable, api_error
 from node_dns.kube.loader import CredentialsLoader
+from node_dns.kube.wire import PATCH_CONTENT_TYPES, PatchType
+from node_dns.kube.wire import brief as _brief
+from node_dns.kube.wire import decode as _decode
 
 log = logging.getLogger(__name__)
 
 PAGE = 500
 """Items per page of a list: a bounded response however large the cluster."""
-
-PatchType = Literal["merge", "strategic", "json", "apply"]
-PATCH_CONTENT_TYPES: dict[str, str] = {
-    "merge": "application/merge-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-    "json": "application/json-patch+json",
-    "apply": "application/apply-patch+yaml",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +57,6 @@ class WatchEvent:
         meta = self.object.get("metadata") or {}
         version = meta.get("resourceVersion")
         return str(version) if version else None
-
-
-def _decode(raw: bytes) -> Any:
-    """JSON if it is JSON, else the start of the text (proxies answer errors in HTML)."""
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw[:300].decode("utf-8", "replace")
 
 
 class Client:
@@ -350,8 +335,3 @@ def _event(line: bytes, what: str) -> WatchEvent:
         status = body.get("code") if isinstance(body, dict) else None
         raise api_error(int(status or 500), body, what)
     return WatchEvent(kind, body)
-
-
-def _brief(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from node_dns.kube.credentials import Credentials
 from node_dns.kube.errors import KubeconfigError
 
@@ -92,6 +90,8 @@ def _named(doc: Mapping[str, Any], key: str, into: Named, base: Path) -> None:
 
 def read(files: list[Path]) -> Credentials:
     """The current context of the merged files; :class:`NeedsLibrary` for plugins and the like."""
+    import yaml  # here: a pod reading its service account (the node agent) never needs it
+
     current: str | None = None
     contexts: Named = {}
     clusters: Named = {}

@@ -11,63 +11,37 @@ Validation is pure (no files, no environment beyond the variables themselves, no
 and happens before anything binds a socket or talks to the apiserver; every failure is one line
 naming the setting (:func:`describe_error`). Defaults decided by the machine the process runs on
 are filled in at startup by :mod:`node_dns.settings.startup`.
+
+The model lives in :mod:`node_dns.settings.controller` and loads on first use of a name below:
+the node agent reads its own settings (:mod:`node_dns.settings.agent`, no pydantic) from this
+package without building the controller's.
 """
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from typing import TYPE_CHECKING, Any
 
-from node_dns.settings import errors
-from node_dns.settings.dns import DnsSettings
-from node_dns.settings.group import Group
-from node_dns.settings.hooks import HookSettings
-from node_dns.settings.http import HttpSettings
-from node_dns.settings.kubernetes import KubernetesSettings
-from node_dns.settings.leader import LeaderSettings
-from node_dns.settings.logs import LogSettings
-from node_dns.settings.nodes import NodeSettings
-from node_dns.settings.policy import PolicySettings
-from node_dns.settings.probes import ProbeSettings
-from node_dns.settings.rrl import RrlSettings
-from node_dns.settings.services import ServiceSettings
-from node_dns.settings.transfers import TransferSettings
-from node_dns.settings.zone import NameServer, ZoneSettings
+if TYPE_CHECKING:
+    from node_dns.settings.controller import GROUPS, Settings, describe_error, field_names
+    from node_dns.settings.group import Group
+    from node_dns.settings.zone import NameServer
 
 __all__ = ["GROUPS", "Group", "NameServer", "Settings", "describe_error", "field_names"]
 
-
-class Settings(
-    ZoneSettings,
-    NodeSettings,
-    PolicySettings,
-    ProbeSettings,
-    ServiceSettings,
-    DnsSettings,
-    RrlSettings,
-    HttpSettings,
-    KubernetesSettings,
-    LeaderSettings,
-    TransferSettings,
-    HookSettings,
-    LogSettings,
-    BaseSettings,
-):
-    """All of node-dns' configuration: every group below, as one flat, frozen model."""
-
-    model_config = errors.MODEL_CONFIG
+_FROM_CONTROLLER = ("GROUPS", "Settings", "describe_error", "field_names")
 
 
-GROUPS: tuple[type[Group], ...] = tuple(
-    base for base in Settings.__mro__ if issubclass(base, Group) and base not in (Group, Settings)
-)
-"""The groups in the order they are documented (``--help``, README): the order of the bases above."""
+def __getattr__(name: str) -> Any:
+    if name in _FROM_CONTROLLER:
+        from node_dns.settings import controller
 
+        return getattr(controller, name)
+    if name == "Group":
+        from node_dns.settings.group import Group
 
-def describe_error(error: ValidationError) -> str:
-    """One line per failure, naming the setting as the user spells it (flag and env var)."""
-    return errors.describe_error(error, Settings.model_fields)
+        return Group
+    if name == "NameServer":
+        from node_dns.settings.zone import NameServer
 
-
-def field_names() -> list[str]:
-    return list(Settings.model_fields)
+        return NameServer
+    raise AttributeError(f"module 'node_dns.settings' has no attribute {name!r}")

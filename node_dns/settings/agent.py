@@ -1,24 +1,22 @@
 """Settings of the node agent (``node-dns agent``): which addresses it publishes, and where.
 
-The agent is its own command with its own model, :class:`AgentCommandSettings`: its group
-below, the annotation it writes (the same ``--discovered-annotation`` setting the controller
-reads, one definition), Kubernetes access and logging. In the chart its settings are
-``agent.config.<name without agent_, camelCase>``.
+The one definition of the agent's settings: its own group below, plus the settings it shares
+with the controller (:mod:`node_dns.settings.common`: the annotation it writes, Kubernetes
+access, logging). Declared as plain :class:`~node_dns.settings.spec.Setting` values, not a
+pydantic model: the agent runs on every node and must stay small (see
+:mod:`node_dns.settings.spec`). Flags, env vars and error lines are the controller's
+(``--agent-max-addresses``, ``NODE_DNS_AGENT_MAX_ADDRESSES``, one line naming both, exit 2).
+In the chart its own settings are ``agent.config.<name without agent_, camelCase>``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from pydantic import BeforeValidator, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode
-
-from node_dns.settings import errors
-from node_dns.settings.group import Group, chart
-from node_dns.settings.kubernetes import KubernetesSettings
-from node_dns.settings.logs import LogSettings
-from node_dns.settings.nodes import NodeSettings
-from node_dns.settings.values import IpText, networks, split_list
+from node_dns.settings import spec
+from node_dns.settings.common import DISCOVERED_ANNOTATION, KUBERNETES, LOGGING
+from node_dns.settings.spec import Section, Setting
 
 DEFAULT_EXCLUDE = (
     "lo",
@@ -41,125 +39,168 @@ DEFAULT_EXCLUDE = (
 )
 """Loopback and the links of overlay networks, CNIs, container runtimes and VPN meshes."""
 
-Family = Literal["ipv4", "ipv6"]
-Patterns = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_list)]
+FAMILIES = ("ipv4", "ipv6")
 
 
-def _agent(name: str) -> dict[str, Any]:
-    return chart(f"agent.config.{name}")
+def _node_name(value: str) -> str:
+    name = value.strip()
+    if not 0 < len(name) <= 253:
+        raise ValueError("must be a node name (1 to 253 characters)")
+    return name
 
 
-class AgentSettings(Group):
-    """The node agent: which of the node's interface addresses it publishes, and its HTTP port."""
+def _patterns(value: str) -> tuple[str, ...]:
+    found = spec.split_list(value)
+    for pattern in found:
+        if len(pattern) > 64 or "/" in pattern:
+            raise ValueError(f"{pattern!r} is not an interface name pattern")
+    return tuple(dict.fromkeys(found))
 
-    title = "Node agent (node-dns agent)"
 
-    node_name: str | None = Field(
-        None,
-        description=(
-            "The node this agent runs on. Unset: $NODE_NAME (the chart sets it from spec.nodeName)."
+def _networks(value: str) -> tuple[str, ...]:
+    return spec.networks(spec.split_list(value))
+
+
+def _families(value: str) -> tuple[str, ...]:
+    found = spec.split_list(value)
+    if not found:
+        raise ValueError("at least one family is required (ipv4, ipv6)")
+    for family in found:
+        if family not in FAMILIES:
+            raise ValueError(f"{family!r} is not a family (ipv4, ipv6)")
+    return tuple(dict.fromkeys(found))
+
+
+NODE_NAME = Setting(
+    "node_name",
+    None,
+    "The node this agent runs on. Unset: $NODE_NAME (the chart sets it from spec.nodeName).",
+    _node_name,
+    nullable=True,
+)
+
+AGENT = Section(
+    "Node agent (node-dns agent)",
+    "The node agent: which of the node's interface addresses it publishes, and its HTTP port.",
+    (
+        NODE_NAME,
+        DISCOVERED_ANNOTATION,
+        Setting(
+            "agent_interfaces",
+            ("*",),
+            "Interface name patterns (globs, comma separated) whose addresses count.",
+            _patterns,
+            kind=tuple,
+            many=True,
+            chart="agent.config.interfaces",
         ),
-        json_schema_extra=chart(None),
-    )
-    agent_interfaces: Patterns = Field(
-        ("*",),
-        description="Interface name patterns (globs, comma separated) whose addresses count.",
-        json_schema_extra=_agent("interfaces"),
-    )
-    agent_exclude_interfaces: Patterns = Field(
-        DEFAULT_EXCLUDE,
-        description=(
+        Setting(
+            "agent_exclude_interfaces",
+            DEFAULT_EXCLUDE,
             "Interface name patterns never read; wins over --agent-interfaces. Default: loopback "
-            "and overlay, CNI, container and VPN links."
+            "and overlay, CNI, container and VPN links.",
+            _patterns,
+            kind=tuple,
+            many=True,
+            chart="agent.config.excludeInterfaces",
         ),
-        json_schema_extra=_agent("excludeInterfaces"),
-    )
-    agent_allowed_networks: Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_list)] = Field(
-        (),
-        description=(
+        Setting(
+            "agent_allowed_networks",
+            (),
             "Networks (CIDRs) whose addresses count although they are not globally reachable, "
-            "for LAN-only setups. Loopback and link-local addresses never count."
+            "for LAN-only setups. Loopback and link-local addresses never count.",
+            _networks,
+            kind=tuple,
+            many=True,
+            chart="agent.config.allowedNetworks",
         ),
-        json_schema_extra=_agent("allowedNetworks"),
-    )
-    agent_families: Annotated[tuple[Family, ...], NoDecode, BeforeValidator(split_list)] = Field(
-        ("ipv4", "ipv6"),
-        description="Address families to publish (ipv4, ipv6).",
-        json_schema_extra=_agent("families"),
-    )
-    agent_temporary_addresses: bool = Field(
-        False,
-        description="Publish temporary (privacy) IPv6 addresses too; they rotate, so default: no.",
-        json_schema_extra=_agent("temporaryAddresses"),
-    )
-    agent_max_addresses: int = Field(
-        16,
-        ge=1,
-        le=1024,
-        description="At most this many addresses, the families taking turns.",
-        json_schema_extra=_agent("maxAddresses"),
-    )
-    agent_reassert_interval: float = Field(
-        300.0,
-        ge=10,
-        le=86400,
-        allow_inf_nan=False,
-        description=(
+        Setting(
+            "agent_families",
+            FAMILIES,
+            "Address families to publish (ipv4, ipv6).",
+            _families,
+            kind=tuple,
+            many=True,
+            choices=FAMILIES,
+            chart="agent.config.families",
+        ),
+        Setting(
+            "agent_temporary_addresses",
+            False,
+            "Publish temporary (privacy) IPv6 addresses too; they rotate, so default: no.",
+            spec.boolean,
+            kind=bool,
+            chart="agent.config.temporaryAddresses",
+        ),
+        Setting(
+            "agent_max_addresses",
+            16,
+            "At most this many addresses, the families taking turns.",
+            spec.integer(1, 1024),
+            kind=int,
+            minimum=1,
+            maximum=1024,
+            chart="agent.config.maxAddresses",
+        ),
+        Setting(
+            "agent_reassert_interval",
+            300.0,
             "Seconds between re-reads of the node that put the annotation back if someone else "
-            "changed it. Address changes are published at once, without waiting for this."
+            "changed it. Address changes are published at once, without waiting for this.",
+            spec.number(10, 86400),
+            kind=float,
+            minimum=10,
+            maximum=86400,
+            chart="agent.config.reassertInterval",
         ),
-        json_schema_extra=_agent("reassertInterval"),
-    )
-    agent_http_address: IpText = Field(
-        "127.0.0.1",
-        description="Address of the agent's /healthz and /metrics (on the host's network).",
-        json_schema_extra=_agent("httpAddress"),
-    )
-    agent_http_port: int = Field(
-        0,
-        ge=0,
-        le=65535,
-        description="Port of the agent's /healthz and /metrics; 0: no HTTP server.",
-        json_schema_extra=_agent("httpPort"),
-    )
+        Setting(
+            "agent_http_address",
+            "127.0.0.1",
+            "Address of the agent's /healthz and /metrics (on the host's network).",
+            spec.ip_text,
+            chart="agent.config.httpAddress",
+        ),
+        Setting(
+            "agent_http_port",
+            0,
+            "Port of the agent's /healthz and /metrics; 0: no HTTP server.",
+            spec.integer(0, 65535),
+            kind=int,
+            minimum=0,
+            maximum=65535,
+            chart="agent.config.httpPort",
+        ),
+    ),
+)
 
-    @field_validator("agent_interfaces", "agent_exclude_interfaces")
-    @classmethod
-    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            if len(pattern) > 64 or "/" in pattern:
-                raise ValueError(f"{pattern!r} is not an interface name pattern")
-        return tuple(dict.fromkeys(value))
-
-    @field_validator("agent_allowed_networks")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return networks(value)
-
-    @field_validator("agent_families")
-    @classmethod
-    def _families(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one family is required (ipv4, ipv6)")
-        return tuple(dict.fromkeys(value))
-
-    @field_validator("node_name")
-    @classmethod
-    def _node_name(cls, value: str | None) -> str | None:
-        if value is not None and not (0 < len(value.strip()) <= 253):
-            raise ValueError("must be a node name (1 to 253 characters)")
-        return value.strip() if value is not None else None
+SECTIONS = (AGENT, KUBERNETES, LOGGING)
+"""The settings of ``node-dns agent``, in the order its ``--help`` shows them."""
+SETTINGS = tuple(setting for section in SECTIONS for setting in section.settings)
 
 
-class AgentCommandSettings(AgentSettings, KubernetesSettings, LogSettings, BaseSettings):
-    """Everything ``node-dns agent`` reads: its group, the annotation, Kubernetes access, logs."""
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """The values of every setting of ``node-dns agent`` (attributes named as the settings)."""
 
-    model_config = errors.MODEL_CONFIG
+    node_name: str | None
+    discovered_annotation: str
+    agent_interfaces: tuple[str, ...]
+    agent_exclude_interfaces: tuple[str, ...]
+    agent_allowed_networks: tuple[str, ...]
+    agent_families: tuple[str, ...]
+    agent_temporary_addresses: bool
+    agent_max_addresses: int
+    agent_reassert_interval: float
+    agent_http_address: str
+    agent_http_port: int
+    kubeconfig: str | None
+    log_level: str
+    log_json: bool
 
-    discovered_annotation: Annotated[str, NodeSettings.model_fields["discovered_annotation"]] = (
-        NodeSettings.model_fields["discovered_annotation"].get_default()
-    )
 
+def load(flags: Mapping[str, str | bool | None], environ: Mapping[str, str]) -> AgentSettings:
+    """The agent's settings from its flags (by setting name; None: not given) and environment.
 
-AGENT_GROUPS: tuple[type[Group], ...] = (AgentSettings, KubernetesSettings, LogSettings)
-"""The groups of the agent command, in the order ``node-dns agent --help`` shows them."""
+    Raises :class:`~node_dns.settings.errors.SettingError` naming the first invalid setting.
+    """
+    return AgentSettings(**spec.read(SETTINGS, flags, environ))

@@ -9,12 +9,16 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
+from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from node_dns.settings import GROUPS, Group, errors
+from node_dns.settings.group import chart
+from node_dns.settings.spec import Section, Setting, spelled
+from node_dns.settings.spec import help_text as spec_help_text
 
 
 @dataclass(frozen=True)
@@ -44,19 +48,47 @@ def by_group() -> list[tuple[type[Group], list[Entry]]]:
     ]
 
 
-def agent_by_group() -> list[tuple[type[Group], list[Entry]]]:
-    """The settings of ``node-dns agent``, group by group; the annotation it writes is listed with
-    its own group (the field is defined once, by the controller's node source group)."""
-    from node_dns.settings.agent import AGENT_GROUPS, AgentCommandSettings, AgentSettings
+def agent_by_group() -> list[tuple[Section, list[Entry]]]:
+    """The settings of ``node-dns agent``, section by section (plain settings, see
+    :mod:`node_dns.settings.spec`), as entries like the controller's."""
+    from node_dns.settings import agent
 
-    shared = AgentCommandSettings.model_fields["discovered_annotation"]
-    result = []
-    for group in AGENT_GROUPS:
-        found = [_entry(group, name, info) for name, info in group.model_fields.items()]
-        if group is AgentSettings:
-            found.insert(1, _entry(group, "discovered_annotation", shared))
-        result.append((group, found))
-    return result
+    return [
+        (section, [_plain_entry(section, setting) for setting in section.settings])
+        for section in agent.SECTIONS
+    ]
+
+
+def _plain_entry(section: Section, setting: Setting) -> Entry:
+    return Entry(
+        name=setting.name,
+        group=section.title,
+        flag=setting.flag,
+        env=setting.env,
+        default=spelled(setting.default),
+        description=setting.description,
+        is_bool=setting.kind is bool,
+        chart=setting.chart,
+        info=field_info(setting),
+    )
+
+
+def field_info(setting: Setting) -> FieldInfo:
+    """A plain setting as pydantic would declare it: its type, default, bounds and Helm value, so
+    the chart and README checks read both kinds of setting alike."""
+    kind: Any = Literal.__getitem__(setting.choices) if setting.choices else setting.kind
+    if setting.many:
+        kind = tuple.__class_getitem__((kind if setting.choices else str, ...))
+    if setting.nullable:
+        kind = kind | None
+    declared = Field(
+        setting.default,
+        description=setting.description,
+        json_schema_extra=chart(setting.chart),
+        ge=setting.minimum,
+        le=setting.maximum,
+    )
+    return FieldInfo.from_annotated_attribute(kind, declared)
 
 
 def _entry(group: type[Group], name: str, info: FieldInfo) -> Entry:
@@ -75,8 +107,7 @@ def _entry(group: type[Group], name: str, info: FieldInfo) -> Entry:
 
 def help_text(entry: Entry) -> str:
     """What ``--help`` says of a setting: its meaning, its default, its env var."""
-    default = "" if entry.default == "required" else f" Default: {entry.default}."
-    return f"{entry.description}{default} Env: {entry.env}."
+    return spec_help_text(entry.description, entry.default, entry.env)
 
 
 def is_bool(annotation: Any) -> bool:
@@ -99,21 +130,6 @@ def default_text(info: FieldInfo) -> str:
     if value is PydanticUndefined:
         return "required"
     return spelled(value)
-
-
-def spelled(value: Any) -> str:
-    """A value spelled as a flag or env var takes it: true, 1.5, a,b, area=IP; unset, empty."""
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}={','.join(map(str, v))}" for k, v in value.items()) or "empty"
-    if isinstance(value, list | tuple):
-        return ",".join(map(str, value)) or "empty"
-    return str(value) or "empty"
 
 
 def chart_path(name: str, info: FieldInfo) -> str | None:

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsConfigDict
+if TYPE_CHECKING:  # pydantic is not imported by the node agent, which also reports through here
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsConfigDict
 
 ENV_PREFIX = "NODE_DNS_"
 
-MODEL_CONFIG = SettingsConfigDict(
-    env_prefix=ENV_PREFIX,
-    extra="forbid",
-    frozen=True,
-    validate_default=True,
-    case_sensitive=False,
-)
+MODEL_CONFIG: SettingsConfigDict = {
+    "env_prefix": ENV_PREFIX,
+    "extra": "forbid",
+    "frozen": True,
+    "validate_default": True,
+    "case_sensitive": False,
+}
 """How every command's settings model reads its environment: one prefix, unknown names refused."""
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 

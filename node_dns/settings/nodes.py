@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
+from node_dns.settings.common import DISCOVERED_ANNOTATION
 from node_dns.settings.group import Group
 from node_dns.settings.selector import label_selector
 from node_dns.settings.values import AnnotationKey, split_list
@@ -26,12 +27,9 @@ class NodeSettings(Group):
         "node-dns/ips", description="Node annotation listing the node's external IPs (comma separated)."
     )
     discovered_annotation: AnnotationKey = Field(
-        "node-dns/discovered-ips",
-        description=(
-            "Node annotation the node agent (`node-dns agent`) writes with the node's reachable "
-            "addresses; read by the `discovered` IP source."
-        ),
+        DISCOVERED_ANNOTATION.default, description=DISCOVERED_ANNOTATION.description
     )
+    """Shared with the node agent: defined in :mod:`node_dns.settings.common`."""
     ip_sources: Annotated[tuple[IpSource, ...], NoDecode, BeforeValidator(split_list)] = Field(
         ("annotation",),
         description=(

@@ -2,23 +2,31 @@
 
 Each is a pure parser (no I/O): it turns what a flag or an env var carries into the value the
 program uses, or raises ``ValueError`` with the rule it broke. The error line that names the
-setting is added by :mod:`node_dns.settings.errors`.
+setting is added by :mod:`node_dns.settings.errors`. The parsers the node agent shares live in
+:mod:`node_dns.settings.spec` (no pydantic there) and are re-exported here.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator
 
 from node_dns import model
+from node_dns.settings.spec import annotation_key, ip_text, networks, split_list
 
-_ANNOTATION_KEY = re.compile(
-    r"^(?:(?=.{1,253}/)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
+__all__ = [
+    "AnnotationKey",
+    "DnsLabel",
+    "DnsName",
+    "IpText",
+    "annotation_key",
+    "dns_label",
+    "dns_name",
+    "ip_text",
+    "networks",
+    "split_list",
+]
 
 
 def dns_name(value: str) -> str:
@@ -42,42 +50,7 @@ def dns_label(value: str) -> str:
     return label
 
 
-def annotation_key(value: str) -> str:
-    key = value.strip()
-    if not _ANNOTATION_KEY.match(key):
-        raise ValueError(f"{value!r} is not a valid Kubernetes annotation key (prefix/name)")
-    return key
-
-
-def ip_text(value: str) -> str:
-    """An IPv4 or IPv6 address to bind to, kept as the text given."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
-    return value
-
-
-def split_list(value: Any) -> Any:
-    """Accept a list, or a comma/whitespace separated string (flags and env vars)."""
-    if isinstance(value, str):
-        return [part for part in re.split(r"[,\s]+", value) if part]
-    return value
-
-
 DnsName = Annotated[str, AfterValidator(dns_name)]
 DnsLabel = Annotated[str, AfterValidator(dns_label)]
 AnnotationKey = Annotated[str, AfterValidator(annotation_key)]
 IpText = Annotated[str, AfterValidator(ip_text)]
-
-
-def networks(entries: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Each entry as a normalised IPv4 or IPv6 network (host bits allowed), or a ValueError
-    naming the first entry that is not one."""
-    result = []
-    for entry in entries:
-        try:
-            result.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
-        except ValueError:
-            raise ValueError(f"{entry!r} is not an IPv4 or IPv6 network (CIDR)") from None
-    return tuple(result)

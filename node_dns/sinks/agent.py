@@ -22,6 +22,7 @@ class AgentInputs:
     patches: Mapping[str, int]
     reads: Mapping[str, int]
     netlink_events: Mapping[str, int]
+    netlink_overruns: Callable[[], int]
     in_sync: Callable[[], bool]
     last_change: Callable[[], float]
 
@@ -69,6 +70,12 @@ class AgentCollector(Collector):
         for kind, count in sorted(inputs.netlink_events.items()):
             events.add_metric([kind], count)
         yield events
+        yield CounterMetricFamily(
+            "node_dns_agent_netlink_overruns",
+            "Times the kernel dropped notifications (event socket full); each made the agent read "
+            "every address again.",
+            value=inputs.netlink_overruns(),
+        )
         yield GaugeMetricFamily(
             "node_dns_agent_in_sync",
             "1 when the last attempt to bring the annotation up to date succeeded.",

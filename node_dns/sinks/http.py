@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-Check = Callable[[], tuple[bool, Mapping[str, Any]]]
+from node_dns.sinks.plain_http import Check, check_answer
 
 
 async def start(
@@ -25,9 +24,8 @@ async def start(
 
     def respond(check: Check) -> Callable[[web.Request], Any]:
         async def handler(_: web.Request) -> web.Response:
-            ok, detail = check()
-            body = json.dumps({"ok": ok, **detail}, sort_keys=True, default=str)
-            return web.Response(status=200 if ok else 503, text=body + "\n", content_type="application/json")
+            status, body = check_answer(check)
+            return web.Response(status=status, text=body.decode(), content_type="application/json")
 
         return handler
 

@@ -189,6 +189,8 @@ class TcpRelay:
         self._blocked = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.accepted = 0
+        """Connections relayed so far."""
         self._thread = threading.Thread(target=self._accept, name="tcp-relay", daemon=True)
         self._thread.start()
 
@@ -209,6 +211,7 @@ class TcpRelay:
             upstream.settimeout(None)
             with self._lock:
                 self._sockets += [client, upstream]
+                self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
@@ -230,6 +233,10 @@ class TcpRelay:
 
     def unblock(self) -> None:
         self._blocked.clear()
+
+    def drop_connections(self) -> None:
+        """Close every relayed connection (as a server closes idle ones) but accept new ones."""
+        self._drop_all()
 
     def _drop_all(self) -> None:
         with self._lock:

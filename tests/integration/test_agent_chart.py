@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from node_dns.settings.agent import AgentCommandSettings
+from node_dns.settings import agent
 from tests.harness.helm import CHART, Helm, HelmError, Rendered
 from tests.integration.test_chart import values
 
@@ -183,9 +183,7 @@ def test_the_policy_and_the_agent_follow_the_discovered_annotation_setting(helm:
     assert rendered.env()["NODE_DNS_DISCOVERED_ANNOTATION"] == key
 
 
-def test_rendered_agent_environment_is_accepted_by_the_agent_settings(
-    helm: Helm, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rendered_agent_environment_is_accepted_by_the_agent_settings(helm: Helm) -> None:
     config = {
         "interfaces": ["eth*", "ens*"],
         "excludeInterfaces": ["lo", "docker*"],
@@ -198,11 +196,9 @@ def test_rendered_agent_environment_is_accepted_by_the_agent_settings(
         "httpPort": 9481,
     }
     container = agent_container(helm.template(values({"agent": {"enabled": True, "config": config}})))
-    for entry in container["env"]:
-        if "value" in entry:
-            monkeypatch.setenv(entry["name"], entry["value"])
+    environ = {entry["name"]: entry["value"] for entry in container["env"] if "value" in entry}
 
-    settings = AgentCommandSettings()
+    settings = agent.load({}, environ)
 
     assert settings.agent_interfaces == ("eth*", "ens*")
     assert settings.agent_exclude_interfaces == ("lo", "docker*")

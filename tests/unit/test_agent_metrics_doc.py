@@ -17,6 +17,7 @@ def _exposed() -> dict[str, set[str]]:
         patches={"ok": 1, "error": 0},
         reads={"ok": 1, "error": 0},
         netlink_events={"RTM_NEWADDR": 1},
+        netlink_overruns=lambda: 0,
         in_sync=lambda: True,
         last_change=lambda: 0.0,
     )

@@ -23,12 +23,31 @@ def test_the_command_line_entry_point_does_not_load_kubernetes_asyncio() -> None
     assert "kubernetes_asyncio" not in loaded
 
 
-def test_the_node_agent_loads_neither_kopf_nor_the_dns_server() -> None:
-    loaded = _loaded_after("import node_dns.cli, node_dns.agent.run")
+AGENT = (
+    "import node_dns.cli, node_dns.agent.run\n"
+    "from node_dns.settings import agent\n"
+    "agent.load({}, {})\n"
+    "node_dns.cli.build_agent_parser()\n"
+)
+"""What ``node-dns agent`` imports before it runs: its command line, settings and loop."""
 
-    assert "aiohttp" in loaded
+
+def test_the_node_agent_loads_neither_kopf_nor_the_dns_server() -> None:
+    loaded = _loaded_after(AGENT)
+
     assert not loaded & {"kopf", "dnslib", "kubernetes_asyncio", "uvloop"}
-    assert "node_dns.app" not in _modules_after("import node_dns.cli, node_dns.agent.run")
+    assert "node_dns.app" not in _modules_after(AGENT)
+
+
+def test_the_node_agent_loads_none_of_the_libraries_that_would_double_its_memory() -> None:
+    """pydantic(-settings) and the controller's model ~13 MB, aiohttp ~14 MB, pyroute2 ~13 MB
+    (docs/benchmarks.md); the metrics library only with --agent-http-port; PyYAML only for a
+    kubeconfig file (a pod reads its service account)."""
+    loaded = _loaded_after(AGENT)
+    modules = _modules_after(AGENT)
+
+    assert not loaded & {"pydantic", "pydantic_settings", "aiohttp", "pyroute2", "prometheus_client", "yaml"}
+    assert "node_dns.settings.controller" not in modules
 
 
 def _modules_after(code: str) -> set[str]:
