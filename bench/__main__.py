@@ -17,11 +17,24 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import agent, common, convergence, hooks, probes, qps, scale, soak, summary, xfr, zone_change
+from bench import (
+    agent,
+    common,
+    convergence,
+    hooks,
+    probes,
+    qps,
+    scale,
+    soak,
+    summary,
+    workers,
+    xfr,
+    zone_change,
+)
 from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
-PARTS = ("udp", "tcp", "convergence", "scale", "zone", "hooks", "agent", "soak", "xfr", "probes")
+PARTS = ("udp", "tcp", "workers", "convergence", "scale", "zone", "hooks", "agent", "soak", "xfr", "probes")
 NEEDED = ("dnsperf", "taskset")
 
 
@@ -53,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps: list[tuple[str, Callable[[], list[Table]]]] = []
             if parts & {"udp", "tcp"}:
                 steps.append(("udp,tcp", lambda: qps.run(plane, opts, parts)))
+            if "workers" in parts:  # both CPUs: --workers 0/1/2 beside NSD server-count 1/2
+                steps.append(("workers", lambda: workers.run(plane, opts)))
             if "convergence" in parts:
                 steps.append(("convergence", lambda: convergence.run(plane, opts)))
             if "scale" in parts:

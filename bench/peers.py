@@ -93,10 +93,14 @@ class Server:
     def argv(self) -> list[str]:
         raise NotImplementedError
 
+    def pinned(self, argv: Sequence[str]) -> list[str]:
+        """Where the server runs: the server CPU (a subclass may spread it)."""
+        return common.pinned(argv, common.SERVER_CPU)
+
     def start(self) -> None:
         with open(self.workdir / "server.log", "ab") as log:
             self.popen = subprocess.Popen(
-                common.pinned(self.argv(), common.SERVER_CPU),
+                self.pinned(self.argv()),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

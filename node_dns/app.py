@@ -20,11 +20,13 @@ from prometheus_client.core import Metric
 from node_dns import gcpolicy, heap, kube, leader, loop_lag
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import stats as answer_stats
+from node_dns.answer import xfr
 from node_dns.health import Health
 from node_dns.leader import flips
 from node_dns.settings import Settings, probe_spec
 from node_dns.sinks import http, metrics, transfers
 from node_dns.sinks import probes as probe_metrics
+from node_dns.sinks import workers as worker_metrics
 from node_dns.sources import lister, nodes
 from node_dns.sources import services as service_source
 from node_dns.sources.probes import prober as prober_mod
@@ -32,6 +34,7 @@ from node_dns.sources.probes import shared as probe_shared
 from node_dns.sources.probes import source as probe_source
 from node_dns.transports import ratelimit, sockets, tcp, udp
 from node_dns.transports import state as transport_state
+from node_dns.transports.workers import pool as worker_pool
 from node_dns.zone import config as zone_config
 from node_dns.zone import dump, explain, serial, writer
 
@@ -46,20 +49,26 @@ def new_zone(settings: Settings) -> writer.Zone:
     return writer.Zone(zone_config.zone_config(settings), zone_config.policy(settings))
 
 
-def rate_limiter(settings: Settings) -> ratelimit.RateLimiter | None:
-    """Response rate limiting for UDP, or None (the default) when no rate is set."""
+def rate_limits(settings: Settings) -> dict[str, Any] | None:
+    """Response rate limiting for UDP (RateLimiter's arguments), or None (the default) when no
+    rate is set."""
     nx = settings.rrl_nxdomains_per_second
     if settings.rrl_responses_per_second <= 0 and not nx:
         return None
-    return ratelimit.RateLimiter(
-        responses_per_second=settings.rrl_responses_per_second,
-        nxdomains_per_second=nx,
-        slip=settings.rrl_slip,
-        window=settings.rrl_window,
-        ipv4_prefix=settings.rrl_ipv4_prefix,
-        ipv6_prefix=settings.rrl_ipv6_prefix,
-        exempt=settings.rrl_exempt,
-    )
+    return {
+        "responses_per_second": settings.rrl_responses_per_second,
+        "nxdomains_per_second": nx,
+        "slip": settings.rrl_slip,
+        "window": settings.rrl_window,
+        "ipv4_prefix": settings.rrl_ipv4_prefix,
+        "ipv6_prefix": settings.rrl_ipv6_prefix,
+        "exempt": list(settings.rrl_exempt),
+    }
+
+
+def rate_limiter(settings: Settings) -> ratelimit.RateLimiter | None:
+    options = rate_limits(settings)
+    return ratelimit.RateLimiter(**options) if options is not None else None
 
 
 @dataclass
@@ -88,6 +97,8 @@ class Server:
     probes: probe_source.ProbeSource | None = None
     """Reachability probes, when a probe is configured."""
     transfers: transfers.Parts | None = None
+    workers: worker_pool.Pool | None = None
+    """UDP worker processes (--workers), when there are any."""
     gc_pauses: gcpolicy.Pauses | None = None
     """Times collections while installed in ``gc.callbacks``; removed by ``serving.stop``."""
 
@@ -103,6 +114,10 @@ class Server:
             yield from probe_metrics.families(self.probes, prober_mod.LATENCY_BUCKETS)
         if self.transfers is not None:
             yield from transfers.families(self.transfers)
+        if self.workers is not None:
+            pool = self.workers
+            ready = [pool.link_ready(link, pool.current(), pool.clock()) for link in pool.links]
+            yield from worker_metrics.families(pool, pool.links, ready, pool.targets.lag)
 
 
 async def start(
@@ -150,18 +165,28 @@ async def start(
         gate = server.transfers.gate
 
     limiter = rate_limiter(settings)
-    server._udp = await udp.listen(
-        settings.dns_address,
-        settings.dns_port,
-        responder,
-        tstate,
-        limiter,
-        gate=gate,
-        receive_buffer=settings.udp_receive_buffer,
-    )
-    port = server._udp.get_extra_info("sockname")[1]
-    udp_socket = server._udp.get_extra_info("socket")
-    udp_inodes = frozenset({sockets.inode(udp_socket.fileno())})
+    if settings.workers:
+        pool = start_workers(server, gate)
+        port = pool.port
+        udp_kernel_drops: Callable[[], int | None] = pool.kernel_drops
+        udp_buffer: Callable[[], int] = lambda: pool.granted_buffer  # noqa: E731
+        limited = (lambda: pool.targets.rate_limits) if limiter is not None else None
+    else:
+        server._udp = await udp.listen(
+            settings.dns_address,
+            settings.dns_port,
+            responder,
+            tstate,
+            limiter,
+            gate=gate,
+            receive_buffer=settings.udp_receive_buffer,
+        )
+        port = server._udp.get_extra_info("sockname")[1]
+        udp_socket = server._udp.get_extra_info("socket")
+        udp_inodes = frozenset({sockets.inode(udp_socket.fileno())})
+        udp_kernel_drops = lambda: sockets.kernel_drops(udp_inodes)  # noqa: E731
+        udp_buffer = lambda: sockets.granted(udp_socket)  # noqa: E731
+        limited = (lambda: limiter.stats.actions) if limiter is not None else None
     lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
     gc_pauses = gcpolicy.Pauses(metrics.LAG_BUCKETS)
     server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate, gate)
@@ -177,11 +202,11 @@ async def start(
             tcp_connections=lambda: len(tstate.connections),
             tcp_refused=lambda: tstate.refused_connections,
             internal_errors=lambda: tstate.internal_errors,
-            rate_limited=(lambda: limiter.stats.actions) if limiter is not None else None,
+            rate_limited=limited,
             extra=server.extra_metrics,
             loop_lag=lag,
-            udp_kernel_drops=lambda: sockets.kernel_drops(udp_inodes),
-            udp_receive_buffer=lambda: sockets.granted(udp_socket),
+            udp_kernel_drops=udp_kernel_drops,
+            udp_receive_buffer=udp_buffer,
             gc_pauses=gc_pauses.histograms,
         )
     )
@@ -194,10 +219,11 @@ async def start(
         extra_routes=debug_routes(settings, zone),
     )
     log.info(
-        "serving zone %s on %s port %d (udp+tcp), http on %s:%d; SERVFAIL until nodes are listed",
+        "serving zone %s on %s port %d (udp%s+tcp), http on %s:%d; SERVFAIL until nodes are listed",
         settings.zone,
         settings.dns_address,
         port,
+        f" in {settings.workers} worker processes" if settings.workers else "",
         settings.http_address,
         server.http_port,
     )
@@ -245,6 +271,27 @@ async def start(
     gc_pauses.install()
     server.gc_pauses = gc_pauses
     return server
+
+
+def start_workers(server: Server, gate: xfr.Transfers | None) -> worker_pool.Pool:
+    """UDP in worker processes: bind the first socket (a port in use fails here), start them
+    (tasks created before kopf starts) and stream every publication to them."""
+    zone = server.zone
+    pool = worker_pool.from_settings(
+        server.settings,
+        lambda: zone.snapshot,
+        server.responder.stats,
+        server.transport_state,
+        gate,
+        rrl=rate_limits(server.settings),
+        duration_bounds=metrics.DURATION_BUCKETS,
+        lag_bounds=metrics.LAG_BUCKETS,
+    )
+    pool.bind()
+    zone.subscribe(pool.publish)
+    server.workers = server.health.workers = pool
+    server.tasks.update(pool.start())
+    return pool
 
 
 def load_probes(settings: Settings, zone: writer.Zone) -> probe_source.ProbeSource | None:

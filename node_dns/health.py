@@ -25,6 +25,10 @@ class Detail(Protocol):
     def ready_detail(self) -> Mapping[str, Any]: ...
 
 
+class Gate(Detail, Protocol):
+    def ready(self) -> bool: ...
+
+
 @dataclass
 class Health:
     """The two checks the HTTP sink serves; ``leadership`` is set once leader election starts."""
@@ -38,6 +42,8 @@ class Health:
     """Reachability probes (whether their verdicts apply), once configured."""
     serial_agreed: Callable[[], bool] | None = None
     """With leader election: whether this replica has checked its serial against the Lease."""
+    workers: Gate | None = None
+    """UDP worker processes: ready once every one serves the current snapshot."""
     wall: Callable[[], float] = time.time
 
     def live(self) -> tuple[bool, Mapping[str, Any]]:
@@ -49,7 +55,8 @@ class Health:
         synced = self.synced()
         staleness = round(self.wall() - stats.last_contact, 3) if stats.last_contact else None
         agreed = self.serial_agreed() if self.serial_agreed is not None else True
-        return synced and agreed, {
+        workers = self.workers.ready() if self.workers is not None else True
+        return synced and agreed and workers, {
             "synced": synced,
             **({"serial_agreed": agreed} if self.serial_agreed is not None else {}),
             "serial": self.serial(),
@@ -57,4 +64,5 @@ class Health:
             "staleness_seconds": staleness,
             **(self.leadership.ready_detail() if self.leadership is not None else {}),
             **(self.probes.ready_detail() if self.probes is not None else {}),
+            **(self.workers.ready_detail() if self.workers is not None else {}),
         }

@@ -29,6 +29,8 @@ async def stop(server: app.Server) -> None:
         await server.leadership.shutdown()
     if server._udp is not None:
         server._udp.close()
+    if server.workers is not None:
+        await server.workers.close()
     if server._tcp is not None:
         server._tcp.close()
     for conn in list(server.transport_state.connections):

@@ -28,6 +28,16 @@ class DnsSettings(Group):
             "needs CAP_NET_ADMIN; without it the kernel's cap applies and a warning says so."
         ),
     )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description=(
+            "Processes answering UDP, each with its own SO_REUSEPORT socket on the DNS port and a "
+            "copy of the zone this process publishes (0: none, this process answers UDP itself). "
+            "TCP, zone transfers, the watch and HTTP stay in this process."
+        ),
+    )
     tcp_idle_timeout: float = Field(
         10.0, gt=0, le=3600, description="Seconds a TCP connection may sit idle before it is closed."
     )

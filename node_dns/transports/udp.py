@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 from time import perf_counter
 from typing import Any
 
@@ -104,5 +105,28 @@ async def _bind(
             log.debug("batched UDP unavailable (%s); using the asyncio datagram endpoint", error)
     transport, _ = await loop.create_datagram_endpoint(
         lambda: UdpProtocol(responder, state, limiter, gate), local_addr=(host, port), reuse_port=False
+    )
+    return transport
+
+
+async def adopt(
+    sock: socket.socket,
+    responder: responder_mod.Responder,
+    state: state_mod.TransportState,
+    limiter: ratelimit.RateLimiter | None = None,
+    *,
+    gate: xfr.Transfers | None = None,
+) -> asyncio.DatagramTransport:
+    """Answer on a socket bound elsewhere (a worker's ``SO_REUSEPORT`` socket): the same choice
+    of path as :func:`listen` (batched unless rate limiting is on or the platform lacks it)."""
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    if limiter is None and batch.available:
+        try:
+            return batch.BatchedUdp(sock, responder, state, loop, gate)
+        except (OSError, NotImplementedError) as error:
+            log.debug("batched UDP unavailable (%s); using the asyncio datagram endpoint", error)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: UdpProtocol(responder, state, limiter, gate), sock=sock
     )
     return transport

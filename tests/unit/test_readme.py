@@ -149,7 +149,10 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
             internal_errors=lambda: 0,
             rate_limited=dict,
             extra=lambda: itertools.chain(
-                metrics.leader_families(False, 0, {}), _hook_families(), _probe_families(zone)
+                metrics.leader_families(False, 0, {}),
+                _hook_families(),
+                _probe_families(zone),
+                _worker_families(),
             ),
             loop_lag=loop_lag.LagMonitor(metrics.LAG_BUCKETS),
             udp_kernel_drops=lambda: 0,
@@ -181,6 +184,18 @@ def _probe_families(zone: Any) -> Iterator[Metric]:
     view.prober.stats.areas["home"] = prober.AreaStats()
     view.table = None
     return probes.families(view, prober.LATENCY_BUCKETS)
+
+
+def _worker_families() -> Iterator[Metric]:
+    from node_dns.answer.stats import Histogram
+    from node_dns.sinks import metrics, workers
+    from node_dns.transports.workers.pool import Link
+
+    class Pool:
+        count = 1
+        lag_longest = 0.0
+
+    return workers.families(Pool(), [Link(0)], [True], Histogram(metrics.LAG_BUCKETS))
 
 
 def _documented() -> dict[str, set[str]]:
