@@ -178,6 +178,11 @@ def test_a_change_reaches_the_secondary_at_the_workers_serial(setup: Setup, kube
     (serial,) = soa_serials(round_of_answers(server, ZONE, "SOA"))
     wait_for(lambda: setup.secondary.serial() == serial, timeout=30, what=f"NSD at serial {serial}")
     kube.set_ready(setup.nodes[1], True)
+    wait_for(
+        lambda: all("192.0.2.21" in addresses(r) for r in round_of_answers(server, name)),
+        timeout=10,
+        what="the workers to serve the node again",
+    )
 
 
 class Querier:
