@@ -116,7 +116,7 @@ class Server:
             yield from transfers.families(self.transfers)
         if self.workers is not None:
             pool = self.workers
-            ready = [pool.link_ready(link, pool.current(), pool.clock()) for link in pool.links]
+            ready = [pool.link_ready(link, pool.current()) for link in pool.links]
             yield from worker_metrics.families(pool, pool.links, ready, pool.targets.lag)
 
 

@@ -40,7 +40,7 @@ def families(
     )
     up = GaugeMetricFamily(
         "node_dns_worker_ready",
-        "1 while the worker listens and serves the current snapshot (or is at most seconds behind).",
+        "1 while the worker listens and has applied the current snapshot.",
         labels=["worker"],
     )
     responses = CounterMetricFamily(

@@ -39,8 +39,6 @@ from node_dns.zone.snapshot import Snapshot
 
 log = logging.getLogger("node_dns.workers")
 
-CATCH_UP = 2.0
-"""Seconds a worker may take to apply a publication before /readyz counts it as behind."""
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 STABLE_AFTER = 10.0
@@ -67,8 +65,6 @@ class Link:
     """Generation of the last zone message written to it."""
     applied: tuple[int, int, bool] | None = None
     """(generation, serial, synced) of the snapshot it last reported applied."""
-    behind_since: float | None = None
-    """When it was first sent a generation it has not applied yet (None: caught up)."""
     listening: bool = False
     started: float = 0.0
     restarts: int = 0
@@ -225,7 +221,7 @@ class Pool:
         if link.channel is not None:
             link.channel.close()
         link.writer = link.channel = None
-        link.inode = link.sent = link.applied = link.behind_since = None
+        link.inode = link.sent = link.applied = None
         link.listening = False
 
     async def _reap(self, process: subprocess.Popen[bytes]) -> int:
@@ -241,8 +237,6 @@ class Pool:
         if tag == wire.APPLIED:
             generation, serial, synced = int(message[1]), int(message[2]), bool(message[3])
             link.applied = (generation, serial, synced)
-            if generation == link.sent:
-                link.behind_since = None
         elif tag == wire.STATS:
             delta = message[1]
             counters.merge(delta, self.targets)
@@ -281,8 +275,6 @@ class Pool:
                 link.process.kill()
             return
         writer.write(data)
-        if link.sent != generation and link.behind_since is None:
-            link.behind_since = self.clock()
         link.sent = generation
 
     def _send_full(self, link: Link) -> None:
@@ -314,27 +306,26 @@ class Pool:
             self._write(link, data, new.generation)
 
     # --- what the others read -----------------------------------------------------------------
-    def link_ready(self, link: Link, snap: Snapshot, now: float) -> bool:
-        """Serving the current snapshot (or a synced one, behind for less than CATCH_UP)."""
-        if not link.listening or link.applied is None:
-            return False
-        generation, _, synced = link.applied
-        if generation == snap.generation:
-            return True
-        return synced and link.behind_since is not None and now - link.behind_since < CATCH_UP
+    @staticmethod
+    def link_ready(link: Link, snap: Snapshot) -> bool:
+        """Listening, and it has applied ``snap`` (the one the parent serves)."""
+        return link.listening and link.applied is not None and link.applied[0] == snap.generation
 
     def ready(self) -> bool:
-        snap, now = self.current(), self.clock()
-        return all(self.link_ready(link, snap, now) for link in self.links)
+        """Every worker listens and serves the current snapshot. Right after a publication this
+        is False until each worker has applied it and said so (well under a millisecond of its
+        own work, plus a turn of both event loops)."""
+        snap = self.current()
+        return all(self.link_ready(link, snap) for link in self.links)
 
     def ready_detail(self) -> Mapping[str, Any]:
-        snap, now = self.current(), self.clock()
+        snap = self.current()
         return {
             "workers": [
                 {
                     "worker": link.index,
                     "pid": link.pid if link.writer is not None else None,
-                    "ready": self.link_ready(link, snap, now),
+                    "ready": self.link_ready(link, snap),
                     "serial": link.applied[1] if link.applied is not None else None,
                     "restarts": link.restarts,
                 }
