@@ -90,6 +90,7 @@ class _DnsProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 12 or self.transport is None:
             return
+        self.owner.clients.add(addr)
         query_id, _flags = struct.unpack_from("!HH", data)
         header = struct.pack("!HHHHHH", query_id, 0x8400 | self.owner.rcode, 1, 0, 0, 0)
         self.transport.sendto(header + data[12:], addr)
@@ -102,6 +103,8 @@ class DnsTarget:
         self.host = host
         self.port = free_port(host, udp=True)
         self.rcode = rcode
+        self.clients: set[tuple[str, int]] = set()
+        """Source addresses questions came from."""
         self._transport: asyncio.DatagramTransport | None = None
 
     async def start(self) -> None:

@@ -9,8 +9,10 @@ may touch:
 - :mod:`.machine`: rise/fall per target and the self-fault guard; pure, fed with results and
   an injected ``now``.
 - :mod:`.schedule`: when each target is due (interval plus a stable jitter phase); pure.
-- :mod:`.checks`: one probe of one address, on asyncio sockets (no thread per probe).
-- :mod:`.prober`: the one asyncio loop that runs checks with bounded concurrency.
+- :mod:`.reactor`: TCP and DNS probes of many addresses as plain callbacks (one epoll set, one
+  UDP socket per family, one deadline heap): no coroutine, task or timer per probe.
+- :mod:`.checks`: one probe of one address (HTTP(S) as a small asyncio protocol).
+- :mod:`.prober`: the one asyncio loop that schedules probes with bounded concurrency.
 - :mod:`.verdicts`: the verdict table every replica answers from, and its wire form.
 - :mod:`.source`: targets from node facts, verdict tables into the zone policy.
 """

@@ -1,16 +1,20 @@
-"""The one prober: every target on one asyncio loop, a fixed pool of workers, no thread per probe.
+"""The one prober: every target on one asyncio loop, at most ``concurrency`` probes in flight.
 
-A scheduler coroutine pops due targets (:mod:`.schedule`) onto a queue; ``concurrency`` worker
-coroutines take them off and run :func:`.checks.check`. A target whose previous probe is still
-queued or running skips its turn instead of piling up, so a slow network degrades the probe rate,
-never memory. Results go through :class:`.machine.Machine` (rise/fall and the self-fault guard);
-the flips it returns are handed to listeners, which is how verdicts leave this module.
+A scheduler coroutine pops due targets (:mod:`.schedule`) and starts them, up to
+``concurrency`` at a time; the rest wait in line and start as earlier probes finish. TCP and
+DNS probes are callbacks of one :class:`.reactor.Reactor` (no coroutine, task or timer per
+probe: the prober shares the DNS answers' loop, so a probe's cost is query capacity); HTTP(S)
+probes are one task each running :func:`.checks.check`. A target whose previous probe is still
+waiting or running skips its turn instead of piling up, so a slow network degrades the probe
+rate, never memory. Results go through :class:`.machine.Machine` (rise/fall and the self-fault
+guard); the flips it returns are handed to listeners, which is how verdicts leave this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -20,6 +24,7 @@ from node_dns import model
 from node_dns.settings import probe_spec as spec_mod
 from node_dns.sources.probes import checks
 from node_dns.sources.probes.machine import Flip, Machine, Result
+from node_dns.sources.probes.reactor import Reactor, family_of
 from node_dns.sources.probes.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,8 @@ class ProberStats:
     skipped: int = 0
     """Turns skipped because the target's previous probe had not finished."""
     probes: int = 0
+    peak_in_flight: int = 0
+    """The most probes ever in flight at once (bounded by the concurrency)."""
 
 
 class Prober:
@@ -84,9 +91,11 @@ class Prober:
         *,
         concurrency: int = 256,
         self_fault_share: float = 0.5,
-        check: Check = checks.check,
+        check: Check | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        """``check``: run every probe through this coroutine instead (default: TCP and DNS on
+        the reactor, HTTP(S) through :func:`.checks.check`)."""
         self.machine: Machine[Key] = Machine(self_fault_share)
         self.targets: dict[Key, Target] = {}
         self.stats = ProberStats()
@@ -97,8 +106,14 @@ class Prober:
         self._clock = clock
         self._schedule: Schedule[Key] = Schedule()
         self._busy: set[Key] = set()
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
-        self._wake = asyncio.Event()
+        """Targets waiting in line or in flight."""
+        self._line: collections.deque[Key] = collections.deque()
+        self._flying = 0
+        self._starting = False
+        self._reactor: Reactor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake_at: float | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._complete: set[str] = set()
         self._unknown: dict[str, int] = {}
         self._started = False
@@ -132,7 +147,7 @@ class Prober:
                 t = target.probe.timing
                 # After the first round a new target is probed soon: it is not served until then.
                 self._schedule.add(key, now, t.interval, t.jitter, soon=target.probe.key in self._complete)
-        self._wake.set()
+        self._poke()
 
     def reset(self) -> None:
         """Forget every result and verdict (a new term as leader starts from the published table)."""
@@ -141,7 +156,7 @@ class Prober:
         self.targets = {}
         self._schedule = Schedule()
         self._busy.clear()
-        self._queue = asyncio.Queue()
+        self._line.clear()
         self._complete.clear()
         self._unknown.clear()
         self.update([], targets)
@@ -176,39 +191,105 @@ class Prober:
 
     async def run(self) -> None:
         """Probe until cancelled."""
-        workers = [asyncio.create_task(self._work(), name="node-dns:probe") for _ in range(self._concurrency)]
+        loop = asyncio.get_running_loop()
+        self._reactor = Reactor(loop, self._finish, self._now)
         try:
             while True:
                 now = self._now()
+                self._reactor.expire(now)
                 # Targets due within the next tick go now: one wake-up serves many of them.
                 for key, _ in self._schedule.pop_due(now + TICK):
                     if key in self._busy:
                         self.stats.skipped += 1
                         continue
                     self._busy.add(key)
-                    self._queue.put_nowait(key)
+                    self._line.append(key)
+                self._start_waiting()
                 due = self._schedule.next_due()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(None if due is None else max(due - self._now(), 0.0)):
-                        await self._wake.wait()
+                deadline = self._reactor.next_deadline()
+                if due is None or (deadline is not None and deadline < due):
+                    due = deadline
+                self._wake_at = due
+                await self._sleep(loop, due)
         finally:
-            for worker in workers:
-                worker.cancel()
-            for worker in workers:
+            abandoned = self._reactor.close()
+            self._reactor = None
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+                    await task
+            self._busy.difference_update(abandoned)
+            self._busy.difference_update(self._line)
+            self._line.clear()
+            self._flying = 0
+            self._wake_at = None
 
-    async def _work(self) -> None:
-        while True:
-            key = await self._queue.get()
-            try:
-                target = self.targets.get(key)
-                if target is not None:
-                    result = await self._check(target.ip, target.probe)
-                    self._record(key, result)
-            finally:
-                self._busy.discard(key)
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, due: float | None) -> None:
+        """Until ``due`` (in this prober's clock) or until :meth:`_poke`, whichever is first."""
+        waiter = self._waiter = loop.create_future()
+        timer = None if due is None else loop.call_later(max(due - self._now(), 0.0), _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _poke(self) -> None:
+        """Wake the scheduler now (targets changed, or an earlier deadline)."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _start_waiting(self) -> None:
+        """Start targets from the line while fewer than ``concurrency`` are in flight.
+
+        Not re-entered: a probe that fails at once (no route) finishes inside ``_start`` and
+        calls back here; the outer loop carries on instead of recursing down the line.
+        """
+        if self._starting:
+            return
+        self._starting = True
+        try:
+            line = self._line
+            while line and self._flying < self._concurrency:
+                self._start(line.popleft())
+        finally:
+            self._starting = False
+
+    def _start(self, key: Key) -> None:
+        target = self.targets.get(key)
+        reactor = self._reactor
+        if target is None or reactor is None:
+            self._busy.discard(key)  # removed while it waited
+            return
+        self._flying += 1
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._flying)
+        probe = target.probe
+        if self._check is None and probe.kind == "tcp":
+            reactor.tcp(key, family_of(target.ip.version), key[1], probe.port, probe.timing.timeout)
+        elif self._check is None and probe.kind == "dns":
+            reactor.dns(key, family_of(target.ip.version), key[1], probe.port, probe)
+        else:
+            task = asyncio.get_running_loop().create_task(self._run_check(key, target))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        # A deadline earlier than the scheduler's next wake-up (a probe started as another
+        # finished, between ticks): wake it so the timeout is not late.
+        if self._wake_at is None or self._wake_at > self._now() + probe.timing.timeout:
+            self._poke()
+
+    async def _run_check(self, key: Key, target: Target) -> None:
+        result = await (self._check or checks.check)(target.ip, target.probe)
+        self._finish(key, result)
+
+    def _finish(self, key: Key, result: Result) -> None:
+        self._flying -= 1
+        self._busy.discard(key)
+        self._record(key, result)
+        self._start_waiting()
 
     def _record(self, key: Key, result: Result) -> None:
         target = self.targets.get(key)
@@ -289,6 +370,11 @@ class Prober:
             )
         else:
             log.info("probe %s of %s (%s): %s (%s)", short, node, ip, _word(flip.verdict), flip.detail)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _word(verdict: bool) -> str:

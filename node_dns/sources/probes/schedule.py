@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -24,19 +23,15 @@ def phase(key: object, interval: float, jitter: float) -> float:
     return int.from_bytes(digest, "big") / 2**64 * interval * jitter
 
 
-@dataclass(order=True, slots=True)
-class _Entry(Generic[K]):
-    due: float
-    seq: int
-    key: K = field(compare=False)
-    generation: int = field(compare=False)
-
-
 class Schedule(Generic[K]):
-    """A heap of due times; removed or re-added targets leave stale entries that are skipped."""
+    """A heap of due times; removed or re-added targets leave stale entries that are skipped.
+
+    Entries are plain ``(due, seq, key, generation)`` tuples (``seq`` is unique, so the key is
+    never compared): the heap is touched twice per probe, and tuples compare in C.
+    """
 
     def __init__(self) -> None:
-        self._heap: list[_Entry[K]] = []
+        self._heap: list[tuple[float, int, K, int]] = []
         self._intervals: dict[K, float] = {}
         self._generations: dict[K, int] = {}
         self._seq = 0
@@ -69,19 +64,17 @@ class Schedule(Generic[K]):
 
     def _push(self, key: K, due: float, generation: int) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, _Entry(due, self._seq, key, generation))
+        heapq.heappush(self._heap, (due, self._seq, key, generation))
 
     def next_due(self) -> float | None:
         """The earliest due time of a live entry (dropping stale ones on the way)."""
-        while self._heap:
-            top = self._heap[0]
-            if self._live(top):
-                return top.due
-            heapq.heappop(self._heap)
+        heap, generations = self._heap, self._generations
+        while heap:
+            due, _, key, generation = heap[0]
+            if generations.get(key) == generation:
+                return due
+            heapq.heappop(heap)
         return None
-
-    def _live(self, entry: _Entry[K]) -> bool:
-        return entry.key in self._intervals and self._generations.get(entry.key) == entry.generation
 
     def pop_due(self, now: float) -> list[tuple[K, float]]:
         """Targets due at ``now`` with their due time; each is rescheduled one interval later.
@@ -90,14 +83,15 @@ class Schedule(Generic[K]):
         rather than fired once per missed turn.
         """
         due: list[tuple[K, float]] = []
-        while self._heap and self._heap[0].due <= now:
-            entry = heapq.heappop(self._heap)
-            if not self._live(entry):
-                continue
-            due.append((entry.key, entry.due))
-            interval = self._intervals[entry.key]
-            following = entry.due + interval
+        heap, generations, intervals = self._heap, self._generations, self._intervals
+        while heap and heap[0][0] <= now:
+            at, _, key, generation = heapq.heappop(heap)
+            if generations.get(key) != generation:
+                continue  # removed, or re-added since
+            due.append((key, at))
+            interval = intervals[key]
+            following = at + interval
             if following <= now:
                 following += ((now - following) // interval + 1) * interval
-            self._push(entry.key, following, entry.generation)
+            self._push(key, following, generation)
         return due
