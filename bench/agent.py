@@ -6,7 +6,8 @@ starts when ``ip`` returns (the kernel has the change) and stops (a) when the ap
 of the Node delivers the new annotation, and (b) when node-dns (``--ip-sources
 annotation,discovered``) answers the area with the address present or gone. The agent runs
 inside the namespace (on asyncio: uvloop cannot open netlink sockets), node-dns on CPU 0, the
-bench's loops on CPU 1. Then the agent's RSS, and its CPU over an idle stretch (no changes).
+bench's loops on CPU 1. Then the agent's RSS, and its CPU over an idle stretch (no changes); then
+the RSS of a second agent that also serves /healthz, /readyz and /metrics.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TARGET_RSS_MB = 40.0
 GIVE_UP = 10.0
 BASE = "11.0.0.10"
 MOVING = "11.0.0.20"
+HTTP_PORT = 9481
 
 
 class AnnotationClock:
@@ -111,9 +113,39 @@ def run(opts: common.Options) -> list[Table]:
             full = process.memory_full_info()
             own = (full.uss / 2**20, full.pss / 2**20)
             threads = process.num_threads()
+        rss_http = _rss_with_http(world)
     return [
-        _table(to_annotation, to_answer, missed, changes, rss, rss_after_idle, idle_cpu, idle, own, threads)
+        _table(
+            to_annotation,
+            to_answer,
+            missed,
+            changes,
+            rss,
+            rss_after_idle,
+            idle_cpu,
+            idle,
+            own,
+            threads,
+            rss_http,
+        )
     ]
+
+
+def _rss_with_http(world: AgentWorld) -> float:
+    """RSS of an agent that also serves /healthz, /readyz and /metrics, after a few scrapes."""
+    args = [f"--agent-http-port={HTTP_PORT}"]
+    with AgentProcess(world.ns, world.kubeconfig, node=world.node, extra_args=args) as agent:
+        wait_for(lambda: _answers(agent, "/readyz"), timeout=60, what="agent ready over HTTP")
+        for _ in range(3):
+            agent.get(HTTP_PORT, "/metrics")
+        return common.rss_mb(agent.pid)
+
+
+def _answers(agent: AgentProcess, path: str) -> bool:
+    try:
+        return '"ok": true' in agent.get(HTTP_PORT, path)
+    except RuntimeError:
+        return False
 
 
 def _changes(
@@ -168,6 +200,7 @@ def _table(
     idle: float,
     own: tuple[float, float],
     threads: int,
+    rss_http: float,
 ) -> Table:
     def row(label: str, values: list[float]) -> list[object]:
         ms = [v * 1000 for v in values]
@@ -191,6 +224,8 @@ def _table(
             f"of it the agent's own pages (USS) {own[0]:.1f} MB, proportional share (PSS) {own[1]:.1f} MB: "
             "the rest are shared library pages",
             f"agent threads: {threads} (each thread beyond the first may get its own malloc arena)",
+            f"an agent started afterwards with --agent-http-port (/metrics scraped 3 times): "
+            f"RSS {rss_http:.1f} MB",
             f"agent CPU while idle: {idle_cpu:.3f} s over {idle:.0f} s "
             f"({cpu_per_minute:.3f} CPU-s per minute)",
             "clock starts when `ip address` returns; node-dns on CPU 0, bench loops on CPU 1",
@@ -203,6 +238,7 @@ def _table(
         "rss_mb": [rss, rss_after_idle],
         "uss_pss_mb": list(own),
         "threads": threads,
+        "rss_http_mb": rss_http,
         "idle_cpu_s": idle_cpu,
         "summary": [
             (
