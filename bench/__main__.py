@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma separated parts: {','.join(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="short runs, one round, fewer flips")
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds per comparison (default 3, 1 with --quick)"
+    )
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
     unknown = parts - set(PARTS)
@@ -55,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="node-dns-bench-"))
     opts = common.Options.make(args.quick, workdir)
+    if args.rounds is not None:
+        if args.rounds < 1:
+            parser.error("--rounds must be at least 1")
+        opts.rounds = args.rounds
     print(f"# node-dns benchmarks ({'quick' if args.quick else 'full'}): {', '.join(sorted(parts))}")
     print(
         f"server CPU {common.SERVER_CPU}, client CPU {common.CLIENT_CPU}; {common.load_note()}\n", flush=True

@@ -71,15 +71,16 @@ async def probe(
     task = asyncio.create_task(prober.run())
     me = psutil.Process()
     await asyncio.sleep(warmup)  # the first round, then steady state
-    cpu0, probes0, wall0 = sum(me.cpu_times()[:2]), prober.stats.probes, time.monotonic()
+    times0, probes0, wall0 = me.cpu_times(), prober.stats.probes, time.monotonic()
     failures0 = prober.stats.areas["bench"].results["failure"]
     await asyncio.sleep(seconds)
-    cpu1, probes1, wall1 = sum(me.cpu_times()[:2]), prober.stats.probes, time.monotonic()
+    times1, probes1, wall1 = me.cpu_times(), prober.stats.probes, time.monotonic()
     task.cancel()
     stats = prober.stats.areas["bench"]
     return {
         "targets": count,
-        "cpu_seconds": cpu1 - cpu0,
+        "cpu_seconds": (times1.user + times1.system) - (times0.user + times0.system),
+        "system_seconds": times1.system - times0.system,
         "wall_seconds": wall1 - wall0,
         "probes": probes1 - probes0,
         "failures": stats.results["failure"] - failures0,
