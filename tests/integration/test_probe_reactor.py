@@ -112,3 +112,47 @@ async def test_a_refused_dns_probe_fails_at_once_with_the_icmp_error() -> None:
     assert last is not None
     assert (last.ok, last.detail) == (False, "connection refused")
     assert last.latency < probe.timing.timeout  # not a timeout: the ICMP error ended it
+
+
+async def test_ipv6_targets_are_probed_over_tcp_and_dns() -> None:
+    listener, server = targets.TcpTarget("::1"), targets.DnsTarget("::1")
+    await listener.start()
+    await server.start()
+    try:
+        tcp = spec.parse(f"tcp:{listener.port}", timing=TIMING)
+        dns = spec.parse(f"dns:{server.port}:probe.test", timing=TIMING)
+        p = prober_mod.Prober(concurrency=8)
+        p.set_targets(targets_for(tcp, ["::1"]) | targets_for(dns, ["::1"]))
+        async with running(p):
+            await until(lambda: len(p.verdicts()) == 2)
+        assert set(p.verdicts().values()) == {True}
+        assert {s.last.detail for s in p.machine.states.values() if s.last} == {"connected", "rcode NOERROR"}
+    finally:
+        await listener.stop()
+        await server.stop()
+
+
+async def test_a_failing_flip_listener_does_not_stop_the_results() -> None:
+    listeners = [targets.TcpTarget(f"127.0.0.{58 + n}") for n in range(4)]
+    for listener in listeners[1:]:
+        listener.port = listeners[0].port
+    for listener in listeners:
+        await listener.start()
+    try:
+        # Jitter 0: all four connect in one tick and finish in one batch of the reactor.
+        timing = spec.Timing(interval=0.4, timeout=0.2, jitter=0.0)
+        probe = spec.parse(f"tcp:{listeners[0].port}", timing=timing)
+        p = prober_mod.Prober(concurrency=8)
+
+        def broken(_: object) -> None:
+            raise RuntimeError("listener bug")
+
+        p.listeners.append(broken)
+        p.set_targets(targets_for(probe, [t.host for t in listeners]))
+        async with running(p):
+            await until(lambda: p.stats.probes >= 12)  # rounds after the failing first verdicts
+            assert set(p.verdicts().values()) == {True}
+            assert len(p.verdicts()) == 4
+    finally:
+        for listener in listeners:
+            await listener.stop()

@@ -110,6 +110,7 @@ class Prober:
         self._line: collections.deque[Key] = collections.deque()
         self._flying = 0
         self._starting = False
+        self._failed_once = False
         self._reactor: Reactor | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake_at: float | None = None
@@ -282,13 +283,23 @@ class Prober:
             self._poke()
 
     async def _run_check(self, key: Key, target: Target) -> None:
-        result = await (self._check or checks.check)(target.ip, target.probe)
+        try:
+            result = await (self._check or checks.check)(target.ip, target.probe)
+        except Exception as error:  # a check never raises; if one did, its slot must not leak
+            result = Result(False, type(error).__name__, 0.0, self._now())
         self._finish(key, result)
 
     def _finish(self, key: Key, result: Result) -> None:
+        """One probe ended. Never raises: the reactor calls this for a batch of sockets it has
+        already taken out of its set, and an exception would strand the rest of that batch."""
         self._flying -= 1
         self._busy.discard(key)
-        self._record(key, result)
+        try:
+            self._record(key, result)
+        except Exception:
+            if not self._failed_once:
+                self._failed_once = True
+                log.exception("handling a probe result failed (logged once; results keep flowing)")
         self._start_waiting()
 
     def _record(self, key: Key, result: Result) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import heapq
+import ipaddress
 import os
 import select
 import socket
@@ -38,6 +39,7 @@ from node_dns.settings import probe_spec as spec_mod
 from node_dns.sources.probes.machine import Result
 
 Done = Callable[[Any, Result], None]
+_Entry = tuple[Any, float, int, float, socket.socket | None, int]
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 IP_RECVERR = 11
@@ -87,7 +89,7 @@ class Reactor:
         self._clock = clock or loop.time
         self._epoll = select.epoll()
         self._watching = False
-        self._flight: dict[Hashable, tuple[Any, float, int, float, socket.socket | None, int]] = {}
+        self._flight: dict[Hashable, _Entry] = {}
         """token (a TCP socket's descriptor; (host, port, query id) for DNS) ->
         (key, start, seq, timeout, TCP socket or None, expected rcode)."""
         self._deadlines: list[tuple[float, int, Hashable]] = []
@@ -210,7 +212,9 @@ class Reactor:
             query_id, flags = struct.unpack_from("!HH", data)
             if not flags & QR:
                 continue
-            entry = flight.pop((address[0], address[1], query_id), None)
+            entry = flight.pop((address[0], address[1], query_id), None) or self._take_other(
+                address, query_id
+            )
             if entry is None:
                 continue  # not a question in flight (late, or not ours): ignored
             key, start, _, _, _, expected = entry
@@ -226,12 +230,20 @@ class Reactor:
                 return  # EAGAIN: the queue is empty
             if len(data) < 2 or not ancillary or not isinstance(address, tuple):
                 continue
-            entry = self._flight.pop((address[0], address[1], int.from_bytes(data[:2], "big")), None)
+            query_id = int.from_bytes(data[:2], "big")
+            entry = self._flight.pop((address[0], address[1], query_id), None) or self._take_other(
+                address, query_id
+            )
             if entry is None:
                 continue
             (code,) = struct.unpack_from("=I", ancillary[0][2])
             key, start = entry[0], entry[1]
             self._done(key, Result(False, describe_errno(code), now - start, start))
+
+    def _take_other(self, address: tuple[Any, ...], query_id: int) -> _Entry | None:
+        """The question from a source address the kernel wrote otherwise than the prober
+        (a scope suffix, another spelling); tried only when the fast match missed."""
+        return self._flight.pop((_canonical(address[0]), address[1], query_id), None)
 
     # --- timeouts -----------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
@@ -276,6 +288,14 @@ class Reactor:
             sock.close()
         self._udp.clear()
         return keys
+
+
+def _canonical(host: str) -> str:
+    """The address text the prober keys targets by (``str(ip_address(...))``)."""
+    try:
+        return str(ipaddress.ip_address(host.partition("%")[0]))
+    except ValueError:
+        return host
 
 
 def family_of(version: int) -> int:
