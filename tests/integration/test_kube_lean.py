@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -128,6 +129,19 @@ async def test_no_answer_is_unreachable(tmp_path: Path) -> None:
             await client.get("/version")
     finally:
         await client.close()
+
+
+async def test_a_server_that_never_answers_is_unreachable_after_the_timeout(tmp_path: Path) -> None:
+    """A listening socket nobody reads: the connection opens, the TLS handshake never ends."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    path = kubeconfig(tmp_path, f"https://127.0.0.1:{silent.getsockname()[1]}", {"token": "t"})
+    client = kube.LeanClient(kube.CredentialsLoader(str(path)), timeout=1.0)
+    try:
+        with pytest.raises(kube.Unreachable, match="GET /version: TimeoutError"):
+            await client.get("/version")
+    finally:
+        await client.close()
+        silent.close()
 
 
 async def test_a_rotated_token_is_read_again_after_a_401(control_plane: ControlPlane, tmp_path: Path) -> None:
