@@ -5,7 +5,7 @@ removes a global IPv4 address on an interface, alternately, with ``ip address``.
 starts when ``ip`` returns (the kernel has the change) and stops (a) when the apiserver's watch
 of the Node delivers the new annotation, and (b) when node-dns (``--ip-sources
 annotation,discovered``) answers the area with the address present or gone. The agent runs
-inside the namespace (on asyncio: uvloop cannot open netlink sockets), node-dns on CPU 0, the
+inside the namespace (on asyncio's own loop), node-dns on CPU 0, the
 bench's loops on CPU 1. Then the agent's RSS, and its CPU over an idle stretch (no changes); then
 the RSS of a second agent that also serves /healthz, /readyz and /metrics.
 """

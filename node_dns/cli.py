@@ -198,7 +198,7 @@ def agent_main(argv: Sequence[str], environ: Mapping[str, str] | None = None) ->
     logs.setup(settings.log_level, settings.log_json)
     from node_dns.agent import run as agent_run
 
-    try:  # asyncio's loop: uvloop cannot open netlink sockets
+    try:  # asyncio's own loop: the agent mostly sleeps; uvloop would only be one more library in memory
         return asyncio.run(agent_run.run(settings, node))
     except KeyboardInterrupt:
         return 0
