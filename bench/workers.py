@@ -30,7 +30,8 @@ from tests.harness.nodedns import NodeDns
 
 CLIENTS = 16
 """Sockets per dnsperf process (dnsperf -c): each is its own source port, its own flow."""
-OUTSTANDING = 50
+OUTSTANDING = 100
+"""Queries in flight per dnsperf process (-q): 200 in all, so the servers read full batches."""
 SMALL_NODES, SMALL_AREAS = 10, 2
 CPUS = "0,1"
 
@@ -67,6 +68,8 @@ class Split:
     server_cpu_s: float
     client_cpu_s: float
     wall_s: float
+    machine_busy: float
+    """Share of both CPUs' time that anything (server, clients, other load) used during the run."""
     shares: list[float]
     """Share of the answers each node-dns worker gave (empty for other servers)."""
 
@@ -85,6 +88,7 @@ def split_dnsperf(port: int, mix: common.Mix, *, seconds: float, pid: int, edns:
     argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(mix.path), "-l", f"{seconds:g}"]
     argv += ["-c", str(CLIENTS), "-q", str(OUTSTANDING), "-T", "1", "-t", "2", *(["-e"] if edns else [])]
     before = common.tree_cpu_seconds(pid)
+    cores_before = common.cpu_times()
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         outputs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(2)]
@@ -101,6 +105,7 @@ def split_dnsperf(port: int, mix: common.Mix, *, seconds: float, pid: int, edns:
             client_cpu += usage.ru_utime + usage.ru_stime
         wall = time.monotonic() - started
         used = common.tree_cpu_seconds(pid) - before
+        cores_after = common.cpu_times()
         texts = []
         for out in outputs:
             out.seek(0)
@@ -112,6 +117,7 @@ def split_dnsperf(port: int, mix: common.Mix, *, seconds: float, pid: int, edns:
             if found is None:
                 raise RuntimeError(f"dnsperf output without {key!r}:\n{text}")
             totals[key] += int(found.group(1))
+    busy = [validity.busy_share(cores_before[c], cores_after[c]) for c in cores_before if c in cores_after]
     return Split(
         totals["completed"] / seconds,
         totals["completed"],
@@ -120,6 +126,7 @@ def split_dnsperf(port: int, mix: common.Mix, *, seconds: float, pid: int, edns:
         used,
         client_cpu,
         wall,
+        sum(busy) / len(busy) if busy else float("nan"),
         [],
     )
 
@@ -190,6 +197,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
             "answers per server CPU-s",
             "server CPUs used",
             "dnsperf CPUs used",
+            "both CPUs busy",
             "lost",
             "worker split",
         ],
@@ -202,6 +210,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
                 common.median([r.per_cpu_second for r in runs]),
                 f"{common.median([r.server_cpu_s / r.wall_s for r in runs]):.2f}",
                 f"{common.median([r.client_cpu_s / r.wall_s for r in runs]):.2f}",
+                f"{common.median([r.machine_busy for r in runs]):.0%}",
                 f"{100 * sum(r.lost for r in runs) / max(1, sum(r.sent for r in runs)):.2f}%",
                 " / ".join(f"{s:.0%}" for s in runs[-1].shares) if runs[-1].shares else "",
             ]
@@ -220,12 +229,16 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
         f"QPS 2 vs 1: node-dns {ratio(qps_of(ours2), qps_of(ours1))}, "
         f"NSD {ratio(qps_of(nsd2), qps_of(nsd1))}; "
         f"node-dns --workers 2 vs in-process: {ratio(qps_of(ours2), qps_of(ours0))}",
+        f"per CPU-s 2 vs 1: node-dns {ratio(per_cpu_of(ours2), per_cpu_of(ours1))}, "
+        f"NSD {ratio(per_cpu_of(nsd2), per_cpu_of(nsd1))}",
         f"per CPU-s node-dns / NSD: 1 process {ratio(per_cpu_of(ours1), per_cpu_of(nsd1))}, "
         f"2 processes {ratio(per_cpu_of(ours2), per_cpu_of(nsd2))}; QPS node-dns / NSD: "
         f"1 {ratio(qps_of(ours1), qps_of(nsd1))}, 2 {ratio(qps_of(ours2), qps_of(nsd2))}",
         "server CPUs used: the server's process tree CPU time over the run's wall time (2.00 = both "
         "cores all the time); the clients share the same two cores, so QPS is the machine's, not "
         "the server's alone",
+        "both CPUs busy: share of the two CPUs' time used by anything during the run (/proc/stat): "
+        "near 100% the machine, not the server, set the QPS",
         "worker split: each worker's share of the answers in the last round "
         "(node_dns_worker_responses_total)",
         f"medians of {opts.rounds} round(s) of {opts.seconds:g} s, servers interleaved per round",

@@ -147,3 +147,92 @@ async def test_a_change_a_worker_cannot_apply_makes_it_ask_for_the_whole_zone(
     await until(lambda: "could not apply a change" in caplog.text)
     await until(pool.ready)
     assert answers(await ask(pool.port, f"home.{ZONE}")) == {(dns.rcode.NOERROR, frozenset({"192.0.2.4"}))}
+
+
+async def test_rate_limiting_in_workers_is_counted_in_the_parent() -> None:
+    zone = synced_zone([facts("n1", ["home"], ["192.0.2.1"])])
+    targets = pool_mod.counters.Targets(QueryStats((0.001,)), TransportState())
+    limits = {"responses_per_second": 1, "nxdomains_per_second": None, "slip": 2, "window": 15.0}
+
+    def limited(index: int) -> wire.WorkerConfig:
+        return wire.WorkerConfig(index=index, rrl=limits, stats_interval=0.1, duration_bounds=(0.001,))
+
+    pool = pool_mod.Pool(2, "127.0.0.1", 0, limited, lambda: zone.snapshot, targets)
+    pool.bind()
+    tasks = pool.start()
+    try:
+        await until(pool.ready)
+        replies = await asyncio.to_thread(ask_until_quiet, pool.port, f"home.{ZONE}")
+        assert 0 < len(replies) < PORTS  # some dropped, some slipped or answered
+        await until(lambda: sum(targets.rate_limits.values()) >= PORTS - len(replies))
+        assert set(targets.rate_limits) <= {("responses", "dropped"), ("responses", "slipped")}
+        assert targets.queries.dropped.get("rate_limited", 0) >= 1
+    finally:
+        await pool.close()
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+def ask_until_quiet(port: int, name: str) -> list[dns.message.Message]:
+    """PORTS queries from one address (one rate-limit account), the replies that came back."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(PORTS)]
+    replies = []
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(0.5)
+            sock.sendto(dns.message.make_query(name, "A").to_wire(), ("127.0.0.1", port))
+        for sock in socks:
+            try:
+                replies.append(dns.message.from_wire(sock.recvfrom(65535)[0]))
+            except TimeoutError:
+                continue
+        return replies
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+async def test_kernel_drops_of_every_worker_socket_are_counted_and_survive_a_restart() -> None:
+    zone = synced_zone([facts("n1", ["home"], ["192.0.2.1"])])
+    targets = pool_mod.counters.Targets(QueryStats((0.001,)), TransportState())
+    pool = pool_mod.Pool(2, "127.0.0.1", 0, config, lambda: zone.snapshot, targets, receive_buffer=16384)
+    pool.bind()
+    tasks = pool.start()
+    try:
+        await until(pool.ready)
+        assert pool.kernel_drops() == 0
+        stopped = pool.links[1].pid
+        assert stopped is not None
+        os.kill(stopped, signal.SIGSTOP)  # its small buffer fills, then the kernel drops
+        try:
+            await asyncio.to_thread(flood, pool.port, f"home.{ZONE}")
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        dropped = pool.kernel_drops()
+        assert dropped is not None and dropped > 0
+        os.kill(stopped, signal.SIGKILL)
+        await until(lambda: pool.links[1].pid != stopped and pool.ready())
+        after = pool.kernel_drops()
+        assert after is not None and after >= dropped
+    finally:
+        await pool.close()
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+def flood(port: int, name: str) -> None:
+    """2,000 queries from each of PORTS source ports: some flows land on every worker."""
+    query = dns.message.make_query(name, "A").to_wire()
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(PORTS)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        for _ in range(2000 // PORTS + 1):
+            for sock in socks:
+                sock.sendto(query, ("127.0.0.1", port))
+    finally:
+        for sock in socks:
+            sock.close()
