@@ -10,8 +10,11 @@
 #   podman build --isolation=chroot -t node-dns .
 #
 # PYTHON_IMAGE is any CPython 3.11 image with python3 on the PATH, the official one by default.
-# BUILD_IMAGE may name a richer image of the same Python for the build stage (tools/base-image.sh
-# makes one with binutils, whose `strip` takes the debug symbols out of compiled extensions).
+# BUILD_IMAGE may name a richer image of the same Python for the build stage: with a C compiler and
+# Python's headers the wheel carries node-dns' compiled UDP batch (without them it builds anyway and
+# answers with the pure-Python batch, saying so at start); with binutils, `strip` takes the debug
+# symbols out of compiled extensions. tools/base-image.sh makes such an image; tools/image.sh uses
+# the official non-slim image for the build stage where a registry serves it.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG BUILD_IMAGE=${PYTHON_IMAGE}
@@ -39,11 +42,12 @@ RUN site=$(/opt/node-dns/bin/python -c 'import sysconfig; print(sysconfig.get_pa
  && find "$site" -name '*.pyi' -delete \
  && /opt/node-dns/bin/python -m compileall -q -b "$site" \
  && find "$site" \( -name '*.py' -o -name __pycache__ -prune \) -exec rm -rf {} +
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY node_dns ./node_dns
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
  && /opt/build/bin/pip --python /opt/node-dns/bin/python install --no-deps --no-index /wheels/node_dns-*.whl \
- && /opt/node-dns/bin/node-dns --version
+ && /opt/node-dns/bin/node-dns --version \
+ && /opt/node-dns/bin/python -c 'from node_dns.transports import accel; c = accel.choose(); print("UDP:", c.path, c.reason)'
 
 # --- runtime --------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

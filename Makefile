@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/node-dns/tools
 export TOOLS_DIR
 
-.PHONY: all venv apt tools image lint test test-fast demo bench fuzz clean
+.PHONY: all venv ext apt tools image lint test test-fast demo bench fuzz clean
 
 all: test
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "node-dns needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -18,6 +18,12 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 venv: $(BIN)/.installed
+
+# The compiled UDP batch (node_dns/transports/_fastudp.c), built next to its source; setuptools
+# rebuilds it only when the source is newer. Optional: without a C compiler the build warns, and
+# node-dns answers with the pure-Python batch and says so at start.
+ext: venv
+	$(BIN)/python setup.py -q build_ext --inplace
 
 apt:
 	bash tools/apt.sh
@@ -37,20 +43,20 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: venv apt tools lint
+test: venv ext apt tools lint
 	$(BIN)/pytest -q
 
-test-fast: venv
+test-fast: venv ext
 	$(BIN)/pytest -q tests/unit
 
-demo: venv apt tools
+demo: venv ext apt tools
 	$(BIN)/python -m tests.harness.demo
 
-bench: venv apt tools
+bench: venv ext apt tools
 	$(BIN)/python -m bench
 
 fuzz: venv
 	$(BIN)/python -m tests.fuzz.run --inputs $${FUZZ_INPUTS:-1000000}
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info node_dns/transports/_fastudp*.so .mypy_cache .ruff_cache .pytest_cache

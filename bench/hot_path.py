@@ -4,8 +4,9 @@
 
 No apiserver, no dnsperf: the bench's query mix (10 nodes in 2 areas, five kinds of query,
 names in random case) is answered from a warm cache. "respond" times ``Responder.respond`` per
-query; "batch" sends 64 queries over loopback and times one ``BatchedUdp._readable`` call
-(recvmmsg, answer, sendmmsg: the kernel's part included). Times are thread CPU time, so other
+query; "batch" sends 64 queries over loopback and times one call of the batched listener's
+reader (recvmmsg, answer, sendmmsg: the kernel's part included), for the pure-Python batch and
+for the compiled one (``_fastudp``, when built). Times are thread CPU time, so other
 load on the machine changes them far less than wall-clock figures; each is the best of
 ``--rounds`` to keep the figure of the code rather than of the neighbours. This is the measure
 used to choose between hot-path variants; dnsperf against NSD (``python -m bench --only udp``)
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import random
 import socket
 import tempfile
@@ -27,7 +29,7 @@ from pathlib import Path
 from bench import common, peers
 from node_dns import model
 from node_dns.answer import responder as responder_mod
-from node_dns.transports import batch
+from node_dns.transports import accel, batch
 from node_dns.transports.state import TransportState
 from node_dns.zone import snapshot
 from node_dns.zone.config import zone_config
@@ -83,13 +85,26 @@ def best_respond(responder: responder_mod.Responder, queries: Sequence[bytes], r
     return best
 
 
-def best_batch(responder: responder_mod.Responder, queries: Sequence[bytes], rounds: int) -> float:
-    """Best CPU seconds per query of one ``_readable`` call answering a full batch over loopback."""
+def best_batch(
+    responder: responder_mod.Responder, queries: Sequence[bytes], rounds: int, *, compiled: bool
+) -> float:
+    """Best CPU seconds per query of one reader call answering a full batch over loopback."""
     loop = asyncio.new_event_loop()
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     server.setblocking(False)
     server.bind(("127.0.0.1", 0))
-    transport = batch.BatchedUdp(server, responder, TransportState(), loop)
+    forced = os.environ.pop(accel.OFF, None)
+    if not compiled:
+        os.environ[accel.OFF] = "1"
+    try:
+        transport = batch.BatchedUdp(server, responder, TransportState(), loop)
+    finally:
+        os.environ.pop(accel.OFF, None)
+        if forced is not None:
+            os.environ[accel.OFF] = forced
+    if transport.path != ("c" if compiled else "python"):
+        wanted = "compiled" if compiled else "Python"
+        raise SystemExit(f"wanted the {wanted} batch: {transport.choice.reason}")
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     client.connect(server.getsockname())
@@ -100,7 +115,7 @@ def best_batch(responder: responder_mod.Responder, queries: Sequence[bytes], rou
             for data in chunk:
                 client.send(data)
             started = time.thread_time()
-            transport._readable()
+            transport._on_readable()
             spent = time.thread_time() - started
             for _ in chunk:
                 client.recv(4096)
@@ -118,13 +133,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args(argv)
     snap = zone_snapshot()
-    print("| queries | respond, us/query | batch of 64 over loopback, us/query |")
-    print("|---|---|---|")
+    compiled = accel.choose().module is not None
+    print("| queries | respond, us/query | batch of 64, Python, us/query | batch of 64, C, us/query |")
+    print("|---|---|---|---|")
     for label, edns in (("no EDNS", False), ("EDNS", True)):
         queries = packets(edns)
         one = best_respond(responder_mod.Responder(snap), queries, args.rounds)
-        many = best_batch(responder_mod.Responder(snap), queries, args.rounds)
-        print(f"| {label} | {one * 1e6:.2f} | {many * 1e6:.2f} |")
+        py = best_batch(responder_mod.Responder(snap), queries, args.rounds, compiled=False)
+        c = (
+            f"{best_batch(responder_mod.Responder(snap), queries, args.rounds, compiled=True) * 1e6:.2f}"
+            if compiled
+            else "not built"
+        )
+        print(f"| {label} | {one * 1e6:.2f} | {py * 1e6:.2f} | {c} |")
     print(f"\n{common.load_note()}; best of {args.rounds} rounds, thread CPU time")
     return 0
 

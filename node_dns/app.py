@@ -171,6 +171,7 @@ async def start(
         udp_kernel_drops: Callable[[], int | None] = pool.kernel_drops
         udp_buffer: Callable[[], int] = lambda: pool.granted_buffer  # noqa: E731
         limited = (lambda: pool.targets.rate_limits) if limiter is not None else None
+        udp_path = udp.expected_path(limiter)
     else:
         server._udp = await udp.listen(
             settings.dns_address,
@@ -187,6 +188,7 @@ async def start(
         udp_kernel_drops = lambda: sockets.kernel_drops(udp_inodes)  # noqa: E731
         udp_buffer = lambda: sockets.granted(udp_socket)  # noqa: E731
         limited = (lambda: limiter.stats.actions) if limiter is not None else None
+        udp_path = udp.path(server._udp)
     lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
     gc_pauses = gcpolicy.Pauses(metrics.LAG_BUCKETS)
     server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate, gate)
@@ -207,6 +209,7 @@ async def start(
             loop_lag=lag,
             udp_kernel_drops=udp_kernel_drops,
             udp_receive_buffer=udp_buffer,
+            udp_path=udp_path,
             gc_pauses=gc_pauses.histograms,
         )
     )

@@ -17,8 +17,13 @@ from types import FrameType
 
 import pytest
 
+from tests.harness import fastudp
 from tests.harness.controlplane import ControlPlane
 from tests.harness.kube import Kube
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    fastudp.ensure_built()  # before any test module imports the transports
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 # python:3.11-slim: debootstrap a minimal Debian with python3, python3-venv and binutils, apply the
 # suite's updates, and import two images from it:
 #   - the build image (PYTHON_IMAGE of the Dockerfile's build stage, via BUILD_IMAGE): all of it,
-#     minus docs, man pages, locales and apt lists;
+#     minus docs, man pages, locales and apt lists, plus a C compiler and Python's headers (gcc,
+#     libc6-dev, libpython3.11-dev), which build node-dns' compiled UDP batch;
 #   - the runtime image (PYTHON_IMAGE): only what a running node-dns reads — the interpreter, its
 #     standard library, the shared libraries they link, TLS trust, /etc/passwd. No shell, no
 #     package manager. Same Python at the same path, so a venv made in one runs in the other.
@@ -55,6 +56,7 @@ deb $BASE_DEBIAN_SECURITY_MIRROR $BASE_DEBIAN_SUITE-security main
 SOURCES
   chroot "$root" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils \
+       gcc libc6-dev libpython3.11-dev \
     && apt-get clean' >>"$log" 2>&1 || fail
   have=$(chroot "$root" python3 -c 'import platform; print(platform.python_version())')
   if [ "$have" != "$BASE_PYTHON_VERSION" ]; then

@@ -47,6 +47,16 @@ if [ "$base" = debian ]; then
   build_args+=(--build-arg "PYTHON_IMAGE=$runtime_base" --build-arg "BUILD_IMAGE=$build_base")
 else
   build_args+=(--build-arg "PYTHON_IMAGE=$base")
+  # The build stage compiles node-dns' UDP batch: the official image without "-slim" has a C
+  # compiler and Python's headers. Without it the image still builds and answers UDP with the
+  # pure-Python batch (the build log's "UDP:" line says which).
+  full=${base/-slim/}
+  if [ "$full" != "$base" ] && { "$engine" image inspect "$full" >/dev/null 2>&1 \
+    || timeout 300 "$engine" pull -q "$full" >/dev/null 2>&1; }; then
+    build_args+=(--build-arg "BUILD_IMAGE=$full")
+  else
+    echo "image: no build image with a C compiler for $base: UDP answers from the pure-Python batch" >&2
+  fi
 fi
 
 engine_args=()

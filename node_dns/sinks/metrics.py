@@ -92,6 +92,8 @@ class Inputs:
     """Datagrams the kernel dropped on the DNS UDP sockets (None: /proc does not say)."""
     udp_receive_buffer: Callable[[], int] | None = None
     """Receive buffer of the DNS UDP socket, bytes, as granted by the kernel."""
+    udp_path: str | None = None
+    """Which code answers UDP: "c" (compiled batch), "python" (pure-Python batch) or "asyncio"."""
     gc_pauses: Mapping[int, answer_stats.Histogram] | None = None
     """Garbage collections by generation: how long each held the loop."""
 
@@ -244,6 +246,16 @@ class NodeDnsCollector(Collector):
                     "(receive buffer full), from /proc/net/udp.",
                     value=drops,
                 )
+        if self._in.udp_path is not None:
+            path = GaugeMetricFamily(
+                "node_dns_dns_udp_path_info",
+                "Which code answers UDP queries (always 1): c (the compiled batch), python (the "
+                "pure-Python batch: no compiler at install, or NODE_DNS_UDP_PURE_PYTHON) or asyncio "
+                "(response rate limiting on, or no recvmmsg).",
+                labels=["path"],
+            )
+            path.add_metric([self._in.udp_path], 1)
+            yield path
         if self._in.udp_receive_buffer is not None:
             yield _gauge(
                 "node_dns_dns_udp_receive_buffer_bytes",

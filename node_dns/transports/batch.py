@@ -5,12 +5,16 @@ one sendmsg per query, and a wake-up of the client for every reply. Reading all 
 with one recvmmsg and sending all replies with one sendmmsg cut node-dns' CPU per query by about
 a quarter here (measured with dnsperf; see docs/benchmarks.md).
 
-Answers are the same bytes as :class:`node_dns.transports.udp.UdpProtocol` sends: both call
-``Responder.respond``. Differences, all deliberate: the duration histogram covers the answer,
-not the send (the batch is sent once, after the loop); and a reply the kernel will not take
-(send buffer full) is dropped and counted (``dropped{reason="send_buffer_full"}``) instead of
-queued in user space, as NSD and Knot do. Only used without response rate limiting; anything
-that is not Linux with glibc's recvmmsg, or any set-up failure, falls back to the asyncio path.
+Two implementations of the same loop: the compiled one (:mod:`node_dns.transports.accel`
+loads ``_fastudp``), which answers cache hits in C and hands every other datagram to
+:meth:`BatchedUdp._miss`, and the pure-Python one below (no compiler, or switched off), which
+is also the reference. Answers are the same bytes as :class:`node_dns.transports.udp.UdpProtocol`
+sends: all of them end in ``Responder.respond`` or splice its cached answers. Differences, all
+deliberate: the duration histogram covers the answer, not the send (the batch is sent once,
+after the loop); and a reply the kernel will not take (send buffer full) is dropped and counted
+(``dropped{reason="send_buffer_full"}``) instead of queued in user space, as NSD and Knot do.
+Only used without response rate limiting; anything that is not Linux with glibc's recvmmsg, or
+any set-up failure, falls back to the asyncio path.
 """
 
 from __future__ import annotations
@@ -24,12 +28,17 @@ import socket
 import struct
 import sys
 from bisect import bisect_left
+from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import xfr
+from node_dns.transports import accel
 from node_dns.transports import state as state_mod
+
+if TYPE_CHECKING:
+    from node_dns.transports import _fastudp
 
 log = logging.getLogger("node_dns.transports")
 
@@ -110,6 +119,17 @@ class BatchedUdp(asyncio.DatagramTransport):
         self._loop = loop
         self._closing = False
         self._histogram = responder.stats.durations["udp"]
+        self.choice = accel.choose()
+        """Which batch answers (compiled or pure Python) and why: ``udp.listen`` logs it."""
+        self._fast: _fastudp.Batch | None = None
+        if self.choice.module is not None:
+            fast = self.choice.module.Batch(
+                self._fd, responder, self._histogram, self._miss, responder.stats.drop, gate is not None
+            )
+            self._fast = fast
+            self._on_readable: Callable[[], None] = fast.readable
+            loop.add_reader(self._fd, fast.readable)
+            return
         self._recvmmsg = _LIBC.recvmmsg
         self._sendmmsg = _LIBC.sendmmsg
 
@@ -146,7 +166,13 @@ class BatchedUdp(asyncio.DatagramTransport):
         self._rvec_at = ctypes.addressof(self._rvec)
         self._svec_at = ctypes.addressof(self._svec)
         self._received = BATCH
+        self._on_readable = self._readable
         loop.add_reader(self._fd, self._readable)
+
+    @property
+    def path(self) -> str:
+        """ "c" (the compiled batch) or "python"."""
+        return self.choice.path
 
     # --- the hot path -----------------------------------------------------------------------
     def _readable(self) -> None:
@@ -202,6 +228,26 @@ class BatchedUdp(asyncio.DatagramTransport):
         if moved:
             svmem[: count * _MS] = self._svec_template[: count * _MS]
 
+    def _miss(self, data: bytes, slot: int) -> bytes | bool | None:
+        """What the compiled batch hands back (not a cache hit it can splice): the loop's steps above.
+
+        Returns the reply for the send slot; None for no reply (or an oversize one, sent here);
+        False for an error, reported and, like the loop above, not timed.
+        """
+        gate = self._gate
+        try:
+            if gate is not None and gate.claims(data):
+                wire = self._transfer(gate, data, slot)
+            else:
+                wire = self._responder.respond(data)
+        except Exception as error:
+            self._state.report_error("udp", error)
+            return False
+        if wire is not None and len(wire) > SEND_SLOT:
+            self._send_one(wire, slot)
+            return None
+        return wire
+
     def _flush(self, ready: int) -> None:
         sent = 0
         while sent < ready:
@@ -217,22 +263,26 @@ class BatchedUdp(asyncio.DatagramTransport):
 
     def _transfer(self, gate: xfr.Transfers, data: bytes, slot: int) -> bytes | None:
         """Signed queries and transfer types over UDP go through the gate, with the client's address."""
-        namelen = struct.unpack_from("I", self._rvmem, slot * _MS + _NAMELEN)[0]
-        address = self._address(ctypes.string_at(self._names_at + slot * NAME_SLOT, namelen))
+        address = self._address(self._sender(slot))
         reply = gate.handle(data, address[0] if address else None, tcp=False)
         return next(reply.messages, None) if reply is not None else None
 
     def _send_one(self, wire: bytes, slot: int) -> None:
         """A reply too big for a send slot (never expected for UDP): plain sendto."""
-        start = slot * NAME_SLOT
-        namelen = struct.unpack_from("I", self._rvmem, slot * _MS + _NAMELEN)[0]
-        address = self._address(ctypes.string_at(self._names_at + start, namelen))
+        address = self._address(self._sender(slot))
         if address is None:
             return
         try:
             self._sock.sendto(wire, address)
         except OSError:
             self._responder.stats.drop("send_failed")
+
+    def _sender(self, slot: int) -> bytes:
+        """The raw socket address of the datagram in ``slot`` of the current batch."""
+        if self._fast is not None:
+            return self._fast.sender(slot)
+        namelen = struct.unpack_from("I", self._rvmem, slot * _MS + _NAMELEN)[0]
+        return ctypes.string_at(self._names_at + slot * NAME_SLOT, namelen)
 
     def _address(self, raw: bytes) -> tuple[Any, ...] | None:
         family = int.from_bytes(raw[:2], sys.byteorder)
@@ -259,6 +309,8 @@ class BatchedUdp(asyncio.DatagramTransport):
             return
         self._closing = True
         self._loop.remove_reader(self._fd)
+        if self._fast is not None:
+            self._fast.close()
         self._sock.close()
 
     def abort(self) -> None:

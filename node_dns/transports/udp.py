@@ -11,7 +11,7 @@ from typing import Any
 
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import xfr
-from node_dns.transports import batch, ratelimit, sockets
+from node_dns.transports import accel, batch, ratelimit, sockets
 from node_dns.transports import state as state_mod
 
 log = logging.getLogger("node_dns.transports")
@@ -79,11 +79,34 @@ async def listen(
     """Bind and answer; ``receive_buffer`` (bytes, 0: the kernel's default) sizes the socket's
     receive buffer, with one log line when the kernel grants less."""
     transport = await _bind(host, port, responder, state, limiter, gate=gate)
+    if isinstance(transport, batch.BatchedUdp):
+        _say_which(transport.choice)
     sock = transport.get_extra_info("socket")
     if receive_buffer and sock is not None:
         sizing = sockets.size_receive_buffer(sock, receive_buffer)
         sockets.report(sizing, limit=sockets.rmem_max())
     return transport
+
+
+def path(transport: asyncio.DatagramTransport) -> str:
+    """Which code answers on ``transport``: "c", "python" (the batches) or "asyncio"."""
+    return transport.path if isinstance(transport, batch.BatchedUdp) else "asyncio"
+
+
+def expected_path(limiter: ratelimit.RateLimiter | None) -> str:
+    """The path :func:`adopt` will take in worker processes, decided and said once by the parent."""
+    if limiter is not None or not batch.available:
+        return "asyncio"
+    choice = accel.choose()
+    _say_which(choice)
+    return choice.path
+
+
+def _say_which(choice: accel.Choice) -> None:
+    """One line at start when the pure-Python batch answers (a warning unless it was asked for)."""
+    if choice.module is None:
+        report = log.info if choice.forced else log.warning
+        report("UDP is answered by the pure-Python batch: %s (same answers, more CPU per query)", choice.reason)
 
 
 async def _bind(

@@ -130,6 +130,15 @@ def test_image_holds_no_pip_and_no_source_tree(root: ImageRoot) -> None:
     assert package.startswith("/opt/node-dns/lib/")
 
 
+def test_image_answers_udp_with_the_compiled_batch(root: ImageRoot) -> None:
+    """The build stage has a compiler: the wheel carries _fastudp and it loads in the runtime image."""
+    probe = "from node_dns.transports import accel; c = accel.choose(); print(c.path, c.reason)"
+    done = root.run(["-c", probe], entrypoint=["/opt/node-dns/bin/python"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "c"
+
+
 def test_image_records_the_debian_packages_it_holds_for_scanners(root: ImageRoot) -> None:
     """dpkg's status (a Debian image) or status.d (the bootstrapped runtime), as scanners read them."""
     dpkg = root.mounted / "var" / "lib" / "dpkg"

@@ -6,6 +6,7 @@ import pytest
 
 from node_dns.answer import responder as responder_mod
 from node_dns.zone.writer import Zone
+from tests.unit.udp_paths import PATHS, udp_respond
 from tests.unit.zonekit import facts, query, synced_zone
 
 ZONE = "lb.example.net"
@@ -32,7 +33,8 @@ def warm(zone: Zone, *packets: bytes) -> responder_mod.Responder:
     return responder
 
 
-def test_an_answer_for_a_name_the_change_did_not_touch_stays_cached(zone: Zone) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_an_answer_for_a_name_the_change_did_not_touch_stays_cached(zone: Zone, path: str) -> None:
     home, work = query(f"home.{ZONE}"), query(f"work.{ZONE}")
     responder = warm(zone, home, work)
 
@@ -41,7 +43,9 @@ def test_an_answer_for_a_name_the_change_did_not_touch_stays_cached(zone: Zone) 
     assert cached(responder, work)
     assert not cached(responder, home)
     reference = responder_mod.answer(home, zone.snapshot, tcp=False, edns_udp_size=1232)
-    assert reference is not None and responder.respond(home) == reference[0]
+    assert reference is not None and udp_respond(responder, path)(home) == reference[0]
+    kept = responder_mod.answer(work, zone.snapshot, tcp=False, edns_udp_size=1232)
+    assert kept is not None and udp_respond(responder, path)(work) == kept[0]
 
 
 def test_negative_answers_and_the_apex_go_with_every_publication(zone: Zone) -> None:
@@ -53,14 +57,15 @@ def test_negative_answers_and_the_apex_go_with_every_publication(zone: Zone) -> 
     assert not any(cached(responder, p) for p in (nxdomain, nodata, soa))
 
 
-def test_a_name_that_leaves_the_zone_is_not_answered_from_the_cache(zone: Zone) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_a_name_that_leaves_the_zone_is_not_answered_from_the_cache(zone: Zone, path: str) -> None:
     work = query(f"work.{ZONE}")
     responder = warm(zone, work)
 
     zone.apply("n2", facts("n2", [], ["192.0.2.2"]), "200")
 
     assert not cached(responder, work)
-    wire = responder.respond(work)
+    wire = udp_respond(responder, path)(work)
     assert wire is not None and wire[3] & 0x0F == 3  # NXDOMAIN
 
 

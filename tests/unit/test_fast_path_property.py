@@ -6,6 +6,10 @@ without EDNS, random EDNS sizes, DO bit, cookies and other options, random IDs a
 some mangled packets), random server EDNS sizes, and snapshot swaps. Every query is asked twice
 (a cache miss, then a hit) after a differently spelt query with another ID has primed the cache
 for the same normalised question, and each response must equal ``responder.answer`` byte for byte.
+
+UDP goes through both batches' hit paths (``path``): "python" is ``Responder.respond``; "c" is the
+compiled batch's splice (``_fastudp.answer``, the code its ``Batch`` runs per datagram) with
+``Responder.respond`` for whatever it hands back. The transport tests run both batches for real.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from node_dns.transports.state import TransportState
 from node_dns.zone import records, snapshot
 from node_dns.zone.policy import Policy
 from node_dns.zone.writer import Zone
+from tests.unit.udp_paths import PATHS, udp_respond, use_batch
 from tests.unit.zonekit import new_zone
 
 ZONES = ("lb.example.net", "example.org", "x.y.z.test", "a")
@@ -219,10 +224,12 @@ class Expected:
         assert responder.stats.dropped.get("not_a_query", 0) == self.dropped
 
 
-def check(responder: responder_mod.Responder, packet: bytes, primer: bytes, expected: Expected) -> None:
+def check(
+    responder: responder_mod.Responder, packet: bytes, primer: bytes, expected: Expected, path: str
+) -> None:
     snap, size = responder.snapshot, responder.edns_udp_size
     for tcp in (False, True):
-        respond = responder.respond_tcp if tcp else responder.respond_udp
+        respond = responder.respond_tcp if tcp else udp_respond(responder, path)
         assert respond(primer) == expected.answer(primer, snap, tcp=tcp, size=size)
         for attempt in ("miss or hit", "hit"):
             got = respond(packet)
@@ -230,9 +237,10 @@ def check(responder: responder_mod.Responder, packet: bytes, primer: bytes, expe
             assert got == want, f"{'tcp' if tcp else 'udp'} {attempt}: {packet.hex()}"
 
 
+@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_fast_path_equals_full_path(data: st.DataObject) -> None:
+def test_fast_path_equals_full_path(path: str, data: st.DataObject) -> None:
     world = data.draw(worlds())
     size = data.draw(st.sampled_from([512, 1232, 1232, 4096]) | st.integers(512, 4096))
     responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=size)
@@ -240,21 +248,22 @@ def test_fast_path_equals_full_path(data: st.DataObject) -> None:
     expected = Expected()
     for _ in range(data.draw(st.integers(1, 12))):
         packet = data.draw(queries(world))
-        check(responder, packet, packet, expected)
-        check(responder, packet, respell(data.draw, packet), expected)
+        check(responder, packet, packet, expected, path)
+        check(responder, packet, respell(data.draw, packet), expected, path)
     # a new snapshot: the cache must not leak answers of the old one
     node = data.draw(node_facts("node-0", world.areas))
     world.state.apply(node.name, node, "1000000")
     assert responder.snapshot is world.state.snapshot
     for _ in range(data.draw(st.integers(1, 8))):
         packet = data.draw(queries(world))
-        check(responder, packet, respell(data.draw, packet), expected)
+        check(responder, packet, respell(data.draw, packet), expected, path)
     expected.assert_counted_like(responder)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_answers_kept_across_publications_equal_the_full_path(data: st.DataObject) -> None:
+def test_answers_kept_across_publications_equal_the_full_path(path: str, data: st.DataObject) -> None:
     """Warm the cache, publish changes (node facts moving in and out of areas), ask the same again."""
     world = data.draw(worlds())
     responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=1232)
@@ -263,26 +272,27 @@ def test_answers_kept_across_publications_equal_the_full_path(data: st.DataObjec
     asked = [data.draw(queries(world)) for _ in range(data.draw(st.integers(1, 12)))]
     for round_ in range(data.draw(st.integers(1, 4))):
         for packet in asked:
-            check(responder, packet, respell(data.draw, packet), expected)
+            check(responder, packet, respell(data.draw, packet), expected, path)
         for i in range(data.draw(st.integers(1, 3))):
             node = data.draw(node_facts(f"node-{data.draw(st.integers(0, 6))}", world.areas))
             world.state.apply(node.name, node, str(2_000_000 + round_ * 10 + i))
         assert responder.snapshot is world.state.snapshot
     for packet in asked:
-        check(responder, packet, respell(data.draw, packet), expected)
+        check(responder, packet, respell(data.draw, packet), expected, path)
     expected.assert_counted_like(responder)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=150, deadline=None)
 @given(st.data())
-def test_cache_bound_keeps_answers_exact(data: st.DataObject) -> None:
+def test_cache_bound_keeps_answers_exact(path: str, data: st.DataObject) -> None:
     """A tiny cache bound forces clears between miss and hit: still the same bytes."""
     world = data.draw(worlds())
     responder = responder_mod.Responder(world.state.snapshot, edns_udp_size=1232, max_cached=2)
     expected = Expected()
     for _ in range(data.draw(st.integers(3, 15))):
         packet = data.draw(queries(world))
-        check(responder, packet, respell(data.draw, packet), expected)
+        check(responder, packet, respell(data.draw, packet), expected, path)
         assert len(responder._udp) <= 2
         assert len(responder._tcp) <= 2
     expected.assert_counted_like(responder)
@@ -350,8 +360,12 @@ def _zone_with_big_area() -> Zone:
 
 
 @pytest.mark.skipif(not batch.available, reason="recvmmsg/sendmmsg need Linux")
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
-async def test_batched_udp_sends_what_the_asyncio_path_sends(family: int, host: str) -> None:
+async def test_batched_udp_sends_what_the_asyncio_path_sends(
+    family: int, host: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_batch(monkeypatch, path)
     if family == socket.AF_INET6 and not socket.has_ipv6:
         pytest.skip("no IPv6")
     state = _zone_with_big_area()
@@ -362,6 +376,7 @@ async def test_batched_udp_sends_what_the_asyncio_path_sends(family: int, host: 
         tstate = TransportState()
         if batched:
             transport: asyncio.DatagramTransport = batch.listen(host, 0, responder, tstate, loop)
+            assert udp.path(transport) == path
         else:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda r=responder, t=tstate: udp.UdpProtocol(r, t), local_addr=(host, 0)
@@ -378,8 +393,12 @@ async def test_batched_udp_sends_what_the_asyncio_path_sends(family: int, host: 
 
 
 @pytest.mark.skipif(not batch.available, reason="recvmmsg/sendmmsg need Linux")
-async def test_batched_udp_counts_what_the_asyncio_path_counts() -> None:
+@pytest.mark.parametrize("path", PATHS)
+async def test_batched_udp_counts_what_the_asyncio_path_counts(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same responses by type and rcode, same truncations and drops, one duration per datagram."""
+    use_batch(monkeypatch, path)
     state = _zone_with_big_area()
     loop = asyncio.get_running_loop()
     counted = []
@@ -388,6 +407,7 @@ async def test_batched_udp_counts_what_the_asyncio_path_counts() -> None:
         tstate = TransportState()
         if batched:
             transport: asyncio.DatagramTransport = batch.listen("127.0.0.1", 0, responder, tstate, loop)
+            assert udp.path(transport) == path
         else:
             transport, _ = await loop.create_datagram_endpoint(
                 lambda r=responder, t=tstate: udp.UdpProtocol(r, t), local_addr=("127.0.0.1", 0)
@@ -437,9 +457,10 @@ def test_area_records_merge_like_address_rrsets(nodes: list[list[model.IPAddress
     assert records.merged_rrsets(groups, ttl) == records.address_rrsets(flat, ttl)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_rotating_answers_equal_the_full_path(data: st.DataObject) -> None:
+def test_rotating_answers_equal_the_full_path(path: str, data: st.DataObject) -> None:
     """With max_answers, UDP answers rotate per name: the cached windows must be the bytes the
     full path gives for the same turn, and the turn must move exactly as the full path's."""
     world = data.draw(worlds())
@@ -454,7 +475,7 @@ def test_rotating_answers_equal_the_full_path(data: st.DataObject) -> None:
             node = data.draw(node_facts("node-0", world.areas))
             world.state.apply(node.name, node, "1000000")
         packet = respell(data.draw, data.draw(st.sampled_from(packets)))
-        got = responder.respond_udp(packet)
+        got = udp_respond(responder, path)(packet)
         parsed = query.decode(packet)
         if parsed is None:
             assert got is None
