@@ -106,7 +106,7 @@ def _say_which(choice: accel.Choice) -> None:
     """One line at start when the pure-Python batch answers (a warning unless it was asked for)."""
     if choice.module is None:
         report = log.info if choice.forced else log.warning
-        report("UDP is answered by the pure-Python batch: %s (same answers, more CPU per query)", choice.reason)
+        report("UDP is answered by the pure-Python batch: %s (same answers, more CPU each)", choice.reason)
 
 
 async def _bind(
