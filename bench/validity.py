@@ -109,3 +109,23 @@ def ratio(ours: float, reference: float) -> float:
 def headline(per_cpu: Mapping[str, float], ours: str, reference: str) -> float:
     """Our answers per CPU-second over the reference server's, from the same run."""
     return ratio(per_cpu.get(ours, float("nan")), per_cpu.get(reference, float("nan")))
+
+
+def judged(share: float, target: float, *, ours_bound: int, reference_bound: int) -> tuple[str, bool]:
+    """The summary cell of a per-CPU-second ratio (ours / reference) and whether it meets ``target``.
+
+    A client-bound run is one where the server was not saturated, and a server below its limit
+    reads smaller batches per wake-up and spends more CPU per answer: its answers per CPU-second
+    are pessimistic. So client-bound runs of the reference make the ratio optimistic: INVALID,
+    never met (the rule the issue set: the client saturated while the reference server had CPU to
+    spare). Client-bound runs of ours alone make the ratio pessimistic, a lower bound: at or
+    above the target it is met; below it, it is inconclusive (ours might be faster than shown).
+    """
+    text = f"{share:.2f}x"
+    if reference_bound:
+        return f"{text} (INVALID: the reference was client-bound in {reference_bound} runs)", False
+    if not ours_bound:
+        return text, share >= target
+    if share >= target:
+        return f"{text} (a lower bound: node-dns was client-bound in {ours_bound} runs)", True
+    return f"{text} (inconclusive: node-dns was client-bound in {ours_bound} runs)", False

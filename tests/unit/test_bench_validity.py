@@ -116,3 +116,33 @@ def test_a_run_not_driven_says_so_without_being_invalid() -> None:
 
     assert run.invalid is None
     assert run.caveat == "not driven to its limit: server 42% of a core, client core 54% busy"
+
+
+def test_a_ratio_with_every_run_valid_is_judged_by_its_value() -> None:
+    assert validity.judged(0.95, 0.9, ours_bound=0, reference_bound=0) == ("0.95x", True)
+    assert validity.judged(0.85, 0.9, ours_bound=0, reference_bound=0) == ("0.85x", False)
+
+
+def test_a_client_bound_reference_invalidates_the_ratio_whatever_its_value() -> None:
+    text, met = validity.judged(1.2, 0.9, ours_bound=0, reference_bound=2)
+
+    assert not met
+    assert text == "1.20x (INVALID: the reference was client-bound in 2 runs)"
+
+
+def test_our_client_bound_runs_make_the_ratio_a_lower_bound_that_can_meet_the_target() -> None:
+    text, met = validity.judged(1.04, 0.9, ours_bound=1, reference_bound=0)
+
+    assert met
+    assert text == "1.04x (a lower bound: node-dns was client-bound in 1 runs)"
+
+
+def test_below_the_target_our_client_bound_runs_leave_it_inconclusive() -> None:
+    text, met = validity.judged(0.8, 0.9, ours_bound=3, reference_bound=0)
+
+    assert not met
+    assert text == "0.80x (inconclusive: node-dns was client-bound in 3 runs)"
+
+
+def test_an_unmeasured_ratio_never_meets_a_target() -> None:
+    assert validity.judged(math.nan, 0.9, ours_bound=1, reference_bound=0)[1] is False

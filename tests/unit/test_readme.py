@@ -157,6 +157,7 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
             loop_lag=loop_lag.LagMonitor(metrics.LAG_BUCKETS),
             udp_kernel_drops=lambda: 0,
             udp_receive_buffer=lambda: 4194304,
+            udp_path="c",
             gc_pauses=gcpolicy.Pauses(metrics.LAG_BUCKETS).histograms,
         )
     )
