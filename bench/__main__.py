@@ -35,12 +35,16 @@ from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
 PARTS = ("udp", "tcp", "workers", "convergence", "scale", "zone", "hooks", "agent", "soak", "xfr", "probes")
+EXTRA_PARTS = ("soak-rss",)
+"""Parts run only when named in --only: soak-rss is one 10-minute run (the full soak has four)."""
 NEEDED = ("dnsperf", "taskset")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(PARTS), help=f"comma separated parts: {','.join(PARTS)}")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma separated parts: {','.join(PARTS + EXTRA_PARTS)}"
+    )
     parser.add_argument("--quick", action="store_true", help="short runs, one round, fewer flips")
     parser.add_argument("--json", type=Path, help="also write the raw numbers to this file")
     parser.add_argument(
@@ -48,9 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
-    unknown = parts - set(PARTS)
+    unknown = parts - set(PARTS) - set(EXTRA_PARTS)
     if unknown:
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {','.join(PARTS)}")
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {','.join(PARTS + EXTRA_PARTS)}")
     missing = [tool for tool in NEEDED if shutil.which(tool) is None]
     if missing:
         print(f"bench: {', '.join(missing)} not installed (make apt)", file=sys.stderr)
@@ -89,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps.append(("agent", lambda: agent.run(opts)))
             if "soak" in parts:  # fixed rate with node churn, beside NSD: 4 x 60 s quick, 4 x 10 min full
                 steps.append(("soak", lambda: soak.run(plane, opts)))
+            if "soak-rss" in parts:  # one node-dns run, 10 min (60 s quick) at 5 flips/s: RSS over time
+                steps.append(("soak-rss", lambda: soak.run_rss(plane, opts)))
             if "probes" in parts:
                 steps.append(("probes", lambda: probes.run(plane, opts)))
             for name, step in steps:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import common, peers
+from bench import common, heavy_nodes, peers, stallstats
 from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 from tests.harness.nodedns import NodeDns
@@ -36,6 +36,12 @@ BIG_NODES, BIG_AREAS, BIG_CHURN = 5000, 100, 50
 STALL_BUDGET = 0.005
 SECONDS = {True: 60.0, False: 600.0}
 """Length of each run, by --quick."""
+RSS_CHURN = 5
+"""Flips per second of the long RSS run (``--only soak-rss``)."""
+RSS_EVERY = 5.0
+"""Seconds between two RSS samples."""
+SCRAPE_EVERY = 15.0
+"""Seconds between two /metrics scrapes during a run (Prometheus' usual interval)."""
 
 
 @dataclass
@@ -56,6 +62,12 @@ class Phase:
     """Upper bound of the bucket of the longest garbage collection during the run, seconds."""
     run_queue_wait: float = float("nan")
     """Seconds the server's main thread was runnable but not running (other load on its CPU)."""
+    own_longest: float = float("nan")
+    """Like ``longest_lag``, less the loop thread's run-queue wait (node_dns_event_loop_own_lag_seconds)."""
+    own_over_budget: float = float("nan")
+    cpu_s: float = float("nan")
+    """CPU seconds of the node-dns process during the run (every thread)."""
+    culprits: dict[str, stallstats.Culprit] = field(default_factory=dict)
     rss_mb: list[float] = field(default_factory=list)
 
     @property
@@ -145,7 +157,7 @@ def _lag_in_phase(
 
 
 @contextlib.contextmanager
-def _sampling(pid: int, into: list[float], every: float = 5.0) -> Iterator[None]:
+def _sampling(pid: int, into: list[float], every: float = RSS_EVERY) -> Iterator[None]:
     stop = threading.Event()
 
     def sample() -> None:
@@ -154,6 +166,25 @@ def _sampling(pid: int, into: list[float], every: float = 5.0) -> Iterator[None]
                 into.append(common.rss_mb(pid))
 
     thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def _scraping(process: NodeDns, every: float = SCRAPE_EVERY) -> Iterator[None]:
+    """Scrape /metrics as Prometheus would, so a scrape's cost on the loop is part of the run."""
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.wait(every):
+            with contextlib.suppress(Exception):
+                process.http_get("/metrics")
+
+    thread = threading.Thread(target=scrape, daemon=True)
     thread.start()
     try:
         yield
@@ -178,8 +209,9 @@ def _node_dns_phase(
         phase.rss_mb.append(common.rss_mb(pid))
         _, before = process.http_get("/metrics")
         waited = _run_queue_wait(pid)
+        cpu = common.cpu_seconds(pid)
         started = time.monotonic()
-        with _sampling(pid, phase.rss_mb), Flipper(plane, names, churn) as flipper:
+        with _sampling(pid, phase.rss_mb), _scraping(process), Flipper(plane, names, churn) as flipper:
             result = _dnsperf(process.dns_port, mix, seconds, rate, pid)
         phase.seconds = time.monotonic() - started
         phase.flips_done = flipper.done
@@ -188,6 +220,11 @@ def _node_dns_phase(
         phase.longest_lag, phase.stalls_over_budget = _lag_in_phase(before, text)
         phase.gc_longest, _ = _lag_in_phase(before, text, "node_dns_gc_pause_seconds")
         phase.run_queue_wait = _run_queue_wait(pid) - waited
+        phase.cpu_s = common.cpu_seconds(pid) - cpu
+        phase.own_longest, phase.own_over_budget = _lag_in_phase(
+            before, text, "node_dns_event_loop_own_lag_seconds"
+        )
+        phase.culprits = stallstats.between(before, text)
         phase.longest_since_start = _metric(text, "node_dns_event_loop_lag_max_seconds")
         drops = "node_dns_dns_udp_kernel_drops_total"
         phase.kernel_drops = _metric(text, drops) - _metric(before, drops)
@@ -235,13 +272,45 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
 
     big_areas = [common.area_name(i) for i in range(BIG_AREAS)]
     big = common.node_specs(BIG_NODES, BIG_AREAS)
-    common.populate(plane, big)
+    heavy_nodes.populate(plane, big)
     big_mix = common.write_mix(opts.workdir / "mix-soak-big.txt", big_areas)
     label = f"node-dns, {BIG_NODES:,} nodes in {BIG_AREAS} areas"
     phases.append(
         _node_dns_phase(plane, big_mix, [spec.name for spec in big], BIG_CHURN, rate, seconds, label)
     )
-    return [_table(phases, rate, unthrottled.qps, seconds)]
+    return [_table(phases, rate, unthrottled.qps, seconds), _culprit_table(phases[1:], seconds)]
+
+
+def _culprit_table(phases: Sequence[Phase], seconds: float) -> Table:
+    return stallstats.table(
+        f"Soak: event-loop stalls by culprit ({seconds:.0f} s runs)",
+        [(f"{phase.server}, {phase.churn} flips/s", phase.culprits) for phase in phases],
+        STALL_BUDGET * 1e3,
+    )
+
+
+def run_rss(plane: ControlPlane, opts: common.Options) -> list[Table]:
+    """One long node-dns run (10 minutes; 60 s with --quick) at :data:`RSS_CHURN` flips/s: RSS over time."""
+    seconds = SECONDS[opts.quick]
+    areas = [common.area_name(i) for i in range(AREAS)]
+    specs = common.node_specs(NODES, AREAS)
+    common.populate(plane, specs)
+    mix = common.write_mix(opts.workdir / "mix-soak.txt", areas)
+    with common.node_dns(plane) as process:
+        _warm(process, NODES)
+        unthrottled = common.dnsperf(process.dns_port, mix, seconds=5.0, pid=process.pid)
+    rate = int(unthrottled.qps * RATE_FRACTION)
+    phase = _node_dns_phase(plane, mix, [spec.name for spec in specs], RSS_CHURN, rate, seconds)
+    table = _table([phase], rate, unthrottled.qps, seconds)
+    table.title = f"Soak, RSS over {seconds / 60:.0f} min: " + table.title.removeprefix("Soak: ")
+    every = max(1, round(60 / RSS_EVERY))
+    table.notes.insert(
+        0,
+        "RSS MB every minute: "
+        + ", ".join(f"{mb:.1f}" for mb in phase.rss_mb[::every])
+        + f" (last {phase.rss_mb[-1]:.1f})",
+    )
+    return [table, _culprit_table([phase], seconds)]
 
 
 def _bucket(seconds: float) -> str:
@@ -260,9 +329,11 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
             "lost / NSD's",
             "longest loop lag ms (bucket; since start)",
             f"lags > {STALL_BUDGET * 1e3:.0f} ms",
+            f"own lags > {STALL_BUDGET * 1e3:.0f} ms (longest ms, bucket)",
             "kernel drops",
             "longest GC ms CPU (bucket)",
             "waited for CPU s",
+            "CPU s",
             "RSS MB start, end (growth)",
         ],
     )
@@ -284,26 +355,40 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
                     else "-"
                 ),
                 phase.stalls_over_budget if phase.server != "NSD" else "-",
+                (
+                    f"{phase.own_over_budget:.0f} ({_bucket(phase.own_longest)})"
+                    if phase.server != "NSD"
+                    else "-"
+                ),
                 phase.kernel_drops if phase.server != "NSD" else "-",
                 _bucket(phase.gc_longest) if phase.server != "NSD" else "-",
                 phase.run_queue_wait if phase.server != "NSD" else "-",
+                phase.cpu_s if phase.server != "NSD" else "-",
                 rss,
             ]
         )
-        table.raw[f"{phase.server} {phase.churn}"] = phase.__dict__ | {"rss_mb": phase.rss_mb}
+        table.raw[f"{phase.server} {phase.churn}"] = phase.__dict__ | {
+            "rss_mb": phase.rss_mb,
+            "culprits": {name: c.__dict__ for name, c in phase.culprits.items()},
+        }
     table.notes += [
         f"rate: {RATE_FRACTION:.2f} of node-dns' unthrottled {unthrottled:,.0f} queries/s measured at the "
         "start of the run (dnsperf -c 1 -q 100 -Q rate); lost: no reply within dnsperf's 2 s timeout",
         f"the last row serves {BIG_NODES:,} nodes in {BIG_AREAS} areas (the stall target's size) at the "
-        "same rate; its lost queries compare with NSD's on the small zone only loosely",
+        "same rate; its lost queries compare with NSD's on the small zone only loosely; those nodes are "
+        "shaped like a kubelet's (~10 KB of JSON each: images, labels, capacity, five conditions)",
         "each node-dns row is a fresh process; flips go through the apiserver (strategic-merge patch of "
         "the Ready condition), a node down then up again, so no area fails open",
         "mix: positive A, positive AAAA, NXDOMAIN, NODATA (TXT), apex SOA in equal parts, random case",
         "loop lag and GC: the highest histogram bucket that gained an observation during the run "
         "(node_dns_event_loop_lag_seconds; node_dns_gc_pause_seconds, CPU time of each collection)",
         "'since start': node_dns_event_loop_lag_max_seconds, start-up included",
+        f"/metrics is scraped every {SCRAPE_EVERY:.0f} s during each run, as Prometheus would",
         "'waited for CPU': run-queue delay of node-dns' main thread during the run "
         "(/proc/PID/schedstat), the share of a stall that other processes on its CPU caused",
+        "'own lags': lag less the loop thread's run-queue wait in the same 25 ms window "
+        "(node_dns_event_loop_own_lag_seconds): the stalls node-dns itself caused; 'CPU s': the "
+        "node-dns process' CPU time during the run",
         common.load_note(),
     ]
     return table

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import Metric
 
-from node_dns import gcpolicy, heap, kube, leader, loop_lag
+from node_dns import gcpolicy, heap, kube, leader, loop_lag, stalls
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import stats as answer_stats
 from node_dns.answer import xfr
@@ -101,6 +101,8 @@ class Server:
     """UDP worker processes (--workers), when there are any."""
     gc_pauses: gcpolicy.Pauses | None = None
     """Times collections while installed in ``gc.callbacks``; removed by ``serving.stop``."""
+    stall_watch: stalls.Running | None = None
+    """What held the loop (a watchdog thread, stopped by ``serving.stop``); None when off."""
 
     def extra_metrics(self) -> Iterator[Metric]:
         if self.leadership is not None:
@@ -191,6 +193,8 @@ async def start(
         udp_path = udp.path(server._udp)
     lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
     gc_pauses = gcpolicy.Pauses(metrics.LAG_BUCKETS)
+    server.stall_watch = stalls.start(lag, settings.stall_threshold, gc_time=lambda: gc_pauses.spent)
+    watch = server.stall_watch.watch if server.stall_watch is not None else None
     server._tcp = await tcp.listen(settings.dns_address, port, responder, tstate, gate)
     server.dns_port = port
 
@@ -211,6 +215,7 @@ async def start(
             udp_receive_buffer=udp_buffer,
             udp_path=udp_path,
             gc_pauses=gc_pauses.histograms,
+            stalls=watch,
         )
     )
     server._http, server.http_port = await http.start(
@@ -219,7 +224,7 @@ async def start(
         live=health.live,
         ready=health.ready,
         registry=registry,
-        extra_routes=debug_routes(settings, zone),
+        extra_routes=debug_routes(settings, zone, watch),
     )
     log.info(
         "serving zone %s on %s port %d (udp%s+tcp), http on %s:%d; SERVFAIL until nodes are listed",
@@ -420,11 +425,15 @@ def node_keys(settings: Settings, labels: bool = False) -> nodes.Keys:
     )
 
 
-def debug_routes(settings: Settings, zone: writer.Zone) -> dict[str, Any]:
-    """/debug/zone: the zone file being served, when --debug-endpoints is on."""
+def debug_routes(
+    settings: Settings, zone: writer.Zone, watch: stalls.StallWatch | None = None
+) -> dict[str, Any]:
+    """/debug/zone: the zone file being served, and /debug/stalls: what held the event loop (with
+    the stall watch on), when --debug-endpoints is on."""
     if not settings.debug_endpoints:
         return {}
-    return {
+    routes: dict[str, Any] = {"/debug/stalls": watch.render} if watch is not None else {}
+    return routes | {
         "/debug/zone": lambda: (
             dump.render(zone.snapshot)
             + "\n".join(explain.explain(zone.facts, zone.policy, zone.latest))

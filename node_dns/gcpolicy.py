@@ -68,12 +68,16 @@ class Pauses:
         self.histograms = {generation: Histogram(bounds) for generation in (0, 1, 2)}
         self._clock = clock
         self._started = 0.0
+        self.spent = 0.0
+        """CPU seconds of every collection so far (the stall watch compares it across a stall)."""
 
     def __call__(self, phase: str, info: Mapping[str, int]) -> None:
         if phase == "start":
             self._started = self._clock()
         else:
-            self.histograms[info["generation"]].observe(self._clock() - self._started)
+            took = self._clock() - self._started
+            self.spent += took
+            self.histograms[info["generation"]].observe(took)
 
     def install(self) -> None:
         if self not in gc.callbacks:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from node_dns.answer.stats import Histogram
 
@@ -27,6 +28,8 @@ class LagMonitor:
         self.histogram = Histogram(bounds)
         self.longest = 0.0
         """The longest lag seen since start, seconds."""
+        self.listeners: list[Callable[[float], Any]] = []
+        """Called with each wake-up's lag, on the loop (the stall watch's heartbeat)."""
 
     def observe(self, due: float, now: float) -> float:
         """Record one wake-up that was due at ``due`` and came at ``now``; returns the lag."""
@@ -41,4 +44,6 @@ class LagMonitor:
         while True:
             due = now() + self.interval
             await asyncio.sleep(self.interval)
-            self.observe(due, now())
+            lag = self.observe(due, now())
+            for listener in self.listeners:
+                listener(lag)

@@ -50,6 +50,8 @@ async def stop(server: app.Server) -> None:
     await server.client.close()
     if server.gc_pauses is not None:
         server.gc_pauses.remove()
+    if server.stall_watch is not None:
+        server.stall_watch.stop()
 
 
 async def serve(settings: Settings) -> int:

@@ -22,6 +22,7 @@ from node_dns.settings.policy import PolicySettings
 from node_dns.settings.probes import ProbeSettings
 from node_dns.settings.rrl import RrlSettings
 from node_dns.settings.services import ServiceSettings
+from node_dns.settings.stalls import StallSettings
 from node_dns.settings.transfers import TransferSettings
 from node_dns.settings.zone import ZoneSettings
 
@@ -39,6 +40,7 @@ class Settings(
     LeaderSettings,
     TransferSettings,
     HookSettings,
+    StallSettings,
     LogSettings,
     BaseSettings,
 ):

@@ -56,6 +56,23 @@ class LagView(Protocol):
     longest: float
 
 
+class CulpritView(Protocol):
+    stalls: int
+    seconds: float
+    waited: float
+
+
+class StallView(Protocol):
+    @property
+    def culprits(self) -> Mapping[str, CulpritView]: ...
+
+    @property
+    def own_lag(self) -> answer_stats.Histogram: ...
+
+    @property
+    def longest_own(self) -> float: ...
+
+
 class ZoneView(Protocol):
     @property
     def synced(self) -> bool: ...
@@ -96,6 +113,8 @@ class Inputs:
     """Which code answers UDP: "c" (compiled batch), "python" (pure-Python batch) or "asyncio"."""
     gc_pauses: Mapping[int, answer_stats.Histogram] | None = None
     """Garbage collections by generation: how long each held the loop."""
+    stalls: StallView | None = None
+    """Stalls by culprit and the lag net of run-queue waits (None while the stall watch is off)."""
 
 
 class NodeDnsCollector(Collector):
@@ -285,6 +304,47 @@ class NodeDnsCollector(Collector):
             for generation, hist in sorted(self._in.gc_pauses.items()):
                 pauses.add_metric([str(generation)], _buckets(hist), hist.total)
             yield pauses
+        if self._in.stalls is not None:
+            yield from stall_families(self._in.stalls)
+
+
+def stall_families(stalls: StallView) -> Iterator[Metric]:
+    """What held the event loop: stalls by culprit, and the lag the machine's other load did not cause."""
+    own = HistogramMetricFamily(
+        "node_dns_event_loop_own_lag_seconds",
+        "Event-loop lag less the time the loop thread waited for a CPU in the same window: "
+        "the part of the lag node-dns itself caused.",
+    )
+    own.add_metric([], _buckets(stalls.own_lag), stalls.own_lag.total)
+    yield own
+    yield _gauge(
+        "node_dns_event_loop_own_lag_max_seconds",
+        "The longest event-loop lag less run-queue wait since the process started.",
+        stalls.longest_own,
+    )
+    culprits = stalls.culprits
+    yield _counter_by(
+        "node_dns_event_loop_stalls",
+        "Event-loop stalls longer than --stall-threshold by what the loop was running "
+        "((run queue): waiting for a CPU; (garbage collection); else origin > site).",
+        "culprit",
+        {name: c.stalls for name, c in culprits.items()},
+    )
+    seconds = CounterMetricFamily(
+        "node_dns_event_loop_stall_seconds",
+        "Lag summed over those stalls, by culprit.",
+        labels=["culprit"],
+    )
+    waited = CounterMetricFamily(
+        "node_dns_event_loop_stall_run_queue_seconds",
+        "Of node_dns_event_loop_stall_seconds: time the loop thread waited for a CPU, by culprit.",
+        labels=["culprit"],
+    )
+    for name, culprit in sorted(culprits.items()):
+        seconds.add_metric([name], culprit.seconds)
+        waited.add_metric([name], culprit.waited)
+    yield seconds
+    yield waited
 
 
 def _buckets(hist: answer_stats.Histogram) -> list[tuple[str, float]]:

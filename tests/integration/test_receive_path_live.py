@@ -1,11 +1,13 @@
 """The receive path's own metrics on a real server: kernel drops on the DNS socket, the receive
-buffer it was granted (and the warning when the kernel caps it), and the event-loop lag."""
+buffer it was granted (and the warning when the kernel caps it), the event-loop lag and the
+stalls attributed by the stall watch."""
 
 from __future__ import annotations
 
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +31,20 @@ def kubeconfig(control_plane: ControlPlane) -> Path:
 
 @pytest.fixture(scope="module")
 def small_buffer(kubeconfig: Path) -> Iterator[NodeDns]:
-    with NodeDns(kubeconfig, extra_args=[f"--udp-receive-buffer={SMALL_BUFFER}"]) as server:
+    with NodeDns(
+        kubeconfig, extra_args=[f"--udp-receive-buffer={SMALL_BUFFER}", "--debug-endpoints"]
+    ) as server:
         yield server
+
+
+def _stalls(server: NodeDns) -> float:
+    """Stalls counted over every culprit."""
+    _, body = server.http_get("/metrics")
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith("node_dns_event_loop_stalls_total{")
+    )
 
 
 def test_the_event_loop_lag_histogram_is_exported_and_observing(small_buffer: NodeDns) -> None:
@@ -41,6 +55,28 @@ def test_the_event_loop_lag_histogram_is_exported_and_observing(small_buffer: No
     )
     assert metric(small_buffer, "node_dns_event_loop_lag_seconds_bucket", le="+Inf") is not None
     assert metric(small_buffer, "node_dns_event_loop_lag_max_seconds") is not None
+
+
+def test_a_stopped_server_s_stall_is_counted_by_culprit_and_listed(small_buffer: NodeDns) -> None:
+    wait_for(
+        lambda: (metric(small_buffer, "node_dns_event_loop_own_lag_seconds_count") or 0) > 0,
+        timeout=10,
+        what="own-lag observations",
+    )
+    before = _stalls(small_buffer)
+    pid = small_buffer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # the loop (and every thread) stands still: a stall from outside
+    try:
+        time.sleep(0.3)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: _stalls(small_buffer) > before, timeout=10, what="the stall counted")
+    assert (metric(small_buffer, "node_dns_event_loop_own_lag_max_seconds") or 0) >= 0.1
+    status, listing = small_buffer.http_get("/debug/stalls")
+    assert status == 200
+    assert listing.startswith("# stalls longer than 5 ms by culprit")
+    assert len(listing.splitlines()) >= 3  # a culprit line under the two header lines
 
 
 def test_garbage_collections_are_timed_by_generation(small_buffer: NodeDns) -> None:

@@ -130,7 +130,7 @@ def test_the_fail_open_rule_is_described_the_same_for_areas_and_services() -> No
 
 def _exposed() -> dict[str, tuple[set[str], str]]:
     """Every node_dns family /metrics can expose (RRL and leader election on): labels and help."""
-    from node_dns import gcpolicy, loop_lag
+    from node_dns import gcpolicy, loop_lag, stalls
     from node_dns.answer import stats
     from node_dns.sinks import metrics
     from node_dns.sources import nodes
@@ -159,6 +159,7 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
             udp_receive_buffer=lambda: 4194304,
             udp_path="c",
             gc_pauses=gcpolicy.Pauses(metrics.LAG_BUCKETS).histograms,
+            stalls=stalls.StallWatch(metrics.LAG_BUCKETS),
         )
     )
     exposed = {}

@@ -1,0 +1,373 @@
+"""What held the event loop: a watchdog thread looks at the loop thread's stack while it is late.
+
+The lag histogram (:mod:`node_dns.loop_lag`) says *that* the loop was late; this says *what it
+was running*, and how much of the lateness was the loop's own work rather than the machine's.
+
+- The lag monitor's timer is the heartbeat: each wake-up calls :meth:`StallWatch.beat`, which
+  opens a new window. A watchdog thread sleeps until the window's timer is overdue by half the
+  threshold; only then, and every half threshold while the loop stays late, does it take the
+  loop thread's stack (``sys._current_frames``). A loop on time costs one thread wake-up per
+  heartbeat (40 a second) and no sample.
+- A sample is taken with the GIL held and tagged with its window, so it always shows what ran
+  inside that stall. A long C call that holds the GIL (a JSON decode, a collection) is seen at
+  its caller's next line, once it returns: the caller is still named.
+- Wall-clock lag on a shared machine includes time the loop thread spent runnable but waiting
+  for a CPU. Each beat reads the thread's own run-queue wait (``/proc/thread-self/schedstat``):
+  the lag less that wait is node-dns' *own* lag (its own histogram), and a stall whose own part
+  stays within the threshold is blamed on the run queue, not on code.
+- The culprit of a stall: the run queue (as above); the garbage collector when collections took
+  at least half of the stall's own part in CPU time; else the label seen most in its samples
+  (``origin > innermost node-dns or kopf frame > innermost frame``: module:function, no line
+  numbers, so a culprit is a stable metric label). Each culprit is counted, its first stall is
+  logged once with its stack, and ``/debug/stalls`` lists them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+from node_dns.answer.stats import Histogram
+from node_dns.loop_lag import LagMonitor
+
+log = logging.getLogger("node_dns")
+
+THRESHOLD = 0.005
+"""Stalls longer than this (seconds of lag) are attributed: the stall budget while the zone churns."""
+MAX_CULPRITS = 48
+"""Distinct culprits kept (metric label values); later ones are counted as :data:`OTHER`."""
+MAX_SAMPLES = 64
+"""Samples kept per stall (a stall of a second sampled every 2.5 ms would keep 400)."""
+STACK_SHOWN = 10
+"""Innermost frames written in a culprit's log line and in /debug/stalls."""
+
+RUN_QUEUE = "(run queue)"
+"""The stall is (nearly) all time the loop thread waited for a CPU: other processes' doing."""
+GC = "(garbage collection)"
+IDLE = "(loop idle)"
+"""Samples found the loop running nothing: its thread was off the CPU (blocked or not woken)."""
+UNSAMPLED = "(not sampled)"
+"""The stall ended before the watchdog thread could look (it too waits for a CPU and the GIL)."""
+OTHER = "(other)"
+
+LOOP_FRAMES = frozenset(
+    {
+        ("asyncio.runners", "run"),
+        ("asyncio.runners", "run_until_complete"),
+        ("asyncio.base_events", "run_forever"),
+        ("asyncio.base_events", "run_until_complete"),
+        ("asyncio.base_events", "_run_once"),
+        ("asyncio.events", "_run"),
+        ("selectors", "select"),
+    }
+)
+"""The event loop's own frames: what runs above the last of them is the callback or task."""
+FIRST_PARTY = ("node_dns.", "kopf.")
+GC_FRAME = ("node_dns.gcpolicy", "__call__")
+"""The collection callback: a sample that lands in it was taken during a collection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    module: str
+    function: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.function}:{self.line}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.module}:{self.function}"
+
+
+Stack = tuple[Frame, ...]
+"""Outermost frame first."""
+
+
+def stack_of(frame: FrameType | None) -> Stack:
+    """A thread's Python stack as plain values (the frame objects are not kept)."""
+    frames: list[Frame] = []
+    while frame is not None:
+        code = frame.f_code
+        frames.append(Frame(str(frame.f_globals.get("__name__", "?")), code.co_name, frame.f_lineno or 0))
+        frame = frame.f_back
+    frames.reverse()
+    return tuple(frames)
+
+
+def label(stack: Stack) -> str | None:
+    """The culprit a sample names; None when the loop was running nothing (idle in its poll)."""
+    if any((f.module, f.function) == GC_FRAME for f in stack):
+        return GC
+    start = 0
+    for index, frame in enumerate(stack):
+        if (frame.module, frame.function) in LOOP_FRAMES:
+            start = index + 1
+    work = stack[start:]
+    if not work:
+        return None
+    parts = [work[0].where]
+    ours = [f for f in work[1:] if f.module.startswith(FIRST_PARTY)]
+    if ours and ours[-1] is not work[-1]:
+        parts.append(ours[-1].where)
+    if len(work) > 1:
+        parts.append(work[-1].where)
+    return " > ".join(dict.fromkeys(parts))
+
+
+def shown(stack: Stack) -> str:
+    """The innermost frames of a stack on one line, outermost of them first."""
+    return " > ".join(str(f) for f in stack[-STACK_SHOWN:]) or "-"
+
+
+@dataclass
+class Culprit:
+    """Stalls blamed on one culprit: how many, how long in all, how much of it was run-queue wait."""
+
+    name: str
+    stalls: int = 0
+    seconds: float = 0.0
+    waited: float = 0.0
+    """Of ``seconds``: the loop thread's run-queue wait in the same windows."""
+    longest: float = 0.0
+    stack: str = "-"
+    """The stack of the first sample that named it (for the log line and /debug/stalls)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    lag: float
+    waited: float
+    culprit: str
+    stack: str
+
+    @property
+    def own(self) -> float:
+        return max(0.0, self.lag - self.waited)
+
+
+class ThreadTimes:
+    """The calling thread's run time and run-queue wait, seconds, from /proc/thread-self/schedstat.
+
+    Construct it on the thread to be measured (the file is bound to the thread that opens it).
+    """
+
+    def __init__(self, path: str = "/proc/thread-self/schedstat") -> None:
+        self._fd: int | None = None
+        with contextlib.suppress(OSError):
+            self._fd = os.open(path, os.O_RDONLY)
+        if self._fd is not None and self() is None:
+            self.close()
+
+    def __call__(self) -> tuple[float, float] | None:
+        if self._fd is None:
+            return None
+        try:
+            run, wait, *_ = os.pread(self._fd, 128, 0).split()
+            return int(run) / 1e9, int(wait) / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class StallWatch:
+    """Windows between heartbeats, the samples taken in late ones, and the culprits found.
+
+    :meth:`beat` runs on the loop thread, :meth:`look` on the watchdog thread; both only swap or
+    append whole objects, so the GIL is all the locking they need. Clocks, the loop thread's
+    times, the GC's CPU time and the sampler are injected (tests drive them by hand).
+    """
+
+    def __init__(
+        self,
+        bounds: Sequence[float],
+        *,
+        threshold: float = THRESHOLD,
+        interval: float = 0.025,
+        clock: Callable[[], float] = time.monotonic,
+        thread_times: Callable[[], tuple[float, float] | None] = lambda: None,
+        gc_time: Callable[[], float] = lambda: 0.0,
+        sampler: Callable[[], Stack | None] = lambda: None,
+    ) -> None:
+        self.threshold = threshold
+        self.interval = interval
+        self.period = threshold / 2
+        """Seconds between two samples of a late loop (and the lateness of the first)."""
+        self.own_lag = Histogram(bounds)
+        """Lag less the loop thread's run-queue wait in the same window."""
+        self.longest_own = 0.0
+        self.culprits: dict[str, Culprit] = {}
+        self.last: Stall | None = None
+        self._clock = clock
+        self._thread_times = thread_times
+        self._gc_time = gc_time
+        self.sampler = sampler
+        """Returns the loop thread's stack (set by :class:`Watchdog`)."""
+        self.window = (0, clock())
+        """(sequence number, start) of the current heartbeat window; replaced whole by beat()."""
+        self._samples: list[tuple[int, Stack]] = []
+        self._times = thread_times()
+        self._gc = gc_time()
+
+    # -- the watchdog thread ------------------------------------------------------------------
+
+    def overdue(self, now: float) -> bool:
+        """Whether the current window's heartbeat is late by half the threshold or more."""
+        return now - self.window[1] - self.interval >= self.period
+
+    def look(self, seq: int) -> bool:
+        """Sample the loop thread's stack if window ``seq`` is still open; returns whether it did."""
+        if self.window[0] != seq or len(self._samples) >= MAX_SAMPLES:
+            return False
+        stack = self.sampler()
+        if stack is None:
+            return False
+        self._samples.append((seq, stack))
+        return True
+
+    # -- the loop thread ----------------------------------------------------------------------
+
+    def beat(self, lag: float) -> Stall | None:
+        """Close the window with the lag the heartbeat saw; a stall over the threshold is blamed."""
+        seq = self.window[0]
+        samples, self._samples = self._samples, []
+        self.window = (seq + 1, self._clock())
+        times, self._times = self._times, self._thread_times()
+        waited = self._times[1] - times[1] if times and self._times else 0.0
+        gc_before, self._gc = self._gc, self._gc_time()
+        own = max(0.0, lag - waited)
+        self.own_lag.observe(own)
+        self.longest_own = max(self.longest_own, own)
+        if lag <= self.threshold:
+            return None
+        stacks = [stack for tag, stack in samples if tag == seq]
+        name, stack = self._blame(own, self._gc - gc_before, stacks)
+        stall = Stall(lag, min(waited, lag), name, stack)
+        self._count(stall)
+        self.last = stall
+        return stall
+
+    def _blame(self, own: float, gc: float, stacks: list[Stack]) -> tuple[str, str]:
+        if own <= self.threshold:
+            return RUN_QUEUE, "-"
+        if gc >= own / 2:
+            return GC, "-"
+        labels = [(label(stack), stack) for stack in stacks]
+        work = Counter(name for name, _ in labels if name is not None)
+        if work:
+            name = work.most_common(1)[0][0]
+            return name, shown(next(stack for found, stack in labels if found == name))
+        if labels:
+            return IDLE, shown(labels[0][1])
+        return UNSAMPLED, "-"
+
+    def _count(self, stall: Stall) -> None:
+        name = stall.culprit
+        if name not in self.culprits and len(self.culprits) >= MAX_CULPRITS:
+            name = OTHER
+        culprit = self.culprits.get(name)
+        if culprit is None:
+            culprit = self.culprits[name] = Culprit(name, stack=stall.stack)
+            log.log(
+                logging.INFO if name in (RUN_QUEUE, OTHER) else logging.WARNING,
+                "event loop held %.1f ms (%.1f ms of it waiting for a CPU) by %s; first stall of this "
+                "culprit, all are counted in node_dns_event_loop_stalls_total: %s",
+                stall.lag * 1e3,
+                stall.waited * 1e3,
+                name,
+                stall.stack,
+            )
+        culprit.stalls += 1
+        culprit.seconds += stall.lag
+        culprit.waited += stall.waited
+        culprit.longest = max(culprit.longest, stall.lag)
+
+    def render(self) -> str:
+        """/debug/stalls: culprits by total stall time, with the stack first seen for each."""
+        lines = [
+            f"# stalls longer than {self.threshold * 1e3:g} ms by culprit; longest own lag "
+            f"(less run-queue wait) {self.longest_own * 1e3:.1f} ms",
+            "# stalls\ttotal_ms\trun_queue_ms\tlongest_ms\tculprit\tstack",
+        ]
+        for c in sorted(self.culprits.values(), key=lambda c: -c.seconds):
+            lines.append(
+                f"{c.stalls}\t{c.seconds * 1e3:.1f}\t{c.waited * 1e3:.1f}\t{c.longest * 1e3:.1f}"
+                f"\t{c.name}\t{c.stack}"
+            )
+        return "\n".join(lines) + "\n"
+
+
+class Watchdog:
+    """The thread that samples the loop thread while it is late. Create it on the loop thread."""
+
+    def __init__(self, watch: StallWatch, clock: Callable[[], float] = time.monotonic) -> None:
+        self.watch = watch
+        self._clock = clock
+        self._stop = threading.Event()
+        self._target = threading.get_ident()
+        self._thread = threading.Thread(target=self._run, name="node-dns:stall-watch", daemon=True)
+
+    def sample(self) -> Stack | None:
+        frame = sys._current_frames().get(self._target)
+        return stack_of(frame) if frame is not None else None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        watch, clock = self.watch, self._clock
+        while not self._stop.is_set():
+            seq, started = watch.window
+            wake = started + watch.interval + watch.period
+            while not self._stop.wait(max(0.0, wake - clock())):
+                if watch.window[0] != seq:
+                    break  # the heartbeat came: a new window
+                watch.look(seq)
+                wake = clock() + watch.period
+
+
+@dataclass
+class Running:
+    """A stall watch of the loop thread with its watchdog thread; :meth:`stop` ends both."""
+
+    watch: StallWatch
+    watchdog: Watchdog
+    times: ThreadTimes
+
+    def stop(self) -> None:
+        self.watchdog.stop()
+        self.times.close()
+
+
+def start(lag: LagMonitor, threshold: float, *, gc_time: Callable[[], float]) -> Running | None:
+    """Watch the calling (loop) thread, fed by ``lag``'s heartbeat, its watchdog thread running;
+    None when ``threshold`` is 0 (off)."""
+    if threshold <= 0:
+        return None
+    times = ThreadTimes()
+    watch = StallWatch(
+        lag.histogram.bounds, threshold=threshold, interval=lag.interval, thread_times=times, gc_time=gc_time
+    )
+    watchdog = Watchdog(watch)
+    watch.sampler = watchdog.sample
+    lag.listeners.append(watch.beat)
+    watchdog.start()
+    return Running(watch, watchdog, times)

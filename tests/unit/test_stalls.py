@@ -1,0 +1,242 @@
+"""Stall attribution: what the loop ran while it was late, and how much of the lateness was its own.
+
+Clocks, the loop thread's run-queue wait, the collector's CPU time and the sampled stacks are all
+driven by hand: each test states a stall and the culprit it must be blamed on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from node_dns import stalls
+from node_dns.sinks import metrics
+from node_dns.stalls import Frame
+
+INTERVAL, THRESHOLD = 0.025, 0.005
+
+LOOP = (
+    Frame("node_dns.cli", "main", 10),
+    Frame("asyncio.runners", "run", 118),
+)
+IDLE_STACK = (*LOOP, Frame("asyncio.base_events", "_run_once", 1900), Frame("selectors", "select", 468))
+KOPF_LIST = (
+    *LOOP,
+    Frame("kopf._core.reactor.queueing", "watcher", 200),
+    Frame("kopf._cogs.clients.fetching", "fetch_objs", 80),
+    Frame("json.decoder", "raw_decode", 353),
+)
+PUBLISH = (
+    *LOOP,
+    Frame("node_dns.sources.nodes", "_node", 260),
+    Frame("node_dns.zone.writer", "publish", 120),
+    Frame("node_dns.answer.responder", "publish", 90),
+    Frame("builtins", "sorted", 0),
+)
+
+
+class Rig:
+    """A stall watch with hand-driven clock, thread times, GC time and sampler."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waited = 0.0
+        self.gc = 0.0
+        self.stack: stalls.Stack | None = None
+        self.watch = stalls.StallWatch(
+            metrics.LAG_BUCKETS,
+            threshold=THRESHOLD,
+            interval=INTERVAL,
+            clock=lambda: self.now,
+            thread_times=lambda: (0.0, self.waited),
+            gc_time=lambda: self.gc,
+            sampler=lambda: self.stack,
+        )
+
+    def late(self, lag: float, stack: stalls.Stack | None = None, samples: int = 1) -> stalls.Stall | None:
+        """One window whose heartbeat comes ``lag`` late; the watchdog samples ``stack`` meanwhile."""
+        seq, started = self.watch.window
+        self.now = started + INTERVAL + self.watch.period
+        self.stack = stack
+        for _ in range(samples):
+            if self.watch.overdue(self.now):
+                self.watch.look(seq)
+            self.now += self.watch.period
+        self.now = started + INTERVAL + lag
+        return self.watch.beat(lag)
+
+
+def test_a_heartbeat_on_time_is_not_overdue_and_no_stall() -> None:
+    rig = Rig()
+    _, started = rig.watch.window
+    assert not rig.watch.overdue(started + INTERVAL + THRESHOLD / 2 - 0.0001)
+    assert rig.watch.beat(0.001) is None
+    assert rig.watch.culprits == {}
+
+
+def test_the_watchdog_looks_once_the_heartbeat_is_late_by_half_the_threshold() -> None:
+    rig = Rig()
+    _, started = rig.watch.window
+    assert rig.watch.overdue(started + INTERVAL + THRESHOLD / 2)
+
+
+def test_a_stall_is_blamed_on_what_the_loop_was_running() -> None:
+    rig = Rig()
+    stall = rig.late(0.030, KOPF_LIST, samples=4)
+    assert stall is not None
+    assert stall.culprit == " > ".join(
+        (
+            "kopf._core.reactor.queueing:watcher",
+            "kopf._cogs.clients.fetching:fetch_objs",
+            "json.decoder:raw_decode",
+        )
+    )
+    assert "kopf._cogs.clients.fetching:fetch_objs:80" in stall.stack
+    culprit = rig.watch.culprits[stall.culprit]
+    assert (culprit.stalls, culprit.seconds, culprit.waited) == (1, 0.030, 0.0)
+
+
+def test_the_culprit_is_the_label_seen_most_in_the_stall() -> None:
+    rig = Rig()
+    seq, _ = rig.watch.window
+    rig.now += INTERVAL + THRESHOLD
+    rig.stack = PUBLISH
+    rig.watch.look(seq)
+    rig.watch.look(seq)
+    rig.stack = KOPF_LIST
+    rig.watch.look(seq)
+    stall = rig.watch.beat(0.020)
+    assert stall is not None and stall.culprit.endswith("node_dns.answer.responder:publish > builtins:sorted")
+
+
+def test_a_sample_taken_for_a_window_already_closed_is_not_counted() -> None:
+    rig = Rig()
+    seq, _ = rig.watch.window
+    rig.watch.beat(0.0)
+    rig.stack = PUBLISH
+    assert not rig.watch.look(seq)
+    stall = rig.late(0.020, None)
+    assert stall is not None and stall.culprit == stalls.UNSAMPLED
+
+
+def test_a_stall_that_is_mostly_run_queue_wait_is_blamed_on_the_run_queue() -> None:
+    rig = Rig()
+    rig.waited = 0.028  # the loop thread waited 28 ms for a CPU in a window 30 ms late
+    stall = rig.late(0.030, PUBLISH, samples=3)
+    assert stall is not None
+    assert stall.culprit == stalls.RUN_QUEUE
+    assert stall.waited == pytest.approx(0.028)
+    assert stall.own == pytest.approx(0.002)
+
+
+def test_run_queue_wait_is_taken_out_of_the_own_lag_histogram() -> None:
+    rig = Rig()
+    rig.waited = 0.020
+    rig.late(0.030, PUBLISH)
+    bucket = metrics.LAG_BUCKETS.index(0.01)  # 10 ms own lag of 30 ms wall
+    assert rig.watch.own_lag.counts[bucket] == 1
+    assert rig.watch.longest_own == pytest.approx(0.010)
+
+
+def test_a_stall_mostly_spent_collecting_is_blamed_on_the_garbage_collector() -> None:
+    rig = Rig()
+    rig.gc = 0.012  # 12 ms of collections in a 20 ms stall
+    stall = rig.late(0.020, PUBLISH)
+    assert stall is not None and stall.culprit == stalls.GC
+
+
+def test_a_sample_inside_the_collection_callback_names_the_garbage_collector() -> None:
+    stack = (*PUBLISH, Frame("node_dns.gcpolicy", "__call__", 70))
+    assert stalls.label(stack) == stalls.GC
+
+
+def test_samples_of_an_idle_loop_say_the_loop_ran_nothing() -> None:
+    assert stalls.label(IDLE_STACK) is None
+    stall = Rig().late(0.020, IDLE_STACK)
+    assert stall is not None and stall.culprit == stalls.IDLE
+
+
+def test_a_label_names_origin_innermost_own_frame_and_innermost_frame_without_repeats() -> None:
+    assert stalls.label((*LOOP, Frame("node_dns.loop_lag", "run", 44))) == "node_dns.loop_lag:run"
+    two = (*LOOP, Frame("node_dns.sources.lister", "run", 1), Frame("json", "loads", 2))
+    assert stalls.label(two) == "node_dns.sources.lister:run > json:loads"
+
+
+def test_a_stack_without_loop_frames_is_labelled_from_its_outermost_frame() -> None:
+    assert stalls.label((Frame("tests.x", "hog", 1),)) == "tests.x:hog"
+
+
+def test_each_culprit_is_logged_once_and_counted_every_time(caplog: pytest.LogCaptureFixture) -> None:
+    rig = Rig()
+    with caplog.at_level(logging.INFO, logger="node_dns"):
+        rig.late(0.020, PUBLISH)
+        rig.late(0.040, PUBLISH)
+    lines = [r for r in caplog.records if "first stall of this culprit" in r.getMessage()]
+    assert len(lines) == 1
+    assert "node_dns.zone.writer:publish:120" in lines[0].getMessage()
+    (culprit,) = rig.watch.culprits.values()
+    assert (culprit.stalls, culprit.longest) == (2, 0.040)
+    assert culprit.seconds == pytest.approx(0.060)
+
+
+def test_culprits_past_the_cap_are_counted_as_other() -> None:
+    rig = Rig()
+    for n in range(stalls.MAX_CULPRITS + 3):
+        rig.late(0.020, (Frame("tests.hogs", f"hog{n}", 1),))
+    assert len(rig.watch.culprits) == stalls.MAX_CULPRITS + 1
+    assert rig.watch.culprits[stalls.OTHER].stalls == 3
+
+
+def test_samples_per_stall_are_capped() -> None:
+    rig = Rig()
+    seq, _ = rig.watch.window
+    rig.stack = PUBLISH
+    taken = sum(rig.watch.look(seq) for _ in range(stalls.MAX_SAMPLES + 10))
+    assert taken == stalls.MAX_SAMPLES
+
+
+def test_debug_render_lists_culprits_longest_total_first() -> None:
+    rig = Rig()
+    rig.late(0.020, PUBLISH)
+    rig.late(0.090, KOPF_LIST)
+    lines = rig.watch.render().splitlines()
+    assert lines[2].split("\t")[4].startswith("kopf.")
+    assert lines[3].split("\t")[4].startswith("node_dns.")
+
+
+def test_stall_metrics_carry_the_culprit_label() -> None:
+    rig = Rig()
+    rig.waited = 0.002
+    rig.late(0.020, PUBLISH)
+    families = {f.name: f for f in metrics.stall_families(rig.watch)}
+    (sample,) = [s for s in families["node_dns_event_loop_stalls"].samples if s.name.endswith("_total")]
+    assert sample.labels["culprit"].startswith("node_dns.sources.nodes:_node")
+    assert sample.value == 1
+    (waited,) = [
+        s
+        for s in families["node_dns_event_loop_stall_run_queue_seconds"].samples
+        if s.name.endswith("_total")
+    ]
+    assert waited.value == pytest.approx(0.002)
+
+
+def test_thread_times_read_this_threads_schedstat() -> None:
+    times = stalls.ThreadTimes()
+    try:
+        first = times()
+        if first is None:
+            pytest.skip("this kernel has no /proc/thread-self/schedstat")
+        sum(range(200_000))  # some CPU
+        second = times()
+        assert second is not None and second[0] > first[0] and second[1] >= first[1]
+    finally:
+        times.close()
+
+
+def test_without_schedstat_the_wait_is_taken_as_zero() -> None:
+    times = stalls.ThreadTimes("/nonexistent/schedstat")
+    assert times() is None
+    watch = stalls.StallWatch(metrics.LAG_BUCKETS, thread_times=times)
+    stall = watch.beat(0.030)
+    assert stall is not None and stall.waited == 0.0
