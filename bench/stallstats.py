@@ -17,6 +17,7 @@ FAMILIES = {
     "stalls": "node_dns_event_loop_stalls_total",
     "seconds": "node_dns_event_loop_stall_seconds_total",
     "waited": "node_dns_event_loop_stall_run_queue_seconds_total",
+    "cpu": "node_dns_event_loop_stall_cpu_seconds_total",
 }
 SHOWN = 6
 """Culprits listed per run, most stall time first."""
@@ -27,6 +28,7 @@ class Culprit:
     stalls: float = 0.0
     seconds: float = 0.0
     waited: float = 0.0
+    cpu: float = 0.0
 
     @property
     def own(self) -> float:
@@ -49,7 +51,9 @@ def between(before: str, after: str) -> dict[str, Culprit]:
     gained = {}
     for name, now in new.items():
         was = old.get(name, Culprit())
-        delta = Culprit(now.stalls - was.stalls, now.seconds - was.seconds, now.waited - was.waited)
+        delta = Culprit(
+            now.stalls - was.stalls, now.seconds - was.seconds, now.waited - was.waited, now.cpu - was.cpu
+        )
         if delta.stalls > 0:
             gained[name] = delta
     return gained
@@ -58,15 +62,23 @@ def between(before: str, after: str) -> dict[str, Culprit]:
 def table(title: str, runs: Sequence[tuple[str, Mapping[str, Culprit]]], threshold_ms: float = 5) -> Table:
     result = Table(
         title,
-        ["run", "culprit", "stalls", "stall time ms", "of it run-queue wait ms", "own ms (less the wait)"],
+        [
+            "run",
+            "culprit",
+            "stalls",
+            "stall time ms",
+            "of it run-queue wait ms",
+            "own ms (less the wait)",
+            "CPU ms",
+        ],
     )
     for label, culprits in runs:
         ranked = sorted(culprits.items(), key=lambda item: -item[1].seconds)
         if not ranked:
-            result.rows.append([label, f"no stall over {threshold_ms:g} ms", 0, 0, 0, 0])
+            result.rows.append([label, f"no stall over {threshold_ms:g} ms", 0, 0, 0, 0, 0])
         for name, c in ranked[:SHOWN]:
             result.rows.append(
-                [label, f"`{name}`", int(c.stalls), c.seconds * 1e3, c.waited * 1e3, c.own * 1e3]
+                [label, f"`{name}`", int(c.stalls), c.seconds * 1e3, c.waited * 1e3, c.own * 1e3, c.cpu * 1e3]
             )
         if len(ranked) > SHOWN:
             rest = ranked[SHOWN:]
@@ -78,6 +90,7 @@ def table(title: str, runs: Sequence[tuple[str, Mapping[str, Culprit]]], thresho
                     sum(c.seconds for _, c in rest) * 1e3,
                     sum(c.waited for _, c in rest) * 1e3,
                     sum(c.own for _, c in rest) * 1e3,
+                    sum(c.cpu for _, c in rest) * 1e3,
                 ]
             )
         result.raw[label] = {name: c.__dict__ for name, c in culprits.items()}
@@ -85,6 +98,7 @@ def table(title: str, runs: Sequence[tuple[str, Mapping[str, Culprit]]], thresho
         f"stall: the event loop ran a due timer more than {threshold_ms:g} ms late (heartbeat every 25 ms); "
         "culprit: what a watchdog thread saw the loop run during the stall (origin > own frame > innermost "
         "frame), '(run queue)' when the lag less the loop thread's run-queue wait stays within the threshold",
-        "run-queue wait: /proc/thread-self/schedstat of the loop thread over the stall's window",
+        "run-queue wait: the loop thread's schedstat read when the heartbeat fell due and when it came; "
+        "CPU: the loop thread's CPU clock over the same span",
     ]
     return result

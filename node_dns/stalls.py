@@ -12,9 +12,12 @@ was running*, and how much of the lateness was the loop's own work rather than t
   inside that stall. A long C call that holds the GIL (a JSON decode, a collection) is seen at
   its caller's next line, once it returns: the caller is still named.
 - Wall-clock lag on a shared machine includes time the loop thread spent runnable but waiting
-  for a CPU. Each beat reads the thread's own run-queue wait (``/proc/thread-self/schedstat``):
-  the lag less that wait is node-dns' *own* lag (its own histogram), and a stall whose own part
-  stays within the threshold is blamed on the run queue, not on code.
+  for a CPU. The loop thread's run time and run-queue wait (its ``schedstat``) are read when the
+  heartbeat falls due (by the watchdog, which wakes then) and again at the beat: over the late
+  part alone, the lag less that wait is node-dns' *own* lag (its own histogram), the run time is
+  the stall's CPU, and a stall whose own part stays within the threshold is blamed on the run
+  queue, not on code. (When the watchdog could not read at the due time, the whole window since
+  the previous beat is used: the wait taken out is then an upper bound.)
 - The culprit of a stall: the run queue (as above); the garbage collector when collections took
   at least half of the stall's own part in CPU time; else the label seen most in its samples
   (``origin > innermost node-dns or kopf frame > innermost frame``: module:function, no line
@@ -137,7 +140,9 @@ class Culprit:
     stalls: int = 0
     seconds: float = 0.0
     waited: float = 0.0
-    """Of ``seconds``: the loop thread's run-queue wait in the same windows."""
+    """Of ``seconds``: the loop thread's run-queue wait during those stalls."""
+    cpu: float = 0.0
+    """The loop thread's CPU time during those stalls."""
     longest: float = 0.0
     stack: str = "-"
     """The stack of the first sample that named it (for the log line and /debug/stalls)."""
@@ -147,6 +152,7 @@ class Culprit:
 class Stall:
     lag: float
     waited: float
+    cpu: float
     culprit: str
     stack: str
 
@@ -156,25 +162,29 @@ class Stall:
 
 
 class ThreadTimes:
-    """The calling thread's run time and run-queue wait, seconds, from /proc/thread-self/schedstat.
+    """The calling thread's CPU time and run-queue wait, seconds; readable from any thread.
 
-    Construct it on the thread to be measured (the file is bound to the thread that opens it).
+    CPU time comes from the thread's CPU clock (exact when read); the wait from its ``schedstat``,
+    which the kernel adds to when a wait ends: a wait still going on when read counts at the
+    next read. Construct it on the thread to be measured. None when either is not available.
     """
 
-    def __init__(self, path: str = "/proc/thread-self/schedstat") -> None:
+    def __init__(self, root: str = "/proc/self/task") -> None:
         self._fd: int | None = None
-        with contextlib.suppress(OSError):
-            self._fd = os.open(path, os.O_RDONLY)
+        self._clock: int | None = None
+        with contextlib.suppress(OSError, AttributeError):
+            self._clock = time.pthread_getcpuclockid(threading.get_ident())
+            self._fd = os.open(f"{root}/{threading.get_native_id()}/schedstat", os.O_RDONLY)
         if self._fd is not None and self() is None:
             self.close()
 
     def __call__(self) -> tuple[float, float] | None:
-        if self._fd is None:
+        if self._fd is None or self._clock is None:
             return None
         try:
-            run, wait, *_ = os.pread(self._fd, 128, 0).split()
-            return int(run) / 1e9, int(wait) / 1e9
-        except (OSError, ValueError):
+            wait = int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
+            return time.clock_gettime(self._clock), wait
+        except (OSError, ValueError, IndexError):
             return None
 
     def close(self) -> None:
@@ -220,6 +230,8 @@ class StallWatch:
         """(sequence number, start) of the current heartbeat window; replaced whole by beat()."""
         self._samples: list[tuple[int, Stack]] = []
         self._times = thread_times()
+        self._due: tuple[int, tuple[float, float] | None] = (-1, None)
+        """The loop thread's times read when window ``[0]``'s heartbeat fell due."""
         self._gc = gc_time()
 
     # -- the watchdog thread ------------------------------------------------------------------
@@ -227,6 +239,11 @@ class StallWatch:
     def overdue(self, now: float) -> bool:
         """Whether the current window's heartbeat is late by half the threshold or more."""
         return now - self.window[1] - self.interval >= self.period
+
+    def mark(self, seq: int) -> None:
+        """Window ``seq``'s heartbeat is due now: read the loop thread's times, if it is still open."""
+        if self.window[0] == seq:
+            self._due = (seq, self._thread_times())
 
     def look(self, seq: int) -> bool:
         """Sample the loop thread's stack if window ``seq`` is still open; returns whether it did."""
@@ -245,8 +262,14 @@ class StallWatch:
         seq = self.window[0]
         samples, self._samples = self._samples, []
         self.window = (seq + 1, self._clock())
-        times, self._times = self._times, self._thread_times()
-        waited = self._times[1] - times[1] if times and self._times else 0.0
+        start, self._times = self._times, self._thread_times()
+        tag, due = self._due
+        if tag == seq and due is not None:
+            start = due  # read as the heartbeat fell due: the late part alone
+        cpu = waited = 0.0
+        if start is not None and self._times is not None:
+            cpu = min(lag, self._times[0] - start[0])
+            waited = min(lag, self._times[1] - start[1])
         gc_before, self._gc = self._gc, self._gc_time()
         own = max(0.0, lag - waited)
         self.own_lag.observe(own)
@@ -255,7 +278,7 @@ class StallWatch:
             return None
         stacks = [stack for tag, stack in samples if tag == seq]
         name, stack = self._blame(own, self._gc - gc_before, stacks)
-        stall = Stall(lag, min(waited, lag), name, stack)
+        stall = Stall(lag, waited, cpu, name, stack)
         self._count(stall)
         self.last = stall
         return stall
@@ -293,6 +316,7 @@ class StallWatch:
         culprit.stalls += 1
         culprit.seconds += stall.lag
         culprit.waited += stall.waited
+        culprit.cpu += stall.cpu
         culprit.longest = max(culprit.longest, stall.lag)
 
     def render(self) -> str:
@@ -300,12 +324,12 @@ class StallWatch:
         lines = [
             f"# stalls longer than {self.threshold * 1e3:g} ms by culprit; longest own lag "
             f"(less run-queue wait) {self.longest_own * 1e3:.1f} ms",
-            "# stalls\ttotal_ms\trun_queue_ms\tlongest_ms\tculprit\tstack",
+            "# stalls\ttotal_ms\trun_queue_ms\tcpu_ms\tlongest_ms\tculprit\tstack",
         ]
         for c in sorted(self.culprits.values(), key=lambda c: -c.seconds):
             lines.append(
-                f"{c.stalls}\t{c.seconds * 1e3:.1f}\t{c.waited * 1e3:.1f}\t{c.longest * 1e3:.1f}"
-                f"\t{c.name}\t{c.stack}"
+                f"{c.stalls}\t{c.seconds * 1e3:.1f}\t{c.waited * 1e3:.1f}\t{c.cpu * 1e3:.1f}"
+                f"\t{c.longest * 1e3:.1f}\t{c.name}\t{c.stack}"
             )
         return "\n".join(lines) + "\n"
 
@@ -333,13 +357,19 @@ class Watchdog:
             self._thread.join()
 
     def _run(self) -> None:
-        watch, clock = self.watch, self._clock
-        while not self._stop.is_set():
+        watch, clock, stop = self.watch, self._clock, self._stop
+        while not stop.is_set():
             seq, started = watch.window
-            wake = started + watch.interval + watch.period
-            while not self._stop.wait(max(0.0, wake - clock())):
+            due = started + watch.interval
+            if stop.wait(max(0.0, due - clock())):
+                return
+            if watch.window[0] != seq:
+                continue  # the heartbeat came on time: a new window
+            watch.mark(seq)
+            wake = due + watch.period
+            while not stop.wait(max(0.0, wake - clock())):
                 if watch.window[0] != seq:
-                    break  # the heartbeat came: a new window
+                    break  # the heartbeat came
                 watch.look(seq)
                 wake = clock() + watch.period
 

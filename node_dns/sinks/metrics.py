@@ -60,6 +60,7 @@ class CulpritView(Protocol):
     stalls: int
     seconds: float
     waited: float
+    cpu: float
 
 
 class StallView(Protocol):
@@ -312,7 +313,7 @@ def stall_families(stalls: StallView) -> Iterator[Metric]:
     """What held the event loop: stalls by culprit, and the lag the machine's other load did not cause."""
     own = HistogramMetricFamily(
         "node_dns_event_loop_own_lag_seconds",
-        "Event-loop lag less the time the loop thread waited for a CPU in the same window: "
+        "Event-loop lag less the time the loop thread waited for a CPU while it was late: "
         "the part of the lag node-dns itself caused.",
     )
     own.add_metric([], _buckets(stalls.own_lag), stalls.own_lag.total)
@@ -340,11 +341,18 @@ def stall_families(stalls: StallView) -> Iterator[Metric]:
         "Of node_dns_event_loop_stall_seconds: time the loop thread waited for a CPU, by culprit.",
         labels=["culprit"],
     )
+    cpu = CounterMetricFamily(
+        "node_dns_event_loop_stall_cpu_seconds",
+        "Of node_dns_event_loop_stall_seconds: CPU time the loop thread ran, by culprit.",
+        labels=["culprit"],
+    )
     for name, culprit in sorted(culprits.items()):
         seconds.add_metric([name], culprit.seconds)
         waited.add_metric([name], culprit.waited)
+        cpu.add_metric([name], culprit.cpu)
     yield seconds
     yield waited
+    yield cpu
 
 
 def _buckets(hist: answer_stats.Histogram) -> list[tuple[str, float]]:

@@ -7,6 +7,7 @@ driven by hand: each test states a stall and the culprit it must be blamed on.
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -37,10 +38,11 @@ PUBLISH = (
 
 
 class Rig:
-    """A stall watch with hand-driven clock, thread times, GC time and sampler."""
+    """A stall watch with hand-driven clock, loop-thread times, GC time and sampler."""
 
     def __init__(self) -> None:
         self.now = 100.0
+        self.run = 0.0
         self.waited = 0.0
         self.gc = 0.0
         self.stack: stalls.Stack | None = None
@@ -49,21 +51,36 @@ class Rig:
             threshold=THRESHOLD,
             interval=INTERVAL,
             clock=lambda: self.now,
-            thread_times=lambda: (0.0, self.waited),
+            thread_times=lambda: (self.run, self.waited),
             gc_time=lambda: self.gc,
             sampler=lambda: self.stack,
         )
 
-    def late(self, lag: float, stack: stalls.Stack | None = None, samples: int = 1) -> stalls.Stall | None:
-        """One window whose heartbeat comes ``lag`` late; the watchdog samples ``stack`` meanwhile."""
+    def late(
+        self,
+        lag: float,
+        stack: stalls.Stack | None = None,
+        samples: int = 1,
+        *,
+        waited: float = 0.0,
+        cpu: float | None = None,
+        marked: bool = True,
+    ) -> stalls.Stall | None:
+        """One window whose heartbeat comes ``lag`` late: the watchdog marks the due time, samples
+        ``stack`` meanwhile; the loop thread waits ``waited`` and runs ``cpu`` (default: the rest)."""
         seq, started = self.watch.window
-        self.now = started + INTERVAL + self.watch.period
+        self.now = started + INTERVAL
+        if marked:
+            self.watch.mark(seq)
+        self.now += self.watch.period
         self.stack = stack
         for _ in range(samples):
             if self.watch.overdue(self.now):
                 self.watch.look(seq)
             self.now += self.watch.period
         self.now = started + INTERVAL + lag
+        self.waited += waited
+        self.run += lag - waited if cpu is None else cpu
         return self.watch.beat(lag)
 
 
@@ -122,21 +139,59 @@ def test_a_sample_taken_for_a_window_already_closed_is_not_counted() -> None:
 
 def test_a_stall_that_is_mostly_run_queue_wait_is_blamed_on_the_run_queue() -> None:
     rig = Rig()
-    rig.waited = 0.028  # the loop thread waited 28 ms for a CPU in a window 30 ms late
-    stall = rig.late(0.030, PUBLISH, samples=3)
+    stall = rig.late(0.030, PUBLISH, samples=3, waited=0.028)  # 28 ms of a 30 ms stall on the run queue
     assert stall is not None
     assert stall.culprit == stalls.RUN_QUEUE
     assert stall.waited == pytest.approx(0.028)
     assert stall.own == pytest.approx(0.002)
 
 
+def test_run_queue_wait_before_the_heartbeat_fell_due_is_not_taken_out() -> None:
+    rig = Rig()
+    seq, started = rig.watch.window
+    rig.waited += 0.020  # waited 20 ms while answering queries, before the heartbeat was due
+    rig.now = started + INTERVAL
+    rig.watch.mark(seq)
+    rig.now += 0.030
+    rig.run += 0.028
+    rig.waited += 0.002
+    stall = rig.watch.beat(0.030)
+    assert stall is not None
+    assert stall.waited == pytest.approx(0.002)
+    assert stall.cpu == pytest.approx(0.028)
+    assert stall.culprit == stalls.UNSAMPLED  # not the run queue: 28 ms of its own
+
+
+def test_without_a_mark_at_the_due_time_the_whole_windows_wait_is_taken_out() -> None:
+    rig = Rig()
+    stall = rig.late(0.030, PUBLISH, waited=0.027, marked=False)
+    assert stall is not None and stall.waited == pytest.approx(0.027)
+    assert stall.culprit == stalls.RUN_QUEUE
+
+
+def test_a_mark_of_an_earlier_window_is_not_used() -> None:
+    rig = Rig()
+    seq, _ = rig.watch.window
+    rig.watch.beat(0.0)
+    rig.waited += 0.010
+    rig.watch.mark(seq)  # too late: that window is closed (used, it would leave 1 ms)
+    stall = rig.late(0.030, PUBLISH, waited=0.001, marked=False)
+    assert stall is not None and stall.waited == pytest.approx(0.011)  # the whole window's
+
+
 def test_run_queue_wait_is_taken_out_of_the_own_lag_histogram() -> None:
     rig = Rig()
-    rig.waited = 0.020
-    rig.late(0.030, PUBLISH)
+    rig.late(0.030, PUBLISH, waited=0.020)
     bucket = metrics.LAG_BUCKETS.index(0.01)  # 10 ms own lag of 30 ms wall
     assert rig.watch.own_lag.counts[bucket] == 1
     assert rig.watch.longest_own == pytest.approx(0.010)
+
+
+def test_the_stall_s_cpu_time_is_counted_by_culprit() -> None:
+    rig = Rig()
+    rig.late(0.030, PUBLISH, waited=0.004, cpu=0.021)
+    (culprit,) = rig.watch.culprits.values()
+    assert (culprit.waited, culprit.cpu) == (pytest.approx(0.004), pytest.approx(0.021))
 
 
 def test_a_stall_mostly_spent_collecting_is_blamed_on_the_garbage_collector() -> None:
@@ -201,14 +256,13 @@ def test_debug_render_lists_culprits_longest_total_first() -> None:
     rig.late(0.020, PUBLISH)
     rig.late(0.090, KOPF_LIST)
     lines = rig.watch.render().splitlines()
-    assert lines[2].split("\t")[4].startswith("kopf.")
-    assert lines[3].split("\t")[4].startswith("node_dns.")
+    assert lines[2].split("\t")[5].startswith("kopf.")
+    assert lines[3].split("\t")[5].startswith("node_dns.")
 
 
 def test_stall_metrics_carry_the_culprit_label() -> None:
     rig = Rig()
-    rig.waited = 0.002
-    rig.late(0.020, PUBLISH)
+    rig.late(0.020, PUBLISH, waited=0.002)
     families = {f.name: f for f in metrics.stall_families(rig.watch)}
     (sample,) = [s for s in families["node_dns_event_loop_stalls"].samples if s.name.endswith("_total")]
     assert sample.labels["culprit"].startswith("node_dns.sources.nodes:_node")
@@ -221,21 +275,25 @@ def test_stall_metrics_carry_the_culprit_label() -> None:
     assert waited.value == pytest.approx(0.002)
 
 
-def test_thread_times_read_this_threads_schedstat() -> None:
+def test_thread_times_are_the_constructing_threads_cpu_and_wait() -> None:
     times = stalls.ThreadTimes()
     try:
         first = times()
         if first is None:
-            pytest.skip("this kernel has no /proc/thread-self/schedstat")
-        sum(range(200_000))  # some CPU
+            pytest.skip("this kernel has no per-thread schedstat")
+        started = time.thread_time()
+        while time.thread_time() - started < 0.02:  # 20 ms of this thread's CPU
+            pass
         second = times()
-        assert second is not None and second[0] > first[0] and second[1] >= first[1]
+        assert second is not None
+        assert second[0] - first[0] >= 0.02
+        assert second[1] >= first[1]
     finally:
         times.close()
 
 
-def test_without_schedstat_the_wait_is_taken_as_zero() -> None:
-    times = stalls.ThreadTimes("/nonexistent/schedstat")
+def test_without_schedstat_there_are_no_times_and_the_wait_is_taken_as_zero() -> None:
+    times = stalls.ThreadTimes("/nonexistent")
     assert times() is None
     watch = stalls.StallWatch(metrics.LAG_BUCKETS, thread_times=times)
     stall = watch.beat(0.030)
