@@ -145,10 +145,6 @@ async def start(
         max_queries=settings.tcp_max_queries,
     )
     hooks = load_hooks(settings, zone)
-    if hooks is not None:
-        # Publications and fact changes that publish nothing (labels, cordons) both re-render.
-        zone.subscribe(lambda old, new: hooks.changed())
-        zone.watch(lambda changes: hooks.changed())
     source = nodes.NodeSource(zone, node_keys(settings, labels=hooks is not None))
     loader = kube.CredentialsLoader(settings.kubeconfig)
     await loader.load()
@@ -376,14 +372,20 @@ def load_hooks(settings: Settings, zone: writer.Zone) -> Hooks | None:
     from node_dns.sinks import hooks
     from node_dns.sinks.hooks import feed
 
-    return hooks.load(settings.hooks_file, feed.views(zone))
+    # Publications and fact changes that publish nothing (labels, cordons) both re-render.
+    changes = feed.ZoneFeed(zone)
+    loaded = hooks.load(settings.hooks_file, changes)
+    changes.listen(loaded.changed)
+    return loaded
 
 
 def start_hooks(server: Server, hooks: Hooks) -> None:
     """One task per hook, created before kopf starts; leader-only hooks run as leader tasks.
 
     Without leader election every replica is its own leader, so leader-only hooks run here.
+    The render process runs in every replica (it holds the state; leader-only hooks use it too).
     """
+    server.tasks["hooks:render"] = asyncio.create_task(hooks.process.run(), name="node-dns:hooks:render")
     for hook in hooks.everywhere:
         server.tasks[f"hook:{hook.name}"] = asyncio.create_task(hook.run(), name=f"node-dns:hook:{hook.name}")
     for hook in hooks.leader_only:

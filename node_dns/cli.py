@@ -214,7 +214,7 @@ def check_hooks(settings: Settings) -> str | None:
     from node_dns.sinks import hooks
 
     try:
-        hooks.load(settings.hooks_file, lambda _: None)
+        hooks.check(settings.hooks_file)
     except hooks.HookConfigError as error:
         return str(error)
     return None

@@ -1,7 +1,8 @@
 """The hook loop: coalesced renders, writes only on change, retries, guard, last good file kept.
 
-Commands are real processes (sh) that append a line to a file per run, so runs are counted by
-what actually ran. Debounce is 0 or small; tests wait on the hook's progress, not on time.
+Renders happen in a real render process; commands are real processes (sh) that append a line
+to a file per run, so runs are counted by what actually ran. Debounce is 0 or small; tests wait
+on the hook's progress, not on time.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from node_dns import model
-from node_dns.sinks.hooks import HookConfigError, Hooks, context, runner, spec
+from node_dns.sinks.hooks import HookConfigError, Hooks, feed, runner, spec
+from node_dns.sinks.hooks.view import Update
 
 TEMPLATE = "{% for n in nodes if n.healthy %}\nserver {{ n.name }} {{ n.ips[0] }}\n{% endfor %}\n"
 
@@ -37,17 +39,12 @@ class State:
             name=name, areas=frozenset({"home"}), ips=(model.parse_ip(ip),), ready=ready
         )
 
-    def view(self, timestamp: float) -> context.View | None:
-        if not self.synced:
-            return None
-        return context.View(
-            zone="lb.example.net",
-            serial=1,
-            timestamp=timestamp,
-            areas={},
-            nodes=list(self.nodes.values()),
-            healthy=lambda f: f.ready,
-        )
+    def ready(self) -> bool:
+        return self.synced
+
+    def updates(self, timestamp: float, full: bool) -> Iterator[Update]:
+        nodes = tuple(feed.record(f, f.ready) for f in self.nodes.values())
+        yield Update(zone="lb.example.net", serial=1, timestamp=timestamp, full=True, nodes=nodes)
 
 
 def make(tmp_path: Path, state: State, **fields: Any) -> Hooks:
@@ -59,7 +56,7 @@ def make(tmp_path: Path, state: State, **fields: Any) -> Hooks:
         "debounce": 0,
     }
     base.update(fields)
-    return Hooks((spec.HookSpec(**base),), state.view)
+    return Hooks((spec.HookSpec(**base),), state)
 
 
 def runs(tmp_path: Path) -> int:
@@ -83,6 +80,7 @@ async def started() -> AsyncIterator[Callable[[Hooks], runner.Hook]]:
 
     def start(hooks: Hooks) -> runner.Hook:
         hook = hooks.hooks[0]
+        tasks.append(asyncio.get_running_loop().create_task(hooks.process.run()))
         tasks.append(asyncio.get_running_loop().create_task(hook.run()))
         return hook
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from node_dns.sinks.hooks import template
@@ -47,33 +45,15 @@ def test_include_reads_nothing_from_disk() -> None:
         compiled.render({})
 
 
-async def test_a_sliced_render_gives_the_event_loop_turns_and_the_same_bytes() -> None:
-    compiled = template.compile_template("a", "{% for i in items %}\nline {{ i }}\n{% endfor %}\n")
-    context = {"items": list(range(2000))}
-    turns = 0
-    rendering = True
-
-    async def other_work() -> None:
-        nonlocal turns
-        while rendering:
-            turns += 1
-            await asyncio.sleep(0)
-
-    ticker = asyncio.ensure_future(other_work())
-    await asyncio.sleep(0)
-    before = turns
-    data = await compiled.render_sliced(context, slice_seconds=0.0)
-    rendering = False
-    await ticker
-    assert data == compiled.render(context)
-    assert turns - before > 100  # the loop ran other work between the slices
-
-
-async def test_a_sliced_render_reports_errors_with_their_line() -> None:
-    compiled = template.compile_template("a", "ok\n{{ missing.key }}\n")
-    with pytest.raises(template.TemplateError, match="template line 2: undefined"):
-        await compiled.render_sliced({"missing": {}})
-
-
-def test_the_render_slice_is_the_2_ms_the_readme_states() -> None:
-    assert template.SLICE == 0.002
+def test_lists_and_dicts_inside_the_context_cannot_be_changed_either() -> None:
+    """The render process shares the context's parts between renders: no template may edit them."""
+    nodes = [{"name": "a", "labels": {"rack": "r1"}}]
+    for text in (
+        "{{ nodes.append(1) }}",
+        "{{ nodes[0].labels.update({'rack': 'r2'}) }}",
+        "{{ nodes.sort() }}",
+    ):
+        compiled = template.compile_template("a", text)
+        with pytest.raises(template.TemplateError):
+            compiled.render({"nodes": nodes})
+    assert nodes == [{"name": "a", "labels": {"rack": "r1"}}]

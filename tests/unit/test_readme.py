@@ -172,8 +172,15 @@ def _exposed() -> dict[str, tuple[set[str], str]]:
 def _hook_families() -> Iterator[Metric]:
     from node_dns.sinks.hooks import Hooks, spec
 
+    class Nothing:
+        def ready(self) -> bool:
+            return False
+
+        def updates(self, timestamp: float, full: bool) -> Iterator[Any]:
+            return iter(())
+
     hook = spec.HookSpec(name="h", template="x", output=str(Path(tempfile.gettempdir()) / "h"))
-    return Hooks((hook,), lambda _: None).metrics()
+    return Hooks((hook,), Nothing()).metrics()
 
 
 def _probe_families(zone: Any) -> Iterator[Metric]:

@@ -60,7 +60,7 @@ class Running:
     def cancel(self) -> None:
         self.cancelled = True
         if self.pid is not None:
-            _kill_group(self.pid)
+            kill_group(self.pid)
 
 
 @dataclass
@@ -93,7 +93,7 @@ def start(argv: Sequence[str], running: Running | None = None) -> Started | Outc
         return Outcome("missing", time.monotonic() - started, output=f"cannot run {argv[0]}: {reason}")
     running.pid = process.pid
     if running.cancelled:  # cancelled while starting: the coroutine could not kill it yet
-        _kill_group(process.pid)
+        kill_group(process.pid)
     return Started(process, output, started, running)
 
 
@@ -145,7 +145,7 @@ def _finish(begun: Started, timeout: float, limit: int) -> Outcome:
             returncode = process.wait(remaining)
         except subprocess.TimeoutExpired:
             result = "timeout"
-            _kill_group(process.pid)
+            kill_group(process.pid)
             returncode = process.wait()
         duration = time.monotonic() - begun.started
         size = os.fstat(output.fileno()).st_size
@@ -156,6 +156,7 @@ def _finish(begun: Started, timeout: float, limit: int) -> Outcome:
     return Outcome(result, duration, returncode, kept.decode("utf-8", "replace"), max(size - len(kept), 0))
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
+    """SIGKILL to the process group of a command (it leads its own session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)

@@ -16,54 +16,19 @@ facts and the health policy of the zone.
 | services    | "namespace/name" -> {namespace, name, ips, ipv4, ipv6, failed_open}          |
 |             | (only defined when the Services source is on)                               |
 | static      | area -> list of the static addresses configured for it                      |
+
+:class:`State` is the render process's copy of the served state, kept current by
+:class:`~node_dns.sinks.hooks.view.Update` messages. It keeps each part of the context built
+and rebuilds only what an update touched: at 5,000 nodes a flip rebuilds one node's entry and
+the sorted list of entries, not 5,000 entries. The parts are shared between renders, which is
+safe because templates run in the immutable sandbox (they cannot change a list or a dict).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from node_dns import model
-from node_dns.zone import snapshot as snapshot_mod
-
-
-@dataclass(frozen=True, slots=True)
-class Served:
-    """The addresses DNS answers for one name, in answer order (numeric, IPv4 then IPv6)."""
-
-    ipv4: tuple[str, ...] = ()
-    ipv6: tuple[str, ...] = ()
-    failed_open: bool = False
-
-
-@dataclass(frozen=True)
-class View:
-    """Everything one render reads; taken on the event loop, turned into a context anywhere."""
-
-    zone: str
-    serial: int
-    timestamp: float
-    areas: Mapping[str, Served]
-    nodes: Sequence[model.NodeFacts]
-    healthy: Callable[[model.NodeFacts], bool]
-    static: Mapping[str, Sequence[model.IPAddress]] = field(default_factory=dict)
-    services: Mapping[tuple[str, str], Served] | None = None
-
-    @functools.cached_property
-    def healthy_nodes(self) -> int:
-        """Nodes healthy by the zone's rule (counted once per view, for ``min_nodes``)."""
-        return sum(1 for facts in self.nodes if self.healthy(facts))
-
-
-def served(node: snapshot_mod.Node | None, failed_open: bool = False) -> Served:
-    """The A and AAAA texts of one snapshot name (already sorted the way they are answered)."""
-    if node is None:
-        return Served(failed_open=failed_open)
-    a = node.rrsets.get(snapshot_mod.TYPE_A)
-    aaaa = node.rrsets.get(snapshot_mod.TYPE_AAAA)
-    return Served(a.texts if a else (), aaaa.texts if aaaa else (), failed_open)
+from node_dns.sinks.hooks.view import NodeRecord, Served, ServiceKey, Update
 
 
 def _addresses(value: Served) -> dict[str, Any]:
@@ -75,103 +40,100 @@ def _addresses(value: Served) -> dict[str, Any]:
     }
 
 
-def _sorted_texts(ips: Iterable[model.IPAddress]) -> tuple[list[str], list[str]]:
-    v4 = sorted({ip for ip in ips if ip.version == 4}, key=int)
-    v6 = sorted({ip for ip in ips if ip.version == 6}, key=int)
-    return [str(ip) for ip in v4], [str(ip) for ip in v6]
+def node_entry(record: NodeRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "areas": list(record.areas),
+        "ips": [*record.ipv4, *record.ipv6],
+        "ipv4": list(record.ipv4),
+        "ipv6": list(record.ipv6),
+        "ready": record.ready,
+        "cordoned": record.cordoned,
+        "healthy": record.healthy,
+        "labels": dict(record.labels),
+    }
 
 
-class NodeEntries:
-    """Per-node context entries, kept while a node's facts and health stay the same.
-
-    NodeFacts are immutable and replaced on change, so identity tells whether an entry can be
-    reused: at 5,000 nodes a render then rebuilds only the entries of nodes that changed.
-    """
+class State:
+    """The served state as hooks see it, updated in place; :meth:`context` for each render."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[model.NodeFacts, bool, dict[str, Any]]] = {}
+        self._reset()
 
-    def entries(
-        self, nodes: Sequence[model.NodeFacts], healthy: Callable[[model.NodeFacts], bool]
-    ) -> list[dict[str, Any]]:
-        return _run(self.stepping(nodes, healthy))
+    def _reset(self) -> None:
+        self.zone = ""
+        self.serial = 0
+        self.timestamp = 0.0
+        self.healthy_nodes = 0
+        """Nodes healthy by the zone's rule (for ``min_nodes``)."""
+        self._nodes: dict[str, tuple[NodeRecord, dict[str, Any]]] = {}
+        self._areas: dict[str, Served] = {}
+        self._services: dict[ServiceKey, Served] | None = None
+        self._static: dict[str, list[str]] = {}
+        self._node_list: list[dict[str, Any]] | None = None
+        self._area_map: dict[str, Any] | None = None
+        self._service_map: dict[str, Any] | None = None
 
-    def stepping(
-        self, nodes: Sequence[model.NodeFacts], healthy: Callable[[model.NodeFacts], bool]
-    ) -> Generator[None, None, list[dict[str, Any]]]:
-        """:meth:`entries`, pausing (``yield``) every :data:`STEP` nodes so a caller can let
-        other work run between the steps."""
-        fresh: dict[str, tuple[model.NodeFacts, bool, dict[str, Any]]] = {}
-        result = []
-        for count, facts in enumerate(sorted(nodes, key=lambda f: f.name), 1):
-            if count % STEP == 0:
-                yield
-            ok = healthy(facts)
-            known = self._cache.get(facts.name)
-            if known is not None and known[0] is facts and known[1] == ok:
-                entry = known[2]
+    def apply(self, update: Update) -> None:
+        if update.full:
+            self._reset()
+            self._services = {} if update.services is not None else None
+            self._static = {area: list(ips) for area, ips in sorted(update.static)}
+        self.zone, self.serial, self.timestamp = update.zone, update.serial, update.timestamp
+        for record in update.nodes:
+            known = self._nodes.get(record.name)
+            if known is not None:
+                if known[0] == record:
+                    continue
+                self.healthy_nodes -= known[0].healthy
+            self._nodes[record.name] = (record, node_entry(record))
+            self.healthy_nodes += record.healthy
+            self._node_list = None
+        for name in update.gone:
+            gone = self._nodes.pop(name, None)
+            if gone is not None:
+                self.healthy_nodes -= gone[0].healthy
+                self._node_list = None
+        for area, served in update.areas:
+            if served is None:
+                self._areas.pop(area, None)
             else:
-                entry = node_entry(facts, ok)
-            fresh[facts.name] = (facts, ok, entry)
-            result.append(entry)
-        self._cache = fresh
-        return result
+                self._areas[area] = served
+            self._area_map = None
+        if self._services is not None:
+            for key, value in update.services or ():
+                if value is None:
+                    self._services.pop(key, None)
+                else:
+                    self._services[key] = value
+                self._service_map = None
 
-
-STEP = 256
-"""Nodes handled between two pauses of a stepping build."""
-
-T = TypeVar("T")
-
-
-def _run(steps: Generator[None, None, T]) -> T:
-    """Drive a stepping build to its end without pausing."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return cast(T, done.value)
-
-
-def _joined(ips: Iterable[model.IPAddress]) -> list[str]:
-    ipv4, ipv6 = _sorted_texts(ips)
-    return ipv4 + ipv6
-
-
-def node_entry(facts: model.NodeFacts, healthy: bool) -> dict[str, Any]:
-    ipv4, ipv6 = _sorted_texts(facts.ips)
-    return {
-        "name": facts.name,
-        "areas": sorted(facts.areas),
-        "ips": ipv4 + ipv6,
-        "ipv4": ipv4,
-        "ipv6": ipv6,
-        "ready": facts.ready,
-        "cordoned": not facts.schedulable,
-        "healthy": healthy,
-        "labels": dict(facts.labels),
-    }
-
-
-def build(view: View, entries: NodeEntries | None = None) -> dict[str, Any]:
-    """The context of one render, as plain data."""
-    return _run(stepping(view, entries))
-
-
-def stepping(view: View, entries: NodeEntries | None = None) -> Generator[None, None, dict[str, Any]]:
-    """:func:`build` in steps (see :meth:`NodeEntries.stepping`)."""
-    nodes = yield from (entries or NodeEntries()).stepping(view.nodes, view.healthy)
-    context: dict[str, Any] = {
-        "zone": view.zone,
-        "serial": view.serial,
-        "timestamp": int(view.timestamp),
-        "areas": {name: _addresses(view.areas[name]) for name in sorted(view.areas)},
-        "nodes": nodes,
-        "static": {area: _joined(ips) for area, ips in sorted(view.static.items())},
-    }
-    if view.services is not None:
-        context["services"] = {
-            f"{namespace}/{name}": {"namespace": namespace, "name": name, **_addresses(value)}
-            for (namespace, name), value in sorted(view.services.items())
+    def context(self) -> dict[str, Any]:
+        """The context of one render, as plain data (parts reused while unchanged)."""
+        if self._node_list is None:
+            self._node_list = [self._nodes[name][1] for name in sorted(self._nodes)]
+        if self._area_map is None:
+            self._area_map = {name: _addresses(self._areas[name]) for name in sorted(self._areas)}
+        context: dict[str, Any] = {
+            "zone": self.zone,
+            "serial": self.serial,
+            "timestamp": int(self.timestamp),
+            "areas": self._area_map,
+            "nodes": self._node_list,
+            "static": self._static,
         }
-    return context
+        if self._services is not None:
+            if self._service_map is None:
+                self._service_map = {
+                    f"{namespace}/{name}": {"namespace": namespace, "name": name, **_addresses(value)}
+                    for (namespace, name), value in sorted(self._services.items())
+                }
+            context["services"] = self._service_map
+        return context
+
+
+def build(update: Update) -> dict[str, Any]:
+    """The context of one full update (tests, benchmarks)."""
+    state = State()
+    state.apply(update)
+    return state.context()

@@ -7,12 +7,13 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from node_dns.sinks.hooks import runner
+from node_dns.sinks.hooks.process import RenderProcess
 
 RENDER_RESULTS = ("written", "unchanged", "guarded", "error", "write_error")
 RUN_RESULTS = ("success", "failed", "timeout", "missing")
 
 
-def families(hooks: Iterable[runner.Hook]) -> Iterator[Metric]:
+def families(hooks: Iterable[runner.Hook], process: RenderProcess | None = None) -> Iterator[Metric]:
     hooks = list(hooks)
     renders = CounterMetricFamily(
         "node_dns_hook_renders",
@@ -57,3 +58,9 @@ def families(hooks: Iterable[runner.Hook]) -> Iterator[Metric]:
         buckets.append(("+Inf", stats.duration_count))
         duration.add_metric([hook.name], buckets, stats.duration_sum)
     yield from (renders, runs, last, guarded, duration)
+    if process is not None:
+        yield CounterMetricFamily(
+            "node_dns_hook_render_process_restarts",
+            "Times the hook render process exited and was started again.",
+            value=process.restarts,
+        )

@@ -9,8 +9,6 @@ config files are line oriented: a ``{% for %}`` line leaves no blank line behind
 
 from __future__ import annotations
 
-import asyncio
-import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,9 +16,6 @@ from typing import Any
 
 import jinja2
 from jinja2 import sandbox
-
-SLICE = 0.002
-"""Seconds of rendering between two turns of the event loop."""
 
 
 class TemplateError(ValueError):
@@ -62,24 +57,6 @@ class Template:
             return self.compiled.render(context).encode("utf-8")
         except Exception as error:
             raise self._error(error) from None
-
-    async def render_sliced(self, context: Mapping[str, Any], slice_seconds: float = SLICE) -> bytes:
-        """:meth:`render` on the event loop, giving the loop a turn every ``slice_seconds``.
-
-        Rendering in a thread would hold the GIL against the loop that answers queries (each
-        query then waits up to the 5 ms switch interval); in slices, a query waits one slice.
-        """
-        parts: list[str] = []
-        deadline = time.perf_counter() + slice_seconds
-        try:
-            for chunk in self.compiled.generate(context):
-                parts.append(chunk)
-                if time.perf_counter() >= deadline:
-                    await asyncio.sleep(0)
-                    deadline = time.perf_counter() + slice_seconds
-        except Exception as error:
-            raise self._error(error) from None
-        return "".join(parts).encode("utf-8")
 
     def _error(self, error: Exception) -> TemplateError:
         if isinstance(error, jinja2.TemplateError):
