@@ -1,8 +1,11 @@
 """Helpers run as their own processes by bench.probes: a listener for many loopback addresses,
 and the prober alone against them (its CPU is what the bench measures).
 
-``python -m bench.probe_load listen --base 127.1.0.0 --count N --port P``
-``python -m bench.probe_load probe --base 127.1.0.0 --count N --port P --interval 2 --seconds 20``
+``python -m bench.probe_load listen --base 127.1.0.0 --count N --port P [--kind dns]``
+``python -m bench.probe_load probe --base 127.1.0.0 --count N --port P --seconds 20 [--kind dns]``
+
+``--kind dns``: the listener answers every question NOERROR from one UDP socket per address,
+the prober asks ``probe.test``/A (``dns:P:probe.test``) instead of connecting.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import ipaddress
 import json
 import selectors
 import socket
+import struct
 import sys
 import time
 
@@ -37,6 +41,27 @@ def addresses(base: str, count: int) -> list[str]:
     return found
 
 
+def listen_dns(base: str, count: int, port: int) -> None:
+    selector = selectors.DefaultSelector()
+    for address in addresses(base, count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((address, port))
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select():
+            with_socket: socket.socket = key.fileobj  # type: ignore[assignment]
+            try:
+                data, client = with_socket.recvfrom(512)
+            except BlockingIOError:
+                continue
+            if len(data) >= 12:
+                (query_id,) = struct.unpack_from("!H", data)
+                answer = struct.pack("!HHHHHH", query_id, 0x8400, 1, 0, 0, 0) + data[12:]
+                with_socket.sendto(answer, client)
+
+
 def listen(base: str, count: int, port: int) -> None:
     selector = selectors.DefaultSelector()
     for address in addresses(base, count):
@@ -58,10 +83,10 @@ def listen(base: str, count: int, port: int) -> None:
 
 
 async def probe(
-    base: str, count: int, port: int, interval: float, seconds: float, warmup: float
+    base: str, count: int, port: int, interval: float, seconds: float, warmup: float, kind: str = "tcp"
 ) -> dict[str, float]:
     timing = probe_spec.Timing(interval=interval, timeout=min(1.0, interval), rise=2, fall=2, jitter=1.0)
-    spec = probe_spec.parse(f"tcp:{port}", timing=timing)
+    spec = probe_spec.parse(f"dns:{port}:probe.test" if kind == "dns" else f"tcp:{port}", timing=timing)
     prober = Prober(concurrency=256)
     targets = [
         Target(f"node-{i:05d}", ipaddress.ip_address(a), spec, frozenset({"bench"}))
@@ -97,13 +122,16 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=6.0)
+    parser.add_argument("--kind", choices=["tcp", "dns"], default="tcp")
     args = parser.parse_args()
     if args.mode == "listen":
-        listen(args.base, args.count, args.port)
+        (listen_dns if args.kind == "dns" else listen)(args.base, args.count, args.port)
         return
     import uvloop
 
-    result = uvloop.run(probe(args.base, args.count, args.port, args.interval, args.seconds, args.warmup))
+    result = uvloop.run(
+        probe(args.base, args.count, args.port, args.interval, args.seconds, args.warmup, args.kind)
+    )
     json.dump(result, sys.stdout)
 
 
