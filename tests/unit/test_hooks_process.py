@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from node_dns import childproc
-from node_dns.sinks.hooks import Hooks, process, runner
+from node_dns.sinks.hooks import Hooks, feed, process, runner
 from node_dns.sinks.hooks.spec import HookSpec
 from tests.unit.test_hooks_runner import State, make, ran, until
+from tests.unit.zonekit import facts, new_zone, settings
 
 
 def _alive(pid: int) -> bool:
@@ -139,3 +140,32 @@ async def test_it_kills_its_commands_and_exits_when_the_parent_goes(tmp_path: Pa
     async with asyncio.timeout(10):
         assert await asyncio.to_thread(child.process.wait) == 0
     await _gone(sleeper)
+
+
+async def test_a_new_render_process_renders_from_a_full_copy_of_a_real_zone(
+    tmp_path: Path, running: Any
+) -> None:
+    """After the first copy only changes are sent; a replacement must get everything again."""
+    zone = new_zone(settings())
+    zone.replace_all([(facts(name, ["home"], [f"192.0.2.{i + 1}"]), "1") for i, name in enumerate("ab")], "1")
+    changes = feed.ZoneFeed(zone)
+    hook = HookSpec(
+        name="lb",
+        template="{% for n in nodes if n.healthy %}\n{{ n.name }}\n{% endfor %}\n",
+        output=str(tmp_path / "out"),
+        debounce=0,
+    )
+    hooks = Hooks((hook,), changes)
+    changes.listen(hooks.changed)
+    started, _ = running(hooks)
+    await until(started, lambda: started.stats.renders.get("written") == 1)
+    zone.apply("c", facts("c", ["home"], ["192.0.2.3"]), "2")  # a change: sent alone
+    await until(started, lambda: started.stats.renders.get("written") == 2)
+    assert (tmp_path / "out").read_text() == "a\nb\nc\n"
+    first = hooks.process.pid
+    assert first is not None
+    os.kill(first, 9)
+    await _gone(first)
+    zone.apply("d", facts("d", ["home"], ["192.0.2.4"]), "3")
+    await until(started, lambda: started.stats.renders.get("written") == 3)
+    assert (tmp_path / "out").read_text() == "a\nb\nc\nd\n"

@@ -21,7 +21,7 @@ from node_dns import model
 from node_dns.sinks.hooks.view import NodeRecord, Served, ServiceKey, Update
 from node_dns.zone import build, snapshot, store, writer
 
-FULL_CHUNK = 500
+FULL_CHUNK = 200
 """Nodes per message of a full copy (the serving loop gets a turn between two)."""
 
 
