@@ -169,3 +169,28 @@ async def test_a_new_render_process_renders_from_a_full_copy_of_a_real_zone(
     zone.apply("d", facts("d", ["home"], ["192.0.2.4"]), "3")
     await until(started, lambda: started.stats.renders.get("written") == 3)
     assert (tmp_path / "out").read_text() == "a\nb\nc\nd\n"
+
+
+async def test_a_command_running_when_the_render_process_dies_is_killed_and_run_again(
+    tmp_path: Path, running: Any
+) -> None:
+    state = State()
+    state.put("n1", "192.0.2.1")
+    pids = tmp_path / "pids"
+    command = ["sh", "-c", f"sleep 300 & echo $! >> {pids}; wait"]
+    hooks = make(tmp_path, state, command=command, timeout=3600)
+    running(hooks)
+    first = await _pid_in(pids)
+    renderer = hooks.process.pid
+    assert renderer is not None
+    os.kill(renderer, 9)
+    await _gone(first)  # nobody would enforce its timeout any more
+    async with asyncio.timeout(10):
+        while len(_lines(pids)) < 2:  # noqa: ASYNC110 - written by the command
+            await asyncio.sleep(0.01)
+    assert _alive(int(_lines(pids)[1]))
+    assert hooks.process.restarts == 1
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split()

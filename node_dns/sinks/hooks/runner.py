@@ -209,12 +209,14 @@ class Hook:
                     outcome = await self._finish(started)
                     pending, failures, next_try = self._ran(outcome, failures)
             except RendererLost:
-                # A new render process is starting: render again from a full copy; a command
-                # that was running is killed (nobody enforces its timeout now) and run again.
+                # A new render process is starting. As at start: render from a full copy and
+                # run the command after the first good render, since the lost process may have
+                # written the file without starting (or finishing) the command. A command that
+                # was running is killed: nobody enforces its timeout now.
                 if self._command_pid is not None:
                     command_mod.kill_group(self._command_pid)
                     self._command_pid = None
-                    pending = True
+                pending, first = bool(self.spec.command), True
                 self._rehash = True
                 self._dirty.set()
 
