@@ -49,10 +49,13 @@ READY_HOSTS = [f"127.0.9.{n}" for n in range(11, 15)]
 QPS_NODES, QPS_AREAS = 1000, 10
 QPS_BASE = "127.3.0.1"
 QPS_TARGET_RATIO = 0.95
+FIXED_QPS = 20_000
+"""The fixed rate at which node-dns' CPU is compared with and without probing (well below its
+limit, so the comparison is in CPU-seconds and not in what share of the CPU it was given)."""
 
 
 def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
-    return [failover(plane, opts), prober_cpu(opts), throughput(plane, opts)]
+    return [failover(plane, opts), prober_cpu(opts), *throughput(plane, opts)]
 
 
 def _poll_until(check: object, timeout: float = 30.0) -> float:
@@ -256,7 +259,7 @@ def prober_cpu(opts: common.Options) -> Table:
     return table
 
 
-def throughput(plane: ControlPlane, opts: common.Options) -> Table:
+def throughput(plane: ControlPlane, opts: common.Options) -> list[Table]:
     ips = addresses(QPS_BASE, QPS_NODES)
     areas = [f"q-{n:02d}" for n in range(QPS_AREAS)]
     specs = [
@@ -273,6 +276,7 @@ def throughput(plane: ControlPlane, opts: common.Options) -> Table:
     probe_file.write_text(yaml.safe_dump({"areas": dict.fromkeys(areas, f"tcp:{port}")}))
     modes = {"without probes": [], "probing 1,000 addresses / 2 s": [f"--probe-file={probe_file}"]}
     results: dict[str, list[common.PerfResult]] = {mode: [] for mode in modes}
+    fixed: dict[str, list[common.PerfResult]] = {mode: [] for mode in modes}
     with _listener(QPS_BASE, QPS_NODES, port):
         for _ in range(opts.rounds):
             for mode, args in modes.items():
@@ -288,7 +292,47 @@ def throughput(plane: ControlPlane, opts: common.Options) -> Table:
                     results[mode].append(
                         common.dnsperf(process.dns_port, mix, seconds=opts.seconds, pid=process.pid)
                     )
-    return throughput_table(results, opts)
+                    fixed[mode].append(
+                        common.dnsperf(
+                            process.dns_port, mix, seconds=opts.seconds, pid=process.pid, max_qps=FIXED_QPS
+                        )
+                    )
+    return [throughput_table(results, opts), fixed_rate_table(fixed, opts)]
+
+
+def fixed_rate_table(fixed: dict[str, list[common.PerfResult]], opts: common.Options) -> Table:
+    """node-dns' CPU at one fixed query rate with and without probing: the difference, per probe,
+    is what a probe costs the process that answers (the probes run on its event loop)."""
+    without, probing = fixed["without probes"], fixed["probing 1,000 addresses / 2 s"]
+    rate = QPS_NODES / 2
+    per_probe = [
+        1e6 * (p.server_cpu_s / p.wall_s - w.server_cpu_s / w.wall_s) / rate
+        for w, p in zip(without, probing, strict=True)
+        if p.wall_s and w.wall_s
+    ]
+    table = Table(
+        f"node-dns CPU at a fixed {FIXED_QPS:,} q/s, with and without probing (1,000 nodes)",
+        ["mode", "CPU s per s (median)", "answers lost (total)", "CPU µs per probe (paired median)"],
+        notes=[
+            f"dnsperf -Q {FIXED_QPS} for {opts.seconds:g} s right after each throughput run, same process; "
+            "CPU of node-dns and its children from /proc. Per probe: (probing - without, same round) / "
+            f"{rate:,.0f} probes/s. Each round: " + ", ".join(f"{u:.0f}" for u in per_probe) + " µs.",
+            "On loopback the target's half of each TCP handshake is also charged to node-dns (see the "
+            "prober CPU table).",
+            common.load_note(),
+        ],
+        raw={mode: [r.__dict__ for r in rs] for mode, rs in fixed.items()} | {"per_probe_us": per_probe},
+    )
+    for mode, runs in fixed.items():
+        table.rows.append(
+            [
+                mode,
+                common.median([r.server_cpu_s / r.wall_s for r in runs if r.wall_s]),
+                sum(r.lost for r in runs),
+                f"{common.median(per_probe):.0f}" if per_probe and runs is probing else "-",
+            ]
+        )
+    return table
 
 
 def throughput_table(results: dict[str, list[common.PerfResult]], opts: common.Options) -> Table:
