@@ -34,6 +34,7 @@ from node_dns.sources.probes import shared as probe_shared
 from node_dns.sources.probes import source as probe_source
 from node_dns.transports import ratelimit, sockets, tcp, udp
 from node_dns.transports import state as transport_state
+from node_dns.transports.workers import build as worker_build
 from node_dns.transports.workers import pool as worker_pool
 from node_dns.zone import config as zone_config
 from node_dns.zone import dump, explain, serial, writer
@@ -281,7 +282,7 @@ def start_workers(server: Server, gate: xfr.Transfers | None) -> worker_pool.Poo
     """UDP in worker processes: bind the first socket (a port in use fails here), start them
     (tasks created before kopf starts) and stream every publication to them."""
     zone = server.zone
-    pool = worker_pool.from_settings(
+    pool = worker_build.from_settings(
         server.settings,
         lambda: zone.snapshot,
         server.responder.stats,

@@ -11,7 +11,7 @@ from node_dns.answer.stats import Histogram, QueryStats
 from node_dns.transports.ratelimit import RateLimitStats
 from node_dns.transports.state import TransportState
 from node_dns.transports.workers import counters, wire
-from node_dns.transports.workers.pool import DropCounter
+from node_dns.transports.workers.counters import DropCounter
 
 BOUNDS = (0.001, 0.01)
 

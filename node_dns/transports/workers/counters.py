@@ -16,7 +16,7 @@ the counts of its last interval.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from node_dns.answer import xfr
@@ -156,3 +156,24 @@ def _merge_transfer(kind: str, labels: Key, count: int, stats: xfr.Stats) -> Non
         stats.tsig_errors[labels[0]] = stats.tsig_errors.get(labels[0], 0) + count
     elif kind == SIGNED_QUERIES:
         stats.signed_queries += count
+
+
+class DropCounter:
+    """Kernel drops over sockets that come and go, as a counter that never goes down (pure).
+
+    A socket's drops are read from /proc while it exists; when it goes (its worker died) its
+    last reading is kept, so a restart does not make the total fall.
+    """
+
+    def __init__(self) -> None:
+        self.retired = 0
+        self.last: dict[int, int] = {}
+
+    def update(self, found: Mapping[int, int], live: Iterable[int]) -> int:
+        live = set(live)
+        for inode in [inode for inode in self.last if inode not in live]:
+            self.retired += self.last.pop(inode)
+        for inode in live:
+            if inode in found:
+                self.last[inode] = found[inode]
+        return self.retired + sum(self.last.values())

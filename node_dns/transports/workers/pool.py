@@ -28,11 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from node_dns.answer import xfr
-from node_dns.answer.stats import Histogram, QueryStats
-from node_dns.settings import Settings
 from node_dns.transports import sockets
-from node_dns.transports.state import TransportState
 from node_dns.transports.workers import counters, wire
 from node_dns.zone import stream
 from node_dns.zone.snapshot import Snapshot
@@ -74,27 +70,6 @@ class Link:
     lag_longest: float = 0.0
 
 
-class DropCounter:
-    """Kernel drops over sockets that come and go, as a counter that never goes down (pure).
-
-    A socket's drops are read from /proc while it exists; when it goes (its worker died) its
-    last reading is kept, so a restart does not make the total fall.
-    """
-
-    def __init__(self) -> None:
-        self.retired = 0
-        self.last: dict[int, int] = {}
-
-    def update(self, found: Mapping[int, int], live: Iterable[int]) -> int:
-        live = set(live)
-        for inode in [inode for inode in self.last if inode not in live]:
-            self.retired += self.last.pop(inode)
-        for inode in live:
-            if inode in found:
-                self.last[inode] = found[inode]
-        return self.retired + sum(self.last.values())
-
-
 @dataclass
 class Pool:
     """N workers answering UDP on ``host``:``port``; the zone comes from ``current``."""
@@ -111,7 +86,7 @@ class Pool:
     links: list[Link] = field(default_factory=list)
     granted_buffer: int = 0
     """Receive buffer of the workers' sockets as the kernel granted it, bytes."""
-    drops: DropCounter = field(default_factory=DropCounter)
+    drops: counters.DropCounter = field(default_factory=counters.DropCounter)
     _first: socket.socket | None = None
     _closing: bool = False
 
@@ -379,54 +354,3 @@ def _ended(pid: int, code: int) -> str:
             name = f"signal {-code}"
         return f"(pid {pid}) was killed by {name}"
     return f"(pid {pid}) exited with code {code}"
-
-
-STATS_INTERVAL = 1.0
-"""Seconds between two counter reports of a worker: how far /metrics may lag behind it."""
-
-
-def from_settings(
-    settings: Settings,
-    current: Callable[[], Snapshot],
-    queries: QueryStats,
-    state: TransportState,
-    gate: xfr.Transfers | None,
-    *,
-    rrl: Mapping[str, Any] | None = None,
-    duration_bounds: tuple[float, ...] = (),
-    lag_bounds: tuple[float, ...] = (),
-) -> Pool:
-    """The pool ``--workers`` asks for. Workers' counts go into ``queries``, ``state`` and the
-    gate's stats (the parent's own); the gate's TSIG keys, already loaded, go to the workers."""
-    keys = gate.options.keys.values() if gate is not None else ()
-    tsig = tuple((key.name, key.algorithm, key.secret) for key in keys)
-    targets = counters.Targets(
-        queries, state, transfers=gate.stats if gate is not None else None, lag=Histogram(lag_bounds)
-    )
-
-    def config(index: int) -> wire.WorkerConfig:
-        return wire.WorkerConfig(
-            index=index,
-            edns_udp_size=settings.edns_udp_size,
-            max_answers=settings.max_answers,
-            rrl=dict(rrl) if rrl is not None else None,
-            tsig_keys=tsig,
-            transfer_allow=settings.transfer_allow,
-            transfers=gate is not None,
-            max_transfers=settings.max_transfers,
-            log_level=settings.log_level,
-            log_json=settings.log_json,
-            stats_interval=STATS_INTERVAL,
-            duration_bounds=duration_bounds,
-            lag_bounds=lag_bounds,
-        )
-
-    return Pool(
-        settings.workers,
-        settings.dns_address,
-        settings.dns_port,
-        config,
-        current,
-        targets,
-        receive_buffer=settings.udp_receive_buffer,
-    )
