@@ -133,9 +133,11 @@ async def test_it_kills_its_commands_and_exits_when_the_parent_goes(tmp_path: Pa
     reader, writer = await asyncio.open_connection(sock=child.sock)
     writer.write(childproc.frame(("start", (hook,))))
     writer.write(childproc.frame(("render", 1, "lb", True, True)))
+    note = await childproc.receive(reader)  # the command's pid, sent the moment it starts
     reply = await childproc.receive(reader)
     assert reply[2].result == "written"
     sleeper = await _pid_in(pidfile)
+    assert note == ("pid", "lb", reply[2].started)
     writer.close()
     async with asyncio.timeout(10):
         assert await asyncio.to_thread(child.process.wait) == 0
@@ -181,6 +183,9 @@ async def test_a_command_running_when_the_render_process_dies_is_killed_and_run_
     hooks = make(tmp_path, state, command=command, timeout=3600)
     running(hooks)
     first = await _pid_in(pids)
+    async with asyncio.timeout(10):  # the render process reports each command it starts
+        while "lb" not in hooks.process.commands:  # noqa: ASYNC110 - a message being read
+            await asyncio.sleep(0.01)
     renderer = hooks.process.pid
     assert renderer is not None
     os.kill(renderer, 9)

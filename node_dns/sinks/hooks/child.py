@@ -10,7 +10,9 @@ It reads messages from the serving process (:mod:`node_dns.sinks.hooks.process`)
 - ``("finish", id, hook)``: wait for the command started last; reply its Outcome;
 - ``("cancel", hook)``: kill that hook's command (no reply).
 
-Replies are ``("reply", id, value)``. A render is done when its message is read, so it shows
+Replies are ``("reply", id, value)``. Besides, ``("pid", hook, pid)`` goes out the moment a
+command starts and ``("ended", hook)`` when it is over, so the serving process can kill it if
+this process dies in between. A render is done when its message is read, so it shows
 exactly the updates sent before it. The process lowers its own priority: on a busy CPU, DNS
 answers of the serving process come first. At end of file (the serving process stopped or
 died) it kills the commands still running and exits; an unexpected error ends it with a
@@ -45,6 +47,16 @@ async def serve(fd_args: list[str]) -> None:
     def reply(ident: int, value: object) -> None:
         writer.write(childproc.frame(("reply", ident, value)))
 
+    loop = asyncio.get_running_loop()
+
+    def started(name: str, pid: int) -> None:  # from the thread that started the command
+        loop.call_soon_threadsafe(writer.write, childproc.frame(("pid", name, pid)))
+
+    async def finish(engine: Engine, name: str) -> object:
+        outcome = await engine.finish(name)
+        writer.write(childproc.frame(("ended", name)))
+        return outcome
+
     def later(ident: int, work: Coroutine[Any, Any, object]) -> None:
         async def run() -> None:
             reply(ident, await work)
@@ -62,6 +74,7 @@ async def serve(fd_args: list[str]) -> None:
             kind = message[0]
             if kind == "start":
                 engine = Engine(message[1])
+                engine.on_start = started
                 continue
             assert engine is not None, "the first message must be start"
             if kind == "update":
@@ -79,7 +92,7 @@ async def serve(fd_args: list[str]) -> None:
                 later(ident, asyncio.to_thread(engine.start, name))
             elif kind == "finish":
                 _, ident, name = message
-                later(ident, engine.finish(name))
+                later(ident, finish(engine, name))
             elif kind == "cancel":
                 engine.cancel(message[1])
             else:

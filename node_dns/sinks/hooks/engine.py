@@ -12,7 +12,7 @@ own pool (one per hook: a hook runs one command at a time).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,8 @@ class Engine:
         self._commands = ThreadPoolExecutor(
             max_workers=max(len(specs), 1), thread_name_prefix="node-dns-hook"
         )
+        self.on_start: Callable[[str, int], None] = lambda name, pid: None
+        """Called from the starting thread with each command's pid, before anything else."""
 
     def apply(self, update: Update) -> None:
         self.state.apply(update)
@@ -107,6 +109,7 @@ class Engine:
         if isinstance(begun, command.Outcome):
             return begun
         slot.started = begun
+        self.on_start(slot.spec.name, begun.process.pid)
         return begun.process.pid
 
     async def finish(self, name: str) -> command.Outcome:

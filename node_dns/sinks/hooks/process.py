@@ -9,8 +9,9 @@ the hooks' timing, metrics and log lines stay here.
 
 The child is started again when it exits (one error line per exit, counted in
 ``node_dns_hook_render_process_restarts_total``), after 1, 2, 4 ... 30 s when it keeps
-failing. Requests open at that moment fail with :class:`RendererLost`; the new child gets a
-full copy of the state before its first render.
+failing. Requests open at that moment fail with :class:`RendererLost`, the commands it was
+running are killed (nobody would enforce their timeout), and the new child gets a full copy of
+the state before its first render.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from node_dns import childproc
-from node_dns.sinks.hooks.command import Outcome
+from node_dns.sinks.hooks.command import Outcome, kill_group
 from node_dns.sinks.hooks.spec import HookSpec
 from node_dns.sinks.hooks.view import Rendered
 
@@ -65,6 +66,8 @@ class RenderProcess:
         self._writer: asyncio.StreamWriter | None = None
         self._ready = asyncio.Event()
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self.commands: dict[str, int] = {}
+        """Pid of each hook's command running now (the child says when one starts and ends)."""
         self._ids = itertools.count(1)
 
     async def run(self) -> None:
@@ -112,9 +115,17 @@ class RenderProcess:
                 future = self._pending.pop(message[1], None)
                 if future is not None and not future.done():
                     future.set_result(message[2])
+            elif message[0] == "pid":
+                self.commands[message[1]] = message[2]
+            elif message[0] == "ended":
+                self.commands.pop(message[1], None)
 
     def _lost(self, why: str) -> None:
         self._ready.clear()
+        # Commands it was running: nobody would enforce their timeout now.
+        for pid in self.commands.values():
+            kill_group(pid)
+        self.commands.clear()
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()

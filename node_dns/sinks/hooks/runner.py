@@ -144,7 +144,6 @@ class Hook:
         self._logged: set[str] = set()
         self._owner_warned = False
         self._rehash = True
-        self._command_pid: int | None = None
         board.attach(self)
 
     def notify(self) -> None:
@@ -211,11 +210,8 @@ class Hook:
             except RendererLost:
                 # A new render process is starting. As at start: render from a full copy and
                 # run the command after the first good render, since the lost process may have
-                # written the file without starting (or finishing) the command. A command that
-                # was running is killed: nobody enforces its timeout now.
-                if self._command_pid is not None:
-                    command_mod.kill_group(self._command_pid)
-                    self._command_pid = None
+                # written the file without starting (or finishing) the command, which the
+                # render process's supervisor killed.
                 pending, first = bool(self.spec.command), True
                 self._rehash = True
                 self._dirty.set()
@@ -223,10 +219,7 @@ class Hook:
     async def _finish(self, started: int | command_mod.Outcome) -> command_mod.Outcome:
         if isinstance(started, command_mod.Outcome):
             return started
-        self._command_pid = started
-        outcome = await self._board.renderer.finish(self.name)
-        self._command_pid = None
-        return outcome
+        return await self._board.renderer.finish(self.name)
 
     def _backoff(self, failures: int) -> float:
         """Seconds before the next try after ``failures`` in a row: 1, 2, 4 ... up to retry_max."""
