@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 from node_dns.settings import probe_spec as spec
 from node_dns.sources.probes import prober as prober_mod
+from node_dns.sources.probes.machine import Result
 from tests.harness import probe_targets as targets
 
 TIMING = spec.Timing(interval=0.4, timeout=0.2, rise=2, fall=2, jitter=1.0)
@@ -156,3 +157,25 @@ async def test_a_failing_flip_listener_does_not_stop_the_results() -> None:
     finally:
         for listener in listeners:
             await listener.stop()
+
+
+async def test_a_prober_run_again_probes_what_was_in_flight_when_it_stopped() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def check(ip: object, probe: spec.Probe) -> Result:
+        calls.append(str(ip))
+        if len(calls) == 1:
+            await release.wait()  # the first probe is still in flight when the run stops
+        return Result(True, "ok", 0.0, 0.0)
+
+    probe = spec.parse("tcp:1", timing=spec.Timing(interval=0.2, timeout=0.1, jitter=0.0))
+    p = prober_mod.Prober(concurrency=2, check=check)
+    wanted = targets_for(probe, ["127.0.0.60"])
+    key = next(iter(wanted))
+    p.set_targets(wanted)
+    async with running(p):
+        await until(lambda: len(calls) == 1)
+    async with running(p):
+        await until(lambda: p.verdict(key) is True)
+    assert len(calls) >= 2

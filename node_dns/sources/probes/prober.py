@@ -112,7 +112,8 @@ class Prober:
         self._starting = False
         self._failed_once = False
         self._reactor: Reactor | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Key] = {}
+        """HTTP(S) probes in flight (or every probe, with an injected ``check``)."""
         self._wake_at: float | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._complete: set[str] = set()
@@ -216,6 +217,7 @@ class Prober:
             abandoned = self._reactor.close()
             self._reactor = None
             tasks = list(self._tasks)
+            abandoned.extend(self._tasks.values())
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -274,13 +276,16 @@ class Prober:
             reactor.dns(key, family_of(target.ip.version), key[1], probe.port, probe)
         else:
             task = asyncio.get_running_loop().create_task(self._run_check(key, target))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = key
+            task.add_done_callback(self._forget_task)
             return
         # A deadline earlier than the scheduler's next wake-up (a probe started as another
         # finished, between ticks): wake it so the timeout is not late.
         if self._wake_at is None or self._wake_at > self._now() + probe.timing.timeout:
             self._poke()
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     async def _run_check(self, key: Key, target: Target) -> None:
         try:
