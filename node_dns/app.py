@@ -188,6 +188,7 @@ async def start(
         udp_buffer = lambda: sockets.granted(udp_socket)  # noqa: E731
         limited = (lambda: limiter.stats.actions) if limiter is not None else None
         udp_path = udp.path(server._udp)
+    drops = sockets.OffLoop(udp_kernel_drops)
     lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
     gc_pauses = gcpolicy.Pauses(metrics.LAG_BUCKETS)
     server.stall_watch = stalls.start(lag, settings.stall_threshold, gc_time=lambda: gc_pauses.spent)
@@ -208,7 +209,7 @@ async def start(
             rate_limited=limited,
             extra=server.extra_metrics,
             loop_lag=lag,
-            udp_kernel_drops=udp_kernel_drops,
+            udp_kernel_drops=drops,
             udp_receive_buffer=udp_buffer,
             udp_path=udp_path,
             gc_pauses=gc_pauses.histograms,
@@ -222,6 +223,7 @@ async def start(
         ready=health.ready,
         registry=registry,
         extra_routes=debug_routes(settings, zone, watch),
+        before_metrics=drops.refresh,
     )
     log.info(
         "serving zone %s on %s port %d (udp%s+tcp), http on %s:%d; SERVFAIL until nodes are listed",

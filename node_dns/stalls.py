@@ -28,6 +28,7 @@ was running*, and how much of the lateness was the loop's own work rather than t
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -321,9 +322,12 @@ class StallWatch:
 
     def render(self) -> str:
         """/debug/stalls: culprits by total stall time, with the stack first seen for each."""
+        tracked = ", ".join(f"{len(gc.get_objects(generation))}" for generation in (0, 1, 2))
         lines = [
             f"# stalls longer than {self.threshold * 1e3:g} ms by culprit; longest own lag "
             f"(less run-queue wait) {self.longest_own * 1e3:.1f} ms",
+            f"# garbage collector: {gc.get_freeze_count()} objects frozen; tracked by generation "
+            f"0, 1, 2: {tracked}",
             "# stalls\ttotal_ms\trun_queue_ms\tcpu_ms\tlongest_ms\tculprit\tstack",
         ]
         for c in sorted(self.culprits.values(), key=lambda c: -c.seconds):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -19,8 +19,13 @@ async def start(
     ready: Check,
     registry: CollectorRegistry,
     extra_routes: Mapping[str, Callable[[], str]] | None = None,
+    before_metrics: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Start the server; return its runner (for cleanup) and the bound port."""
+    """Start the server; return its runner (for cleanup) and the bound port.
+
+    ``before_metrics`` is awaited before each scrape: readings too slow for the event loop are
+    refreshed off it there, and the collector serves them from memory.
+    """
 
     def respond(check: Check) -> Callable[[web.Request], Any]:
         async def handler(_: web.Request) -> web.Response:
@@ -30,6 +35,8 @@ async def start(
         return handler
 
     async def metrics(_: web.Request) -> web.Response:
+        if before_metrics is not None:
+            await before_metrics()
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

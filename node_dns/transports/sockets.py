@@ -14,11 +14,13 @@ whatever the path is (batched ``recvmmsg``, asyncio's endpoint, uvloop).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import re
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,14 +122,39 @@ def parse_drops(lines: Iterable[str], inodes: frozenset[int]) -> dict[int, int]:
 
 
 def kernel_drops(inodes: frozenset[int], tables: Iterable[Path] = PROC_TABLES) -> int | None:
-    """Datagrams the kernel dropped on these sockets so far, or None where /proc does not say."""
+    """Datagrams the kernel dropped on these sockets so far, or None where /proc does not say.
+
+    The tables list every UDP socket of the network namespace (thousands on a busy host): only
+    the lines naming one of ``inodes`` are split, found by one regular-expression scan.
+    """
     total: dict[int, int] = {}
     readable = False
+    wanted = re.compile(rf"^.* (?:{'|'.join(str(number) for number in sorted(inodes))}) .*$", re.MULTILINE)
     for table in tables:
         try:
             text = table.read_text()
         except OSError:
             continue
         readable = True
-        total.update(parse_drops(text.splitlines(), inodes))
+        if inodes:
+            total.update(parse_drops(wanted.findall(text), inodes))
     return sum(total.values()) if readable else None
+
+
+class OffLoop:
+    """A reading taken in a worker thread when asked to (``refresh``), served from memory.
+
+    Reading /proc/net/udp and udp6 makes the kernel print every UDP socket of the namespace:
+    18-20 ms on the loaded test machine, a stall of every query if done on the event loop at
+    each scrape. The metrics handler awaits ``refresh`` first, and the collector reads the value.
+    """
+
+    def __init__(self, read: Callable[[], int | None]) -> None:
+        self._read = read
+        self.value: int | None = None
+
+    async def refresh(self) -> None:
+        self.value = await asyncio.to_thread(self._read)
+
+    def __call__(self) -> int | None:
+        return self.value

@@ -256,8 +256,9 @@ def test_debug_render_lists_culprits_longest_total_first() -> None:
     rig.late(0.020, PUBLISH)
     rig.late(0.090, KOPF_LIST)
     lines = rig.watch.render().splitlines()
-    assert lines[2].split("\t")[5].startswith("kopf.")
-    assert lines[3].split("\t")[5].startswith("node_dns.")
+    assert lines[1].startswith("# garbage collector: ")
+    assert lines[3].split("\t")[5].startswith("kopf.")
+    assert lines[4].split("\t")[5].startswith("node_dns.")
 
 
 def test_stall_metrics_carry_the_culprit_label() -> None:

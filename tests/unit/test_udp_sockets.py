@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +77,29 @@ def test_past_the_cap_without_force_the_kernel_caps_it_and_one_warning_says_how_
     message = record.getMessage()
     assert f"net.core.rmem_max={limit}" in message
     assert "--udp-receive-buffer" in message and "CAP_NET_ADMIN" in message
+
+
+def test_a_slow_reading_is_taken_in_a_worker_thread_and_served_from_memory() -> None:
+    readers: list[int] = []
+
+    def read() -> int:
+        readers.append(threading.get_ident())
+        return 7
+
+    reading = sockets.OffLoop(read)
+    assert reading() is None  # nothing read before the first refresh
+    asyncio.run(reading.refresh())
+    assert reading() == 7
+    assert readers and readers[0] != threading.get_ident()
+    assert reading() == 7 and len(readers) == 1  # served from memory until the next refresh
+
+
+def test_only_the_lines_of_the_asked_sockets_are_parsed_among_many(tmp_path: Path) -> None:
+    line = (
+        "{n}: 0100007F:{port:04X} 00000000:0000 07 00000000:00000000 00:00000000 00000000"
+        " 0 0 {inode} 2 0 {drops}"
+    )
+    lines = [line.format(n=n, port=n, inode=100_000 + n, drops=n % 3) for n in range(5000)]
+    table = tmp_path / "udp"
+    table.write_text("header\n" + "\n".join(lines) + "\n")
+    assert sockets.kernel_drops(frozenset({100_004, 104_999}), (table,)) == 4 % 3 + 4999 % 3
