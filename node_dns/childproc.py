@@ -9,7 +9,7 @@ It is started with ``subprocess`` (vfork + exec) from a worker thread.
 Parent and child exchange framed messages over a socketpair: a 4-byte big-endian length, then
 a pickle. Both ends are the same program of the same version, so pickle is a private format
 here, never read from anywhere else. The child reads until end of file: when the parent goes,
-for any reason, its end of the socket closes and the child stops (:func:`serve_forever`).
+for any reason, its end of the socket closes and the child stops (see :func:`child_socket`).
 """
 
 from __future__ import annotations
