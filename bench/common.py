@@ -13,7 +13,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,8 +123,9 @@ def populate(plane: ControlPlane, specs: Sequence[NodeSpec]) -> float:
 # --- node-dns under test ---------------------------------------------------------------------
 
 
-def node_dns(plane: ControlPlane, *extra_args: str) -> NodeDns:
-    """A node-dns process for the cluster, pinned to the server CPU, not yet started."""
+def node_dns(plane: ControlPlane, *extra_args: str, env: Mapping[str, str] | None = None) -> NodeDns:
+    """A node-dns process for the cluster, pinned to the server CPU, not yet started; ``env`` is
+    added to its environment (the harness passes no NODE_DNS_* variable of ours through)."""
     process = NodeDns(
         plane.kubeconfig,
         zone=ZONE,
@@ -132,6 +133,7 @@ def node_dns(plane: ControlPlane, *extra_args: str) -> NodeDns:
         soa_email=SOA_EMAIL,
         extra_args=["--log-level=warning", *extra_args],
         ready_timeout=120,
+        env=env,
     )
     process.argv = pinned(process.argv, SERVER_CPU)
     return process

@@ -1,6 +1,6 @@
 """Where node-dns' UDP CPU goes under dnsperf load: py-spy (Python frames) and perf (per DSO).
 
-    .venv/bin/python -m bench.profile_udp [--seconds 20] [--edns]
+    .venv/bin/python -m bench.profile_udp [--seconds 20] [--edns] [--pure-python]
 
 Starts the bench's control plane with 10 nodes in 2 areas, node-dns pinned to the server CPU
 exactly as ``python -m bench --only udp`` runs it, and dnsperf on the client CPU with the same
@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 
 from bench import common
+from node_dns.transports import accel
 from tests.harness.controlplane import ControlPlane
 
 TOP = 15
@@ -73,6 +74,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_udp", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--edns", action="store_true")
+    parser.add_argument(
+        "--pure-python",
+        action="store_true",
+        help="answer with the pure-Python batch (NODE_DNS_UDP_PURE_PYTHON=1)",
+    )
     args = parser.parse_args()
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
@@ -84,7 +90,8 @@ def main() -> int:
         with ControlPlane() as plane:
             common.populate(plane, common.node_specs(10, 2))
             mix = common.write_mix(workdir / "mix.txt", areas)
-            with common.node_dns(plane) as process:
+            env = {accel.OFF: "1"} if args.pure_python else None
+            with common.node_dns(plane, env=env) as process:
                 port, pid = process.dns_port, process.pid or 0
                 common.wait_answering(port, common.query_bytes(f"{areas[0]}.{common.ZONE}", common.TYPE_A))
                 common.quiet(pid)
