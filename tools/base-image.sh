@@ -82,7 +82,7 @@ if [ ! -s "$tarball" ]; then
   # runtime manylinux wheels expect, TLS trust, and an /etc/passwd to add a user to. No shell, no
   # package manager, no coreutils: the Dockerfile's runtime stage runs Python only.
   rt=$root.runtime
-  trap 'umount "$root/usr/lib/python3.11" 2>/dev/null; rm -rf "$root" "$rt" "$tarball.tmp" "$build_tarball.tmp"' EXIT
+  trap 'umount "$root/usr/lib/python3.11" 2>/dev/null || true; rm -rf "$root" "$rt" "$tarball.tmp" "$build_tarball.tmp"' EXIT
   mkdir -p "$rt"/usr/bin "$rt"/usr/lib "$rt"/usr/lib64 "$rt"/etc "$rt"/tmp "$rt"/run "$rt"/proc \
     "$rt"/sys "$rt"/dev "$rt"/opt "$rt"/var/tmp "$rt"/usr/sbin
   chmod 1777 "$rt"/tmp "$rt"/var/tmp
@@ -103,6 +103,8 @@ if [ ! -s "$tarball" ]; then
     /etc/debian_version
   (cd "$root" && cp -a --parents ./usr/lib/python3.11 "$rt/")
   rm -rf "$rt"/usr/lib/python3.11/{test,idlelib,ensurepip,lib2to3,distutils,pydoc_data,tkinter,turtledemo}
+  # libpython3.11-dev's static library and build configuration: for compiling, never for running.
+  rm -rf "$rt"/usr/lib/python3.11/config-3.11-*
   # The standard library as bytecode only, compiled by the same interpreter (tracebacks keep file
   # names and line numbers, not the source lines).
   mount --bind "$rt/usr/lib/python3.11" "$root/usr/lib/python3.11"
