@@ -386,7 +386,7 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
         f"/metrics is scraped every {SCRAPE_EVERY:.0f} s during each run, as Prometheus would",
         "'waited for CPU': run-queue delay of node-dns' main thread during the run "
         "(/proc/PID/schedstat), the share of a stall that other processes on its CPU caused",
-        "'own lags': lag less the loop thread's run-queue wait in the same 25 ms window "
+        "'own lags': lag less the loop thread's run-queue wait while it was late "
         "(node_dns_event_loop_own_lag_seconds): the stalls node-dns itself caused; 'CPU s': the "
         "node-dns process' CPU time during the run",
         common.load_note(),
