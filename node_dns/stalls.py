@@ -95,17 +95,41 @@ class Frame:
 
 Stack = tuple[Frame, ...]
 """Outermost frame first."""
+Sample = Stack | str
+"""A stack, or its text as the watchdog takes it (:func:`stack_text`, read by :func:`parse`)."""
+
+
+def stack_text(frame: FrameType | None) -> str:
+    """A thread's Python stack as one string, innermost frame first (``module function line``
+    per line).
+
+    The watchdog keeps its samples until the stall ends, and objects it keeps count towards the
+    collector's next run: a collection triggered by the watchdog's allocations would run in its
+    thread, holding the GIL, and lengthen the very stall being sampled. Strings are not tracked
+    by the collector, so a sample costs it one tuple.
+    """
+    text = ""
+    while frame is not None:
+        text += f"{frame.f_globals.get('__name__', '?')} {frame.f_code.co_name} {frame.f_lineno or 0}\n"
+        frame = frame.f_back
+    return text
+
+
+def parse(sample: Sample) -> Stack:
+    """The stack of a sample (on the loop thread, once the stall is over)."""
+    if not isinstance(sample, str):
+        return sample
+    frames = []
+    for line in sample.splitlines():
+        module, function, number = line.rsplit(" ", 2)
+        frames.append(Frame(module, function, int(number)))
+    frames.reverse()
+    return tuple(frames)
 
 
 def stack_of(frame: FrameType | None) -> Stack:
     """A thread's Python stack as plain values (the frame objects are not kept)."""
-    frames: list[Frame] = []
-    while frame is not None:
-        code = frame.f_code
-        frames.append(Frame(str(frame.f_globals.get("__name__", "?")), code.co_name, frame.f_lineno or 0))
-        frame = frame.f_back
-    frames.reverse()
-    return tuple(frames)
+    return parse(stack_text(frame))
 
 
 def label(stack: Stack) -> str | None:
@@ -211,7 +235,7 @@ class StallWatch:
         clock: Callable[[], float] = time.monotonic,
         thread_times: Callable[[], tuple[float, float] | None] = lambda: None,
         gc_time: Callable[[], float] = lambda: 0.0,
-        sampler: Callable[[], Stack | None] = lambda: None,
+        sampler: Callable[[], Sample | None] = lambda: None,
     ) -> None:
         self.threshold = threshold
         self.interval = interval
@@ -229,7 +253,7 @@ class StallWatch:
         """Returns the loop thread's stack (set by :class:`Watchdog`)."""
         self.window = (0, clock())
         """(sequence number, start) of the current heartbeat window; replaced whole by beat()."""
-        self._samples: list[tuple[int, Stack]] = []
+        self._samples: list[tuple[int, Sample]] = []
         self._times = thread_times()
         self._due: tuple[int, tuple[float, float] | None] = (-1, None)
         """The loop thread's times read when window ``[0]``'s heartbeat fell due."""
@@ -277,7 +301,7 @@ class StallWatch:
         self.longest_own = max(self.longest_own, own)
         if lag <= self.threshold:
             return None
-        stacks = [stack for tag, stack in samples if tag == seq]
+        stacks = [parse(stack) for tag, stack in samples if tag == seq]
         name, stack = self._blame(own, self._gc - gc_before, stacks)
         stall = Stall(lag, waited, cpu, name, stack)
         self._count(stall)
@@ -348,9 +372,9 @@ class Watchdog:
         self._target = threading.get_ident()
         self._thread = threading.Thread(target=self._run, name="node-dns:stall-watch", daemon=True)
 
-    def sample(self) -> Stack | None:
+    def sample(self) -> str | None:
         frame = sys._current_frames().get(self._target)
-        return stack_of(frame) if frame is not None else None
+        return stack_text(frame) if frame is not None else None
 
     def start(self) -> None:
         self._thread.start()

@@ -6,7 +6,9 @@ driven by hand: each test states a stall and the culprit it must be blamed on.
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 import time
 
 import pytest
@@ -45,7 +47,7 @@ class Rig:
         self.run = 0.0
         self.waited = 0.0
         self.gc = 0.0
-        self.stack: stalls.Stack | None = None
+        self.stack: stalls.Sample | None = None
         self.watch = stalls.StallWatch(
             metrics.LAG_BUCKETS,
             threshold=THRESHOLD,
@@ -59,7 +61,7 @@ class Rig:
     def late(
         self,
         lag: float,
-        stack: stalls.Stack | None = None,
+        stack: stalls.Sample | None = None,
         samples: int = 1,
         *,
         waited: float = 0.0,
@@ -299,3 +301,25 @@ def test_without_schedstat_there_are_no_times_and_the_wait_is_taken_as_zero() ->
     watch = stalls.StallWatch(metrics.LAG_BUCKETS, thread_times=times)
     stall = watch.beat(0.030)
     assert stall is not None and stall.waited == 0.0
+
+
+def test_a_sample_taken_as_text_reads_back_as_the_same_stack() -> None:
+    def inner() -> str:
+        return stalls.stack_text(sys._getframe())
+
+    stack = stalls.parse(inner())
+    assert stack[-1].where == f"{__name__}:inner"
+    assert stack[-2].where == f"{__name__}:test_a_sample_taken_as_text_reads_back_as_the_same_stack"
+    assert stalls.parse(KOPF_LIST) == KOPF_LIST
+
+
+def test_samples_taken_as_text_are_blamed_like_stacks() -> None:
+    rig = Rig()
+    text = "".join(f"{f.module} {f.function} {f.line}\n" for f in reversed(PUBLISH))
+    stall = rig.late(0.020, text)
+    assert stall is not None and stall.culprit == stalls.label(PUBLISH)
+
+
+def test_the_watchdog_keeps_no_object_the_collector_tracks_per_frame() -> None:
+    text = stalls.stack_text(sys._getframe())
+    assert not gc.is_tracked(text)
