@@ -34,6 +34,8 @@ NODES, AREAS = 200, 10
 BIG_NODES, BIG_AREAS, BIG_CHURN = 5000, 100, 50
 """The stall target's population: one more node-dns run at the same rate with 50 flips/s."""
 STALL_BUDGET = 0.005
+STALL_WATCH = f"--stall-threshold={STALL_BUDGET}"
+"""The stall watch names the culprits of stalls over the budget (off by default in node-dns)."""
 SECONDS = {True: 60.0, False: 600.0}
 """Length of each run, by --quick."""
 RSS_CHURN = 5
@@ -203,7 +205,7 @@ def _node_dns_phase(
     label: str = "node-dns",
 ) -> Phase:
     phase = Phase(label, churn)
-    with common.node_dns(plane) as process:
+    with common.node_dns(plane, STALL_WATCH) as process:
         _warm(process, len(names))
         pid = process.pid or 0
         phase.rss_mb.append(common.rss_mb(pid))
@@ -249,7 +251,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     names = [spec.name for spec in specs]
     mix = common.write_mix(opts.workdir / "mix-soak.txt", areas)
 
-    with common.node_dns(plane) as process:
+    with common.node_dns(plane, STALL_WATCH) as process:
         _warm(process, NODES)
         unthrottled = common.dnsperf(process.dns_port, mix, seconds=5.0, pid=process.pid)
         zone_file = peers.write_zone(opts.workdir, plane.list_nodes(), process.dns_port)
@@ -296,7 +298,7 @@ def run_rss(plane: ControlPlane, opts: common.Options) -> list[Table]:
     specs = common.node_specs(NODES, AREAS)
     common.populate(plane, specs)
     mix = common.write_mix(opts.workdir / "mix-soak.txt", areas)
-    with common.node_dns(plane) as process:
+    with common.node_dns(plane, STALL_WATCH) as process:
         _warm(process, NODES)
         unthrottled = common.dnsperf(process.dns_port, mix, seconds=5.0, pid=process.pid)
     rate = int(unthrottled.qps * RATE_FRACTION)

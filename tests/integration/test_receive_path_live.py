@@ -32,7 +32,8 @@ def kubeconfig(control_plane: ControlPlane) -> Path:
 @pytest.fixture(scope="module")
 def small_buffer(kubeconfig: Path) -> Iterator[NodeDns]:
     with NodeDns(
-        kubeconfig, extra_args=[f"--udp-receive-buffer={SMALL_BUFFER}", "--debug-endpoints"]
+        kubeconfig,
+        extra_args=[f"--udp-receive-buffer={SMALL_BUFFER}", "--debug-endpoints", "--stall-threshold=0.005"],
     ) as server:
         yield server
 
