@@ -401,9 +401,11 @@ def leader_families(
         )
 
 
-def registry(inputs: Inputs) -> CollectorRegistry:
+def registry(inputs: Inputs, process: Collector | None = None) -> CollectorRegistry:
+    """Our collector, then the process (``process``: ``ProcessCollector`` when not given) and
+    platform ones."""
     reg = CollectorRegistry()
     reg.register(NodeDnsCollector(inputs))
-    ProcessCollector(registry=reg)
+    reg.register(process if process is not None else ProcessCollector(registry=None))
     PlatformCollector(registry=reg)
     return reg

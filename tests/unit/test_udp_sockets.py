@@ -103,3 +103,11 @@ def test_only_the_lines_of_the_asked_sockets_are_parsed_among_many(tmp_path: Pat
     table = tmp_path / "udp"
     table.write_text("header\n" + "\n".join(lines) + "\n")
     assert sockets.kernel_drops(frozenset({100_004, 104_999}), (table,)) == 4 % 3 + 4999 % 3
+
+
+def test_a_number_that_is_also_another_sockets_uid_does_not_hide_the_inodes_line(tmp_path: Path) -> None:
+    table = tmp_path / "udp"
+    uid_4242 = "  7: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000  4242  0 777 2 0 9"
+    table.write_text(HEADER + "inode ref pointer drops\n" + uid_4242 + "\n" + PROC_UDP.splitlines()[1] + "\n")
+
+    assert sockets.kernel_drops(frozenset({4242}), (table,)) == 17
