@@ -24,7 +24,7 @@ from node_dns.answer import xfr
 from node_dns.health import Health
 from node_dns.leader import flips
 from node_dns.settings import Settings, probe_spec
-from node_dns.sinks import http, metrics, transfers
+from node_dns.sinks import http, metrics, process_readings, transfers
 from node_dns.sinks import probes as probe_metrics
 from node_dns.sinks import workers as worker_metrics
 from node_dns.sources import lister, nodes
@@ -189,6 +189,7 @@ async def start(
         limited = (lambda: limiter.stats.actions) if limiter is not None else None
         udp_path = udp.path(server._udp)
     drops = sockets.OffLoop(udp_kernel_drops)
+    process = process_readings.ProcessReadings()
     lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
     gc_pauses = gcpolicy.Pauses(metrics.LAG_BUCKETS)
     server.stall_watch = stalls.start(lag, settings.stall_threshold, gc_time=lambda: gc_pauses.spent)
@@ -214,7 +215,8 @@ async def start(
             udp_path=udp_path,
             gc_pauses=gc_pauses.histograms,
             stalls=watch,
-        )
+        ),
+        process=process,
     )
     server._http, server.http_port = await http.start(
         settings.http_address,
@@ -223,7 +225,7 @@ async def start(
         ready=health.ready,
         registry=registry,
         extra_routes=debug_routes(settings, zone, watch),
-        before_metrics=drops.refresh,
+        before_metrics=lambda: _read_off_loop(drops, process),
     )
     log.info(
         "serving zone %s on %s port %d (udp%s+tcp), http on %s:%d; SERVFAIL until nodes are listed",
@@ -432,19 +434,27 @@ def node_keys(settings: Settings, labels: bool = False) -> nodes.Keys:
 
 def debug_routes(
     settings: Settings, zone: writer.Zone, watch: stalls.StallWatch | None = None
-) -> dict[str, Any]:
+) -> dict[str, http.Page]:
     """/debug/zone: the zone file being served, and /debug/stalls: what held the event loop (with
     the stall watch on), when --debug-endpoints is on."""
     if not settings.debug_endpoints:
         return {}
-    routes: dict[str, Any] = {"/debug/stalls": watch.render} if watch is not None else {}
-    return routes | {
-        "/debug/zone": lambda: (
-            dump.render(zone.snapshot)
-            + "\n".join(explain.explain(zone.facts, zone.policy, zone.latest))
-            + "\n"
-        )
-    }
+    routes: dict[str, http.Page] = {"/debug/stalls": lambda: (watch.render(),)} if watch is not None else {}
+    return routes | {"/debug/zone": lambda: _zone_page(zone)}
+
+
+def _zone_page(zone: writer.Zone) -> Iterator[str]:
+    """/debug/zone a line at a time: the zone file served, then why each node is in or out."""
+    served, latest = zone.snapshot, zone.latest
+    yield from dump.lines(served)
+    for line in explain.lines(zone.facts, zone.policy, latest):
+        yield line + "\n"
+
+
+async def _read_off_loop(drops: sockets.OffLoop, process: process_readings.ProcessReadings) -> None:
+    """Before a scrape: the readings that make system calls, one after the other in a worker thread."""
+    await drops.refresh()
+    await process.refresh()
 
 
 async def _sweep(tstate: transport_state.TransportState) -> None:

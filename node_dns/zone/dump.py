@@ -10,6 +10,8 @@ without records (a Service with no endpoints, which answers NODATA) carries the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from node_dns.protocol import TYPE_NAMES
 from node_dns.zone import snapshot
 
@@ -20,24 +22,28 @@ def _name(key: snapshot.NameKey) -> str:
 
 def render(snap: snapshot.Snapshot) -> str:
     """The zone file text; a comment header says whether the zone is authoritative yet."""
+    return "".join(lines(snap))
+
+
+def lines(snap: snapshot.Snapshot) -> Iterator[str]:
+    """:func:`render` a line at a time (each with its newline): to write it in slices."""
     origin = _name(snap.origin)
-    lines = [
-        f"; zone {origin} serial {snap.serial} (generation {snap.generation})",
-    ]
+    yield f"; zone {origin} serial {snap.serial} (generation {snap.generation})\n"
     if not snap.synced:
-        lines.append("; NOT SYNCED: no complete node list yet, every query is answered SERVFAIL")
-    lines.append(f"$ORIGIN {origin}")
+        yield "; NOT SYNCED: no complete node list yet, every query is answered SERVFAIL\n"
+    yield f"$ORIGIN {origin}\n"
     for key in snap.owners():
         node = snap.names[key]
         owner = _name(key)
         if not node.rrsets:
-            lines.append(f"; {owner} exists with no records (NODATA): marked for secondaries")
+            yield f"; {owner} exists with no records (NODATA): marked for secondaries\n"
         rrsets = snap.transferred(node)
         for rtype in sorted(rrsets, key=snapshot.type_order):
             rrset = rrsets[rtype]
             type_name = TYPE_NAMES.get(rtype, f"TYPE{rtype}")
-            lines.extend(f"{owner} {rrset.ttl} IN {type_name} {text}" for text in rrset.texts)
+            for text in rrset.texts:
+                yield f"{owner} {rrset.ttl} IN {type_name} {text}\n"
     if snap.empty_non_terminals:
-        lines.append("; empty non-terminals (NODATA):")
-        lines.extend(f";   {_name(key)}" for key in sorted(snap.empty_non_terminals, key=snapshot.canonical))
-    return "\n".join(lines) + "\n"
+        yield "; empty non-terminals (NODATA):\n"
+        for key in sorted(snap.empty_non_terminals, key=snapshot.canonical):
+            yield f";   {_name(key)}\n"
