@@ -261,21 +261,46 @@ class Client:
         A 410 on a later page (its continue token expired) raises ``Gone``: the caller lists again
         from scratch, as a watcher does after a 410. ``kind`` (``NodeList``) checks each page.
         ``page_size``: objects per request instead of the client's (each page is decoded in one step
-        on the event loop: smaller pages, shorter stalls, more requests).
+        on the event loop: smaller pages, shorter stalls, more requests). Every page's objects are
+        held at once: to read a large list with one page in memory, use :meth:`pages`.
         """
         items: list[dict[str, Any]] = []
         version: str | None = None
+        async for page in self.pages(
+            path, kind=kind, params=params, request_timeout=request_timeout, page_size=page_size
+        ):
+            items.extend(page.items)
+            version = page.resource_version or version
+        return ObjectList(items, version)
+
+    async def pages(
+        self,
+        path: str,
+        *,
+        kind: str | None = None,
+        params: Mapping[str, str] | None = None,
+        request_timeout: float | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[ObjectList]:
+        """A list one page at a time (as :meth:`list` reads it, with the same errors): each page's
+        objects and the list's resourceVersion.
+
+        The next page is fetched when the caller asks for it, and nothing here keeps a page once it
+        is handed over: a caller that reads each page before asking for the next, and keeps none
+        of its objects, holds one page of decoded JSON however long the list. The list is complete
+        only once the iteration ends without an error: a caller must not act on the pages it had
+        (delete what they lacked) before then.
+        """
         query = {**(params or {}), "limit": str(page_size or self._page)}
         while True:
             page = await self.get(path, params=query, request_timeout=request_timeout)
             if kind is not None and page.get("kind") != kind:
                 raise ApiError(200, str(page)[:200], f"GET {path}: not a {kind}")
-            items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
-            version = meta.get("resourceVersion") or version
-            token = meta.get("continue")
+            version, token = meta.get("resourceVersion") or None, meta.get("continue")
+            yield ObjectList(page.pop("items", None) or [], version)
             if not token:
-                return ObjectList(items, version)
+                return
             query = {**query, "continue": token}
 
     async def watch(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,9 +19,9 @@ from node_dns.sources import kopf, parsing
 log = logging.getLogger(__name__)
 
 LOGGED_PROBLEMS = 5
-LIST_SLICE = 100
-"""Nodes read from a list between two turns of the event loop (~3-6 ms of work)."""
 """Bad entries logged one by one per node and change; the rest are summed in one line."""
+LIST_SLICE = 100
+"""Listed nodes reconciled with the zone between two turns of the event loop (~1 ms of work)."""
 
 
 class FactSink(Protocol):
@@ -39,7 +39,7 @@ class FactSink(Protocol):
 class ListParts(Protocol):
     """A complete list handed over in slices (``feed``), then ``finish`` once."""
 
-    def feed(self, nodes: list[tuple[model.NodeFacts, str | None]]) -> None: ...
+    def feed(self, nodes: Iterable[tuple[model.NodeFacts, str | None]]) -> None: ...
 
     def finish(self) -> bool: ...
 
@@ -225,20 +225,30 @@ class NodeSource:
     def on_list(self, items: Sequence[Mapping[str, Any]], list_version: str | None) -> None:
         self._replace([self._listed(item) for item in items], list_version)
 
-    async def on_list_sliced(
-        self, items: Sequence[Mapping[str, Any]], list_version: str | None, *, size: int = LIST_SLICE
-    ) -> None:
-        """:meth:`on_list`, reading ``size`` nodes at a time and letting the event loop run between.
+    def read_listed(self, items: Iterable[Mapping[str, Any]]) -> list[tuple[model.NodeFacts, str | None]]:
+        """Facts and resourceVersions of listed nodes (a page of a list), to :meth:`apply_listed`
+        once the list is complete. Reading a kubelet-shaped Node costs ~5 µs."""
+        return [self._listed(item) for item in items]
 
-        Reading a Node into facts costs ~30-60 µs and reconciling it with the zone ~7 µs, so a list
-        of 5,000 handled in one go held the loop (and every query) for 150-300 ms. Each slice is
-        read and handed to the zone's replacement; deletions and the one publication come at the
-        end. A watch event applied between two slices keeps the resourceVersion rules.
+    async def apply_listed(
+        self,
+        listed: Sequence[tuple[model.NodeFacts, str | None]],
+        list_version: str | None,
+        *,
+        size: int = LIST_SLICE,
+    ) -> None:
+        """:meth:`on_list` for a list already read (:meth:`read_listed`), ``size`` nodes at a time
+        with the event loop running between.
+
+        Reconciling a node with the zone costs ~7 µs, so 5,000 applied in one go held the loop
+        (and every query) for tens of milliseconds. Each slice is handed to the zone's replacement;
+        deletions and the one publication come at the end. A watch event applied between two
+        slices keeps the resourceVersion rules.
         """
         replacement = self._sink.replacing(list_version)
         names: set[str] = set()
-        for start in range(0, len(items), size):
-            part = [self._listed(item) for item in items[start : start + size]]
+        for start in range(0, len(listed), size):
+            part = listed[start : start + size]
             names.update(facts.name for facts, _ in part)
             replacement.feed(part)
             await asyncio.sleep(0)

@@ -96,12 +96,16 @@ class Replacement(Generic[K, V]):
                 continue
             if ver is not None and tomb is not None and ver <= tomb:
                 continue
-            old = store.items.get(key)
-            store.items[key] = value
             if ver is not None:
                 store.versions[key] = ver
-            if old is not value and old != value:
-                changes.append((key, old, value))
+            old = store.items.get(key)
+            if old is value or old == value:
+                # The object already held stays: a re-list of an unchanged cluster then leaves
+                # nothing of its own behind (no new long-lived objects for the collector, and
+                # nothing of the decoded pages keeping the allocator's memory).
+                continue
+            store.items[key] = value
+            changes.append((key, old, value))
         return changes
 
     def finish(self) -> list[tuple[K, V | None, V | None]]:

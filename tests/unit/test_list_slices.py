@@ -27,7 +27,7 @@ async def test_other_work_runs_between_slices_and_the_zone_gets_one_complete_lis
             await asyncio.sleep(0)
 
     other = asyncio.create_task(other_work())
-    await source.on_list_sliced(items, "300", size=100)
+    await source.apply_listed(source.read_listed(items), "300", size=100)
     other.cancel()
     await settle()
 
@@ -116,3 +116,18 @@ def test_a_watch_that_replayed_before_the_first_list_ends_start_up_with_the_list
     source.on_list([node("a", "home", "192.0.2.1")], "5")
 
     assert calls == [1]
+
+
+def test_a_relist_of_unchanged_nodes_keeps_the_objects_the_zone_holds() -> None:
+    zone = synced_zone([facts("n1", ["home"], ["192.0.2.1"]), facts("n2", ["home"], ["192.0.2.2"])])
+    held = dict(zone.facts.nodes)
+    serial = zone.snapshot.serial
+
+    replacement = zone.replacing("200")
+    replacement.feed([(facts("n1", ["home"], ["192.0.2.1"]), "150")])
+    replacement.feed([(facts("n2", ["away"], ["192.0.2.2"]), "150")])
+    replacement.finish()
+
+    assert zone.facts.nodes["n1"] is held["n1"]  # equal: the one read from the list is dropped
+    assert zone.facts.nodes["n2"].areas == {"away"}
+    assert zone.snapshot.serial > serial

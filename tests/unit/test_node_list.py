@@ -194,5 +194,62 @@ async def test_resyncs_read_small_pages_after_a_first_list_of_big_ones(
     finally:
         await api.close()
 
-    assert [r["limit"] for r in pages.requests] == [str(PAGE), str(lister.RESYNC_PAGE)]
-    assert lister.RESYNC_PAGE < PAGE
+    assert [r["limit"] for r in pages.requests] == [str(lister.FIRST_PAGE), str(lister.RESYNC_PAGE)]
+    assert lister.RESYNC_PAGE < lister.FIRST_PAGE
+
+
+class RecordingSource(nodes.NodeSource):
+    """Notes how many pages had been asked for each time a page is read into facts."""
+
+    def __init__(self, zone: Any, pages: Pages) -> None:
+        super().__init__(zone, nodes.Keys(areas="a", ips="i"))
+        self.asked_when_read: list[int] = []
+        self._pages = pages
+
+    def read_listed(self, items: Any) -> list[tuple[Any, str | None]]:
+        self.asked_when_read.append(len(self._pages.requests))
+        return super().read_listed(items)
+
+
+async def test_a_list_reads_each_page_into_facts_before_asking_for_the_next(
+    pages: Pages, kubeconfig: Path
+) -> None:
+    pages += [
+        FakeResponse(200, node_list(["a", "b"], cont="t1")),
+        FakeResponse(200, node_list(["c"], cont="t2")),
+        FakeResponse(200, node_list(["d"])),
+    ]
+    api = kube.Client(kube.CredentialsLoader(str(kubeconfig)))
+    zone = zonekit.new_zone(zonekit.settings())
+    source = RecordingSource(zone, pages)
+    try:
+        await lister.Lister(source, api, resync_interval=300).list_once()
+    finally:
+        await api.close()
+
+    assert source.asked_when_read == [1, 2, 3]
+    assert sorted(zone.facts.nodes) == ["a", "b", "c", "d"]
+
+
+async def test_a_resync_that_fails_on_a_later_page_leaves_the_zone_as_it_was(
+    pages: Pages, kubeconfig: Path
+) -> None:
+    pages += [
+        FakeResponse(200, node_list(["a", "b"], version="77")),
+        FakeResponse(200, node_list(["a"], cont="t1", version="80")),
+        FakeResponse(410, status(410, "Expired", "continue token expired")),
+    ]
+    api = kube.Client(kube.CredentialsLoader(str(kubeconfig)))
+    zone = zonekit.new_zone(zonekit.settings())
+    source = nodes.NodeSource(zone, nodes.Keys(areas="a", ips="i"))
+    node_lister = lister.Lister(source, api, resync_interval=300)
+    try:
+        await node_lister.list_once()
+        serial = zone.snapshot.serial
+        with pytest.raises(kube.Gone):
+            await node_lister.list_once()
+    finally:
+        await api.close()
+
+    assert sorted(zone.facts.nodes) == ["a", "b"]  # b, missing from the part read, stays
+    assert zone.snapshot.serial == serial
