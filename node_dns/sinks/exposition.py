@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-SLICE = 0.001
+SLICE = 0.0005
 """Seconds of work after which the loop gets a turn (one family or piece more may run over)."""
 PIECE = 200
 """Samples formatted in one step (~0.5 ms at 2-3 µs a sample)."""

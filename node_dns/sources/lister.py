@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 
-from node_dns import kube, model
+from node_dns import kube
 from node_dns.sources import nodes, services
 
 log = logging.getLogger(__name__)
@@ -60,36 +60,48 @@ class Lister:
 
     async def list_once(self) -> None:
         started = time.monotonic()
-        # Services are fetched before nodes and applied before them, both only once
-        # every list is in: the first node list opens the gate, so it opens on complete data.
+        # Services are fetched first and applied just before the node list completes: the first
+        # complete node list opens the gate, so it opens on complete data.
         listings = await self._services.fetch() if self._services is not None else None
-        # Each page is read into facts before the next is asked for, and its JSON is dropped:
-        # one page of decoded Nodes is alive at a time (5,000 kubelet-shaped Nodes decoded at
-        # once take ~150 MB, and what survives of them keeps the allocator's arenas).
-        size = RESYNC_PAGE if self.synced.is_set() else FIRST_PAGE
-        listed: list[tuple[model.NodeFacts, str | None]] = []
-        version: str | None = None
-        async for page in self._client.pages(
-            "/api/v1/nodes", kind="NodeList", params=self._node_params, page_size=size
-        ):
-            listed += self._source.read_listed(page.items)
-            version = page.resource_version or version
-            del page
+        relisting = await self._read_nodes()
         if self._services is not None and listings is not None:
             self._services.apply(listings)
-        await self._source.apply_listed(listed, version)
+        relisting.finish()
         self._source.stats.lists["ok"] = self._source.stats.lists.get("ok", 0) + 1
         self._source.stats.reachable = True
         if not self.synced.is_set():
             log.info(
                 "node list loaded: %d nodes in %.2fs; zone is authoritative",
-                len(listed),
+                relisting.count,
                 time.monotonic() - started,
             )
             self.synced.set()
             if self._on_synced is not None:
                 self._on_synced()
         self.synced.set()
+
+    async def _read_nodes(self) -> nodes.Relisting:
+        """The node list, each page read into facts and applied before the next is asked for (its
+        JSON then dropped: one page of decoded Nodes is alive at a time, where 5,000 kubelet-shaped
+        Nodes decoded at once took ~150 MB and what survived of them kept the allocator's arenas).
+        A failure part-way abandons the list: what its pages said stays, nothing is deleted."""
+        size = RESYNC_PAGE if self.synced.is_set() else FIRST_PAGE
+        relisting: nodes.Relisting | None = None
+        try:
+            async for page in self._client.pages(
+                "/api/v1/nodes", kind="NodeList", params=self._node_params, page_size=size
+            ):
+                if relisting is None:
+                    relisting = self._source.relisting(page.resource_version)
+                await relisting.read(page.items)
+                del page
+        except BaseException:
+            if relisting is not None:
+                relisting.abandon()
+            raise
+        if relisting is None:  # pragma: no cover - pages() yields a page or raises
+            raise AssertionError("a list without a page")
+        return relisting
 
     async def run(self) -> None:
         """Forever: list until one succeeds, then probe often and re-list on recovery or schedule."""

@@ -37,11 +37,14 @@ class FactSink(Protocol):
 
 
 class ListParts(Protocol):
-    """A complete list handed over in slices (``feed``), then ``finish`` once."""
+    """A complete list handed over in slices (``feed``), then ``finish`` once (``abandon`` if
+    the rest of the list cannot be had)."""
 
     def feed(self, nodes: Iterable[tuple[model.NodeFacts, str | None]]) -> None: ...
 
     def finish(self) -> bool: ...
+
+    def abandon(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,36 +228,9 @@ class NodeSource:
     def on_list(self, items: Sequence[Mapping[str, Any]], list_version: str | None) -> None:
         self._replace([self._listed(item) for item in items], list_version)
 
-    def read_listed(self, items: Iterable[Mapping[str, Any]]) -> list[tuple[model.NodeFacts, str | None]]:
-        """Facts and resourceVersions of listed nodes (a page of a list), to :meth:`apply_listed`
-        once the list is complete. Reading a kubelet-shaped Node costs ~5 µs."""
-        return [self._listed(item) for item in items]
-
-    async def apply_listed(
-        self,
-        listed: Sequence[tuple[model.NodeFacts, str | None]],
-        list_version: str | None,
-        *,
-        size: int = LIST_SLICE,
-    ) -> None:
-        """:meth:`on_list` for a list already read (:meth:`read_listed`), ``size`` nodes at a time
-        with the event loop running between.
-
-        Reconciling a node with the zone costs ~7 µs, so 5,000 applied in one go held the loop
-        (and every query) for tens of milliseconds. Each slice is handed to the zone's replacement;
-        deletions and the one publication come at the end. A watch event applied between two
-        slices keeps the resourceVersion rules.
-        """
-        replacement = self._sink.replacing(list_version)
-        names: set[str] = set()
-        for start in range(0, len(listed), size):
-            part = listed[start : start + size]
-            names.update(facts.name for facts, _ in part)
-            replacement.feed(part)
-            await asyncio.sleep(0)
-        self._forget_unlisted(names)
-        replacement.finish()
-        self._check_replayed()
+    def relisting(self, list_version: str | None) -> Relisting:
+        """A complete list applied as its pages arrive (:class:`Relisting`)."""
+        return Relisting(self, self._sink.replacing(list_version))
 
     def _listed(self, item: Mapping[str, Any]) -> tuple[model.NodeFacts, str | None]:
         return self._facts(item), (item.get("metadata") or {}).get("resourceVersion")
@@ -270,6 +246,50 @@ class NodeSource:
         now = time.time()
         self.stats.last_list = now
         self.stats.last_contact = now
+
+
+class Relisting:
+    """A node list applied page by page: :meth:`read` each page as it arrives, then
+    :meth:`finish` once the list is complete, or :meth:`abandon` if it fails part-way.
+
+    Each page is read into facts and handed to the zone's replacement before the next is asked
+    for, so nothing of a page's JSON outlives it, and the facts of a node that did not change are
+    dropped at once (the zone keeps the object it holds). Deletions and the one publication come
+    at :meth:`finish`. A watch event applied between two pages keeps the resourceVersion rules.
+    """
+
+    def __init__(self, source: NodeSource, replacement: ListParts) -> None:
+        self._source = source
+        self._replacement = replacement
+        self._names: set[str] = set()
+        self.count = 0
+        """Nodes read so far."""
+
+    async def read(self, items: list[dict[str, Any]], *, size: int = LIST_SLICE) -> None:
+        """Read and apply one page, ``size`` nodes per turn of the event loop; the page's
+        objects are taken out of ``items`` as they are read (it is empty afterwards).
+
+        Reading a kubelet-shaped Node costs ~5 µs and reconciling it with the zone ~7 µs.
+        """
+        while items:
+            part = [self._source._listed(item) for item in items[:size]]
+            del items[:size]
+            self._names.update(facts.name for facts, _ in part)
+            self._replacement.feed(part)
+            self.count += len(part)
+            del part
+            await asyncio.sleep(0)
+
+    def finish(self) -> None:
+        """The list is complete: remove what it lacked and publish."""
+        self._source._forget_unlisted(self._names)
+        self._replacement.finish()
+        self._source._check_replayed()
+
+    def abandon(self) -> None:
+        """The list failed part-way: keep what its pages said (each node as current as a watch
+        event would make it), delete nothing, and publish that."""
+        self._replacement.abandon()
 
 
 def register(registry: kopf.OperatorRegistry, source: NodeSource) -> None:

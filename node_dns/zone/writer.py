@@ -240,6 +240,11 @@ class ListInParts:
         self._changes |= self._list.finish()
         return self._zone._commit(self._changes, self._version, force=self._first) or self._first
 
+    def abandon(self) -> None:
+        """The list failed part-way: commit what was fed (no deletions; a zone not yet synced
+        stays so), so the served content matches the facts held."""
+        self._zone._commit(self._changes, self._version)
+
 
 def _newly_shadows_glue(area: str, prev: Snapshot, built: Snapshot) -> bool:
     if built.parts is None or prev.parts is None:

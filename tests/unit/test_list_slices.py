@@ -27,7 +27,10 @@ async def test_other_work_runs_between_slices_and_the_zone_gets_one_complete_lis
             await asyncio.sleep(0)
 
     other = asyncio.create_task(other_work())
-    await source.apply_listed(source.read_listed(items), "300", size=100)
+    relisting = source.relisting("300")
+    await relisting.read(items[:200], size=100)
+    await relisting.read(items[200:], size=100)
+    relisting.finish()
     other.cancel()
     await settle()
 
@@ -131,3 +134,24 @@ def test_a_relist_of_unchanged_nodes_keeps_the_objects_the_zone_holds() -> None:
     assert zone.facts.nodes["n1"] is held["n1"]  # equal: the one read from the list is dropped
     assert zone.facts.nodes["n2"].areas == {"away"}
     assert zone.snapshot.serial > serial
+
+
+async def test_a_page_is_emptied_as_it_is_read_so_its_objects_go_as_soon_as_they_are_read() -> None:
+    source = nodes.NodeSource(Sink(), KEYS)
+    page = [node(f"n{i}", "home", f"192.0.2.{i + 1}") for i in range(5)]
+
+    await source.relisting("9").read(page, size=2)
+
+    assert page == []
+
+
+async def test_a_list_abandoned_part_way_keeps_what_it_read_and_deletes_nothing() -> None:
+    zone = synced_zone([facts("n1", ["home"], ["192.0.2.1"]), facts("n2", ["home"], ["192.0.2.2"])])
+    source = nodes.NodeSource(zone, KEYS)
+
+    relisting = source.relisting("200")
+    await relisting.read([node("n1", "away", "192.0.2.1", version="150")])
+    relisting.abandon()
+
+    served = listed(zone)
+    assert (served[f"home.{ZONE}"], served[f"away.{ZONE}"]) == (("192.0.2.2",), ("192.0.2.1",))

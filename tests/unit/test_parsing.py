@@ -220,6 +220,7 @@ class Sink:
     def __init__(self) -> None:
         self.applied: list[tuple[str, model.NodeFacts | None, str | None]] = []
         self.lists: list[tuple[list[tuple[model.NodeFacts, str | None]], str | None]] = []
+        self.abandoned: list[tuple[list[tuple[model.NodeFacts, str | None]], str | None]] = []
 
     def apply(self, name: str, facts: model.NodeFacts | None, version: str | None = None) -> bool:
         self.applied.append((name, facts, version))
@@ -247,6 +248,9 @@ class SinkList:
 
     def finish(self) -> bool:
         return self.sink.replace_all(self.nodes, self.version)
+
+    def abandon(self) -> None:
+        self.sink.abandoned.append((self.nodes, self.version))
 
 
 def test_bad_entries_are_logged_and_counted_per_annotation(caplog: pytest.LogCaptureFixture) -> None:
