@@ -96,13 +96,14 @@ class Replacement(Generic[K, V]):
                 continue
             if ver is not None and tomb is not None and ver <= tomb:
                 continue
-            if ver is not None:
+            # What is already held stays held (an equal version, equal facts): a re-list of an
+            # unchanged cluster then leaves nothing of its own behind, neither new long-lived
+            # objects for the collector nor survivors scattered among its decoded pages that
+            # keep the allocator's arenas.
+            if ver is not None and ver != known:
                 store.versions[key] = ver
             old = store.items.get(key)
             if old is value or old == value:
-                # The object already held stays: a re-list of an unchanged cluster then leaves
-                # nothing of its own behind (no new long-lived objects for the collector, and
-                # nothing of the decoded pages keeping the allocator's memory).
                 continue
             store.items[key] = value
             changes.append((key, old, value))
