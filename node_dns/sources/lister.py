@@ -18,10 +18,11 @@ from node_dns.sources import nodes, services
 
 log = logging.getLogger(__name__)
 
-RESYNC_PAGE = 25
-"""Nodes per request of a resync list. Each page is decoded in one step on the event loop: 25
-kubelet-shaped Nodes (~10 KB of JSON each) take 0.8 ms on a quiet test machine, 50 take 1.6 ms,
-500 take 22 ms."""
+RESYNC_PAGE = 10
+"""Nodes per request of a resync list (and of kopf's listing). A page is received, decoded and
+applied in one step of the event loop: with kubelet-shaped Nodes (~10 KB of JSON each) that step
+took 0.8-1.0 ms of CPU at 10 per page, 1.8-2.1 ms at 25, 3.5-4 ms at 50 (the JSON decode alone:
+32 µs per Node; 500 Nodes, 22 ms) on the test machine (bench/loop_steps.py relist)."""
 FIRST_PAGE = 500
 """Nodes per request of the first list: it gates the zone (SERVFAIL until it lands), so it is
 taken in few requests rather than in short steps."""
