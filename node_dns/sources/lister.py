@@ -67,7 +67,7 @@ class Lister:
         relisting = await self._read_nodes()
         if self._services is not None and listings is not None:
             self._services.apply(listings)
-        relisting.finish()
+        await relisting.finish()
         self._source.stats.lists["ok"] = self._source.stats.lists.get("ok", 0) + 1
         self._source.stats.reachable = True
         if not self.synced.is_set():

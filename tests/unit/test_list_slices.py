@@ -30,7 +30,7 @@ async def test_other_work_runs_between_slices_and_the_zone_gets_one_complete_lis
     relisting = source.relisting("300")
     await relisting.read(items[:200], size=100)
     await relisting.read(items[200:], size=100)
-    relisting.finish()
+    await relisting.finish()
     other.cancel()
     await settle()
 
