@@ -36,6 +36,9 @@ from node_dns.sinks import http, metrics, process_readings
 from node_dns.sources import lister, nodes
 from tests.unit import zonekit
 
+KEPT = 0.0002
+"""Gaps shorter than this (seconds, wall) are not kept."""
+
 
 @dataclass
 class Steps:
@@ -62,7 +65,9 @@ class Steps:
         while not self.stop:
             await asyncio.sleep(0)
             now, now_cpu, now_gc = time.perf_counter(), time.thread_time(), self.gc_cpu
-            if self.recording and epoch == self.epoch:  # a gap counts if inside one recording
+            # A gap counts if inside one recording, and only the long ones are kept: appending
+            # every turn would grow lists of millions whose reallocation is itself a long step.
+            if self.recording and epoch == self.epoch and now - last > KEPT:
                 self.wall.append(now - last)
                 self.cpu.append(now_cpu - last_cpu)
                 self.own.append(now_cpu - last_cpu - (now_gc - last_gc))
@@ -71,7 +76,7 @@ class Steps:
 
     def report(self) -> str:
         def top(values: list[float]) -> str:
-            ranked = sorted(values, reverse=True)
+            ranked = sorted(values, reverse=True) or [0.0]
             return f"{ranked[0] * 1e3:.2f} ms (5th {ranked[min(4, len(ranked) - 1)] * 1e3:.2f})"
 
         text = f"longest step: wall {top(self.wall)}, CPU {top(self.cpu)}, CPU less GC {top(self.own)}"
