@@ -162,8 +162,10 @@ async def test_the_http_server_answers_metrics_and_pages_written_in_slices() -> 
                 scraped = await response.read()
             async with session.get(f"http://127.0.0.1:{port}/debug/lines") as response:
                 text = await response.text()
+                kind = response.headers["Content-Type"]
     finally:
         await runner.cleanup()
 
     assert scraped == generate_latest(registry)
     assert text == "".join(page)
+    assert kind == "text/plain; charset=utf-8"
