@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import selectors
@@ -62,16 +63,34 @@ def listen_dns(base: str, count: int, port: int) -> None:
                 with_socket.sendto(answer, client)
 
 
-def listen(base: str, count: int, port: int) -> None:
-    selector = selectors.DefaultSelector()
+def listen(base: str, count: int, port: int, sweep: float = 0.0) -> None:
+    """Accept (and close) every connection to ``port`` on ``count`` addresses.
+
+    ``sweep`` > 0: nobody waits on the listening sockets; every ``sweep`` seconds one pass
+    accepts whatever the kernel has queued. The kernel completes each handshake either way (all
+    a TCP probe needs), but no connection wakes this process, which matters when it shares a CPU
+    with the load generator: a remote target's wake-ups happen on its own machine.
+    """
+    sockets = []
     for address in addresses(base, count):
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
         sock.listen(1024)
         sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ)
+        sockets.append(sock)
     print("ready", flush=True)
+    if sweep > 0:
+        while True:
+            time.sleep(sweep)
+            for sock in sockets:
+                with contextlib.suppress(BlockingIOError):
+                    while True:
+                        conn, _ = sock.accept()
+                        conn.close()
+    selector = selectors.DefaultSelector()
+    for sock in sockets:
+        selector.register(sock, selectors.EVENT_READ)
     while True:
         for key, _ in selector.select():
             with_socket: socket.socket = key.fileobj  # type: ignore[assignment]
@@ -123,9 +142,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=6.0)
     parser.add_argument("--kind", choices=["tcp", "dns"], default="tcp")
+    parser.add_argument("--sweep", type=float, default=0.0, help="tcp listen: accept in passes")
     args = parser.parse_args()
     if args.mode == "listen":
-        (listen_dns if args.kind == "dns" else listen)(args.base, args.count, args.port)
+        if args.kind == "dns":
+            listen_dns(args.base, args.count, args.port)
+        else:
+            listen(args.base, args.count, args.port, args.sweep)
         return
     import uvloop
 

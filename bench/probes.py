@@ -49,6 +49,16 @@ READY_HOSTS = [f"127.0.9.{n}" for n in range(11, 15)]
 QPS_NODES, QPS_AREAS = 1000, 10
 QPS_BASE = "127.3.0.1"
 QPS_TARGET_RATIO = 0.95
+SETTLE = 3.0
+"""Seconds between a node-dns being ready (and, when probing, its first probe round over) and
+its throughput run."""
+WITHOUT = "without probes"
+PROBING = "probing 1,000 addresses / 2 s"
+PROBING_SWEPT = "probing, targets accept in passes"
+SWEEP = 0.5
+"""The second set of targets accepts every 0.5 s instead of on each connection (see
+``bench.probe_load.listen``): same probes, same handshakes, no wake-up of the target process
+on the load generator's CPU per probe."""
 FIXED_QPS = 20_000
 """The fixed rate at which node-dns' CPU is compared with and without probing (well below its
 limit, so the comparison is in CPU-seconds and not in what share of the CPU it was given)."""
@@ -171,19 +181,11 @@ def victim_gone(process: NodeDns, area: str, host: str) -> bool:
 
 
 @contextlib.contextmanager
-def _listener(base: str, count: int, port: int) -> Iterator[None]:
+def _listener(base: str, count: int, port: int, sweep: float = 0.0) -> Iterator[None]:
     argv = [
-        sys.executable,
-        "-m",
-        "bench.probe_load",
-        "listen",
-        "--base",
-        base,
-        "--count",
-        str(count),
-        "--port",
-        str(port),
-    ]
+        sys.executable, "-m", "bench.probe_load", "listen", "--base", base, "--count", str(count),
+        "--port", str(port), "--sweep", f"{sweep:g}",
+    ]  # fmt: skip
     # Niced: the kernel completes the handshakes (a probe only needs that), the accepts can wait,
     # and dnsperf on the same CPU keeps its share.
     process = subprocess.Popen(
@@ -271,15 +273,18 @@ def throughput(plane: ControlPlane, opts: common.Options) -> list[Table]:
     common.populate(plane, specs)
     workdir = Path(tempfile.mkdtemp(prefix="probes-qps-", dir=opts.workdir))
     mix = common.write_mix(workdir / "mix.txt", areas)
-    port = free_port("127.3.0.1")
-    probe_file = workdir / "probes.yaml"
-    probe_file.write_text(yaml.safe_dump({"areas": dict.fromkeys(areas, f"tcp:{port}")}))
-    modes = {"without probes": [], "probing 1,000 addresses / 2 s": [f"--probe-file={probe_file}"]}
+    port, swept = free_port("127.3.0.1"), free_port("127.3.0.1")
+    modes: dict[str, list[str]] = {WITHOUT: []}
+    for mode, target_port in ((PROBING, port), (PROBING_SWEPT, swept)):
+        probe_file = workdir / f"probes-{target_port}.yaml"
+        probe_file.write_text(yaml.safe_dump({"areas": dict.fromkeys(areas, f"tcp:{target_port}")}))
+        modes[mode] = [f"--probe-file={probe_file}"]
     results: dict[str, list[common.PerfResult]] = {mode: [] for mode in modes}
     fixed: dict[str, list[common.PerfResult]] = {mode: [] for mode in modes}
-    with _listener(QPS_BASE, QPS_NODES, port):
-        for _ in range(opts.rounds):
-            for mode, args in modes.items():
+    with _listener(QPS_BASE, QPS_NODES, port), _listener(QPS_BASE, QPS_NODES, swept, sweep=SWEEP):
+        for round_ in range(opts.rounds):
+            for mode in _order(list(modes), round_):
+                args = modes[mode]
                 process = common.node_dns(plane, *args)
                 with process:
                     common.wait_replayed(process, QPS_NODES)
@@ -287,7 +292,9 @@ def throughput(plane: ControlPlane, opts: common.Options) -> list[Table]:
                         _poll_until(
                             lambda p=process: (_metric(p, "node_dns_probe_verdicts_available") or 0) == 1, 60
                         )
-                        time.sleep(3)  # probing at its steady rate (first round over)
+                    # Probing at its steady rate (first round over); the same wait without probes,
+                    # so the modes differ in nothing but the probes.
+                    time.sleep(SETTLE)
                     assert process.pid is not None
                     results[mode].append(
                         common.dnsperf(process.dns_port, mix, seconds=opts.seconds, pid=process.pid)
@@ -300,23 +307,39 @@ def throughput(plane: ControlPlane, opts: common.Options) -> list[Table]:
     return [throughput_table(results, opts), fixed_rate_table(fixed, opts)]
 
 
+def _order(modes: list[str], round_: int) -> list[str]:
+    """Every other round the other way round (ABC CBA): no mode always runs first or last."""
+    return modes if round_ % 2 == 0 else modes[::-1]
+
+
+def _paired(
+    runs: dict[str, list[common.PerfResult]], mode: str
+) -> list[tuple[common.PerfResult, common.PerfResult]]:
+    """(without, probing) runs of the same round."""
+    return list(zip(runs[WITHOUT], runs[mode], strict=True))
+
+
 def fixed_rate_table(fixed: dict[str, list[common.PerfResult]], opts: common.Options) -> Table:
     """node-dns' CPU at one fixed query rate with and without probing: the difference, per probe,
     is what a probe costs the process that answers (the probes run on its event loop)."""
-    without, probing = fixed["without probes"], fixed["probing 1,000 addresses / 2 s"]
     rate = QPS_NODES / 2
-    per_probe = [
-        1e6 * (p.server_cpu_s / p.wall_s - w.server_cpu_s / w.wall_s) / rate
-        for w, p in zip(without, probing, strict=True)
-        if p.wall_s and w.wall_s
-    ]
+    per_probe = {
+        mode: [
+            1e6 * (p.server_cpu_s / p.wall_s - w.server_cpu_s / w.wall_s) / rate
+            for w, p in _paired(fixed, mode)
+            if p.wall_s and w.wall_s
+        ]
+        for mode in fixed
+        if mode != WITHOUT
+    }
     table = Table(
         f"node-dns CPU at a fixed {FIXED_QPS:,} q/s, with and without probing (1,000 nodes)",
         ["mode", "CPU s per s (median)", "answers lost (total)", "CPU µs per probe (paired median)"],
         notes=[
             f"dnsperf -Q {FIXED_QPS} for {opts.seconds:g} s right after each throughput run, same process; "
             "CPU of node-dns and its children from /proc. Per probe: (probing - without, same round) / "
-            f"{rate:,.0f} probes/s. Each round: " + ", ".join(f"{u:.0f}" for u in per_probe) + " µs.",
+            f"{rate:,.0f} probes/s. Each round, µs: "
+            + "; ".join(f"{mode}: " + ", ".join(f"{u:.0f}" for u in us) for mode, us in per_probe.items()),
             "On loopback the target's half of each TCP handshake is also charged to node-dns (see the "
             "prober CPU table).",
             common.load_note(),
@@ -324,12 +347,13 @@ def fixed_rate_table(fixed: dict[str, list[common.PerfResult]], opts: common.Opt
         raw={mode: [r.__dict__ for r in rs] for mode, rs in fixed.items()} | {"per_probe_us": per_probe},
     )
     for mode, runs in fixed.items():
+        us = per_probe.get(mode)
         table.rows.append(
             [
                 mode,
                 common.median([r.server_cpu_s / r.wall_s for r in runs if r.wall_s]),
                 sum(r.lost for r in runs),
-                f"{common.median(per_probe):.0f}" if per_probe and runs is probing else "-",
+                f"{common.median(us):.0f}" if us else "-",
             ]
         )
     return table
@@ -337,74 +361,78 @@ def fixed_rate_table(fixed: dict[str, list[common.PerfResult]], opts: common.Opt
 
 def throughput_table(results: dict[str, list[common.PerfResult]], opts: common.Options) -> Table:
     """Medians, paired per-round ratios and the implied CPU per probe (from the runs alone)."""
-    modes = list(results)
-    base_qps = common.median([r.qps for r in results["without probes"]])
-    probing_mode = "probing 1,000 addresses / 2 s"
-    paired = list(zip(results["without probes"], results[probing_mode], strict=True))
-    qps_pairs = [p.qps / w.qps for w, p in paired if w.qps]
-    cpu_pairs = [p.per_cpu_second / w.per_cpu_second for w, p in paired if w.per_cpu_second]
-    # The probing run's CPU beyond what its answers cost at the same round's rate without probes.
-    probe_us = [
-        1e6 * (p.server_cpu_s - p.completed / w.per_cpu_second) / (QPS_NODES / 2 * p.wall_s)
-        for w, p in paired
-        if w.per_cpu_second and p.wall_s
-    ]
+    qps_pairs: dict[str, list[float]] = {}
+    cpu_pairs: dict[str, list[float]] = {}
+    probe_us: dict[str, list[float]] = {}
+    for mode in results:
+        if mode == WITHOUT:
+            continue
+        paired = _paired(results, mode)
+        qps_pairs[mode] = [p.qps / w.qps for w, p in paired if w.qps]
+        cpu_pairs[mode] = [p.per_cpu_second / w.per_cpu_second for w, p in paired if w.per_cpu_second]
+        # The probing run's CPU beyond what its answers cost at the same round's rate without probes.
+        probe_us[mode] = [
+            1e6 * (p.server_cpu_s - p.completed / w.per_cpu_second) / (QPS_NODES / 2 * p.wall_s)
+            for w, p in paired
+            if w.per_cpu_second and p.wall_s
+        ]
+
+    def each(pairs: dict[str, list[float]], spec: str) -> str:
+        return "; ".join(f"{mode}: " + ", ".join(format(r, spec) for r in rs) for mode, rs in pairs.items())
+
     table = Table(
         "DNS throughput while probing (UDP, 1,000 nodes)",
         [
             "mode",
             "QPS (median)",
             "answers per server CPU-second (median)",
-            "QPS ratio to without",
+            "QPS ratio (paired median)",
             "per-CPU-second ratio (paired median)",
         ],
         notes=[
             f"node-dns pinned to CPU {common.SERVER_CPU}, dnsperf on CPU {common.CLIENT_CPU}; "
-            f"{opts.rounds} interleaved rounds of {opts.seconds:g} s; target: within 5% of without.",
-            "QPS ratio of each round (probing / without, same round): "
-            + ", ".join(f"{r:.3f}" for r in qps_pairs),
+            f"{opts.rounds} rounds of {opts.seconds:g} s, the order of the modes reversed every other "
+            "round (a fresh node-dns per run, the same wait before each); target: within 5% of without.",
+            f"Probe targets: a niced Python accept loop per address on CPU {common.CLIENT_CPU}, woken by "
+            f"each connection ({PROBING!r}) or accepting every {SWEEP:g} s without being woken "
+            f"({PROBING_SWEPT!r}); the kernel completes the handshake either way.",
+            "QPS ratio of each round (probing / without, same round): " + each(qps_pairs, ".3f"),
             "Answers per server CPU-second, ratio of each round: "
-            + ", ".join(f"{r:.3f}" for r in cpu_pairs)
+            + each(cpu_pairs, ".3f")
             + " (the capacity measure: it does not depend on how much of its CPU other work took).",
             "node-dns CPU per probe implied by each round (its CPU beyond what its answers cost at that "
-            "round's rate without probes), µs: " + ", ".join(f"{u:.0f}" for u in probe_us),
+            "round's rate without probes), µs: " + each(probe_us, ".0f"),
             common.load_note(),
         ],
     )
-    cpu_ratio = common.median(cpu_pairs) if cpu_pairs else 0.0
-    for mode in modes:
-        qps = common.median([r.qps for r in results[mode]])
-        per_cpu = common.median([r.per_cpu_second for r in results[mode]])
-        probing_row = mode == probing_mode
+    for mode, runs in results.items():
+        probing = mode != WITHOUT
         table.rows.append(
             [
                 mode,
-                qps,
-                per_cpu,
-                f"{qps / base_qps:.3f}" if base_qps else "n/a",
-                f"{cpu_ratio:.3f}" if probing_row else "1.000",
+                common.median([r.qps for r in runs]),
+                common.median([r.per_cpu_second for r in runs]),
+                f"{common.median(qps_pairs[mode]):.3f}" if probing else "1.000",
+                f"{common.median(cpu_pairs[mode]):.3f}" if probing else "1.000",
             ]
         )
-    probing = common.median([r.qps for r in results[probing_mode]])
-    ok = bool(base_qps) and probing >= QPS_TARGET_RATIO * base_qps
-    table.raw = {mode: [r.__dict__ for r in rs] for mode, rs in results.items()} | {
-        "probe_us": probe_us,
-        "summary": [
+    summary = []
+    for mode, qps_ratios in qps_pairs.items():
+        qps_ratio = common.median(qps_ratios) if qps_ratios else 0.0
+        cpu_ratio = common.median(cpu_pairs[mode]) if cpu_pairs[mode] else 0.0
+        summary += [
+            (f"QPS {mode} / without", f"{qps_ratio:.3f}", ">= 0.95", qps_ratio >= QPS_TARGET_RATIO, "-"),
             (
-                "QPS while probing / without",
-                f"{probing / base_qps:.3f}" if base_qps else "n/a",
-                ">= 0.95",
-                ok,
-                "-",
-            ),
-            (
-                "answers per CPU-second while probing / without",
+                f"answers per CPU-second {mode} / without",
                 f"{cpu_ratio:.3f}",
                 ">= 0.95",
                 cpu_ratio >= QPS_TARGET_RATIO,
                 "-",
             ),
-        ],
+        ]
+    table.raw = {mode: [r.__dict__ for r in rs] for mode, rs in results.items()} | {
+        "probe_us": probe_us,
+        "summary": summary,
     }
     return table
 

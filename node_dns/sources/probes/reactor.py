@@ -23,6 +23,7 @@ Results are handed to ``done(key, result)`` as they come, never raised. Linux on
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import heapq
@@ -39,7 +40,7 @@ from node_dns.settings import probe_spec as spec_mod
 from node_dns.sources.probes.machine import Result
 
 Done = Callable[[Any, Result], None]
-_Entry = tuple[Any, float, int, float, socket.socket | None, int]
+_Entry = tuple[Any, float, int, float, _socket.socket | None, int]
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 IP_RECVERR = 11
@@ -48,6 +49,7 @@ IPV6_RECVERR = 25
 POLL_BATCH = 256
 RECEIVE_SIZE = 4096
 
+_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 _CONNECTING = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _WORDS = {errno.ECONNRESET: "connection reset"}
@@ -107,7 +109,9 @@ class Reactor:
         """Connect to (host, port); ``done`` gets "connected" or why not."""
         start = self._clock()
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+            # The C socket type: the probe needs no file object or reference counting, and the
+            # Python subclass' constructor and close() cost ~2 µs per probe.
+            sock = _socket.socket(family, _STREAM)
         except OSError as error:
             self._done(key, Result(False, describe_errno(error.errno or errno.EIO), 0.0, start))
             return
@@ -156,7 +160,7 @@ class Reactor:
         start: float,
         *,
         timeout: float,
-        sock: socket.socket | None,
+        sock: _socket.socket | None,
         rcode: int,
     ) -> None:
         self._seq += 1
