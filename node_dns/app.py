@@ -167,7 +167,7 @@ async def start(
     if settings.workers:
         pool = start_workers(server, gate)
         port = pool.port
-        udp_kernel_drops: Callable[[], int | None] = pool.kernel_drops
+        drops: sockets.OnLoop | sockets.OffLoop = sockets.OffLoop(pool.kernel_drops)
         udp_buffer: Callable[[], int] = lambda: pool.granted_buffer  # noqa: E731
         limited = (lambda: pool.targets.rate_limits) if limiter is not None else None
         udp_path = udp.expected_path(limiter)
@@ -183,12 +183,10 @@ async def start(
         )
         port = server._udp.get_extra_info("sockname")[1]
         udp_socket = server._udp.get_extra_info("socket")
-        udp_inodes = frozenset({sockets.inode(udp_socket.fileno())})
-        udp_kernel_drops = lambda: sockets.kernel_drops(udp_inodes)  # noqa: E731
+        drops = sockets.held_socket_drops(udp_socket)
         udp_buffer = lambda: sockets.granted(udp_socket)  # noqa: E731
         limited = (lambda: limiter.stats.actions) if limiter is not None else None
         udp_path = udp.path(server._udp)
-    drops = sockets.OffLoop(udp_kernel_drops)
     process = process_readings.ProcessReadings()
     lag = loop_lag.LagMonitor(metrics.LAG_BUCKETS)
     gc_pauses = gcpolicy.Pauses(metrics.LAG_BUCKETS)
@@ -451,8 +449,11 @@ def _zone_page(zone: writer.Zone) -> Iterator[str]:
         yield line + "\n"
 
 
-async def _read_off_loop(drops: sockets.OffLoop, process: process_readings.ProcessReadings) -> None:
-    """Before a scrape: the readings that make system calls, one after the other in a worker thread."""
+async def _read_off_loop(
+    drops: sockets.OnLoop | sockets.OffLoop, process: process_readings.ProcessReadings
+) -> None:
+    """Before a scrape: the readings that make system calls (the drops of a held socket are one
+    ``getsockopt`` on the loop; the rest in a worker thread)."""
     await drops.refresh()
     await process.refresh()
 

@@ -31,7 +31,7 @@ from node_dns.answer.stats import Histogram
 
 log = logging.getLogger("node_dns")
 
-THRESHOLDS = (10_000, 20, 10)
+THRESHOLDS = (1_000, 10, 10)
 """gen0 allocations, gen1 and gen2 collection ratios (CPython's default: 700, 10, 10)."""
 
 

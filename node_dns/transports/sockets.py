@@ -6,10 +6,12 @@ datagram and the client retries after its timeout, a second or more. The default
 (``net.core.rmem_default``, ~208 KiB) holds a few milliseconds of traffic at 60k queries/s;
 :func:`size_receive_buffer` asks for more, and says once, clearly, when the kernel gives less.
 
-Drops are read from ``/proc/net/udp`` and ``/proc/net/udp6`` at scrape time (the ``drops``
-column of our socket's inode). That column is the socket's ``sk_drops``, the same counter
-``SO_RXQ_OVFL`` hands out as ancillary data, read without any cost on the receive path and
-whatever the path is (batched ``recvmmsg``, asyncio's endpoint, uvloop).
+Drops are the socket's ``sk_drops``, the counter ``SO_RXQ_OVFL`` hands out as ancillary data,
+read at scrape time without any cost on the receive path whatever the path is (batched
+``recvmmsg``, asyncio's endpoint, uvloop): from a socket we hold, by ``SO_MEMINFO`` (one
+``getsockopt``, microseconds); for sockets handed to worker processes, from the ``drops`` column
+of their inodes in ``/proc/net/udp`` and ``/proc/net/udp6`` (the kernel prints every UDP socket of
+the namespace there, so that reading is taken off the event loop).
 """
 
 from __future__ import annotations
@@ -102,6 +104,35 @@ def report(sizing: Sizing | None, *, limit: int | None) -> None:
         )
 
 
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
+"""A socket's memory counters as an array of u32 (Linux >= 4.12); drops are at index 8."""
+MEMINFO_DROPS = 8
+
+
+def socket_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped on a socket we hold (its ``sk_drops``), or None if not told.
+
+    The counter is 32 bits wide: it wraps after ~4 billion drops, which Prometheus' ``rate``
+    reads as a counter reset.
+    """
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * (MEMINFO_DROPS + 1))
+    except OSError:
+        return None
+    if len(raw) < 4 * (MEMINFO_DROPS + 1):
+        return None
+    return int.from_bytes(raw[4 * MEMINFO_DROPS : 4 * (MEMINFO_DROPS + 1)], sys.byteorder)
+
+
+def held_socket_drops(sock: socket.socket) -> OnLoop | OffLoop:
+    """The drops of a socket we hold: by ``SO_MEMINFO`` on the loop where the kernel has it,
+    else from its ``/proc/net/udp`` line, off the loop."""
+    if socket_drops(sock) is not None:
+        return OnLoop(lambda: socket_drops(sock))
+    inodes = frozenset({inode(sock)})
+    return OffLoop(lambda: kernel_drops(inodes))
+
+
 def inode(sock: socket.socket | int) -> int:
     """The socket's inode number: its key in /proc/net/udp."""
     return os.fstat(sock if isinstance(sock, int) else sock.fileno()).st_ino
@@ -151,6 +182,21 @@ def _lines_naming(text: str, inodes: frozenset[int]) -> Iterator[str]:
             end = len(text) if end < 0 else end
             yield text[text.rfind("\n", 0, at) + 1 : end]
             at = text.find(needle, end)
+
+
+class OnLoop:
+    """A reading cheap enough to take on the event loop at each scrape (same interface as
+    :class:`OffLoop`)."""
+
+    def __init__(self, read: Callable[[], int | None]) -> None:
+        self._read = read
+        self.value: int | None = None
+
+    async def refresh(self) -> None:
+        self.value = self._read()
+
+    def __call__(self) -> int | None:
+        return self.value
 
 
 class OffLoop:

@@ -55,7 +55,8 @@ class Store(Generic[K, V]):
                 self.tombstones[key] = ver
         else:
             self.tombstones.pop(key, None)
-            self.items[key] = value
+            if old is None or old != value:
+                self.items[key] = value  # an equal value keeps the object already held (see below)
             if ver is not None:
                 self.versions[key] = ver
         return True, old

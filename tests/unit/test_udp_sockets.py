@@ -52,6 +52,29 @@ def test_a_real_socket_is_found_in_proc_with_no_drops(udp_socket: socket.socket)
     assert sockets.kernel_drops(frozenset({sockets.inode(udp_socket)})) == 0
 
 
+def _overflow(sock: socket.socket) -> None:
+    """Fill a small receive buffer past its end, so the kernel drops datagrams."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(100):
+            sender.sendto(b"x" * 512, sock.getsockname())
+
+
+def test_a_held_socket_tells_its_own_drops_as_proc_does(udp_socket: socket.socket) -> None:
+    _overflow(udp_socket)
+    dropped = sockets.socket_drops(udp_socket)
+    assert dropped is not None and dropped > 0
+    assert dropped == sockets.kernel_drops(frozenset({sockets.inode(udp_socket)}))
+
+
+def test_a_held_socket_is_read_on_the_loop_without_proc(udp_socket: socket.socket) -> None:
+    reading = sockets.held_socket_drops(udp_socket)
+    assert isinstance(reading, sockets.OnLoop)
+    _overflow(udp_socket)
+    asyncio.run(reading.refresh())
+    assert reading() == sockets.socket_drops(udp_socket)
+
+
 def test_zero_leaves_the_kernel_default(udp_socket: socket.socket) -> None:
     before = sockets.granted(udp_socket)
     assert sockets.size_receive_buffer(udp_socket, 0) is None

@@ -15,3 +15,8 @@ def test_kopf_posts_no_events_and_peers_with_nobody() -> None:
     assert settings.posting.enabled is False
     assert settings.peering.standalone is True
     assert settings.scanning.disabled is True
+
+
+def test_kopf_lets_an_idle_object_worker_go_within_a_second() -> None:
+    settings = watch.operator_settings()
+    assert settings.queueing.idle_timeout == watch.WORKER_IDLE <= 1.0
