@@ -31,7 +31,6 @@ from typing import Any
 import uvloop
 
 from node_dns import app, gcpolicy, kube, loop_lag
-from node_dns.answer import stats as answer_stats
 from node_dns.sinks import http, metrics, process_readings
 from node_dns.sources import lister, nodes
 from tests.unit import zonekit
@@ -114,15 +113,8 @@ async def scrape(path: str, scrapes: int, nodes_: int = 5000, areas: int = 100) 
         ],
         "1",
     )
-    inputs = metrics.Inputs(
-        queries=answer_stats.QueryStats(metrics.DURATION_BUCKETS),
-        source=nodes.SourceStats(),
-        zone=zone,
-        serial=lambda: zone.snapshot.serial,
-        areas=lambda: zone.area_counts,
-        tcp_connections=lambda: 0,
-        tcp_refused=lambda: 0,
-        internal_errors=lambda: 0,
+    inputs = zonekit.metrics_inputs(
+        zone,
         loop_lag=loop_lag.LagMonitor(metrics.LAG_BUCKETS),
         gc_pauses=gcpolicy.Pauses(metrics.LAG_BUCKETS).histograms,
         udp_kernel_drops=lambda: 0,

@@ -15,7 +15,7 @@ from node_dns import gcpolicy, loop_lag
 from node_dns.answer import stats as answer_stats
 from node_dns.sinks import exposition, http, metrics, process_readings
 from node_dns.sources import nodes
-from tests.unit.zonekit import facts, synced_zone
+from tests.unit.zonekit import facts, metrics_inputs, synced_zone
 
 AREAS = 300
 """More areas than samples in one piece: the per-area families are written in pieces."""
@@ -36,15 +36,11 @@ def node_dns_registry() -> CollectorRegistry:
     queries = answer_stats.QueryStats(metrics.DURATION_BUCKETS)
     queries.responses[("udp", "A", "NOERROR")] = 12
     source = nodes.SourceStats(events={"LISTED": 1200, "MODIFIED": 3}, lists={"ok": 2})
-    inputs = metrics.Inputs(
+    inputs = metrics_inputs(
+        zone,
         queries=queries,
         source=source,
-        zone=zone,
-        serial=lambda: zone.snapshot.serial,
-        areas=lambda: zone.area_counts,
         tcp_connections=lambda: 2,
-        tcp_refused=lambda: 0,
-        internal_errors=lambda: 0,
         loop_lag=loop_lag.LagMonitor(metrics.LAG_BUCKETS),
         gc_pauses=gcpolicy.Pauses(metrics.LAG_BUCKETS).histograms,
         udp_kernel_drops=lambda: 5,

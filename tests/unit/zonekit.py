@@ -108,24 +108,32 @@ def ask(
     return wire, dns.message.from_wire(wire, ignore_trailing=False)
 
 
-def metrics_text(zone: Zone) -> str:
-    """/metrics as the running server renders it for this zone (no queries, no watch yet)."""
-    from prometheus_client import generate_latest
-
+def metrics_inputs(zone: Zone, **overrides: Any) -> Any:
+    """``metrics.Inputs`` of an idle server for this zone (no queries, no watch yet, no TCP
+    connection); ``overrides`` set any input a test or bench wants otherwise."""
     from node_dns.answer import stats
     from node_dns.sinks import metrics
     from node_dns.sources import nodes
 
-    registry = metrics.registry(
-        metrics.Inputs(
-            queries=stats.QueryStats(),
-            source=nodes.SourceStats(),
-            zone=zone,
-            serial=lambda: zone.snapshot.serial,
-            areas=lambda: zone.area_counts,
-            tcp_connections=lambda: 0,
-            tcp_refused=lambda: 0,
-            internal_errors=lambda: 0,
-        )
-    )
+    given: dict[str, Any] = {
+        "queries": stats.QueryStats(metrics.DURATION_BUCKETS),
+        "source": nodes.SourceStats(),
+        "zone": zone,
+        "serial": lambda: zone.snapshot.serial,
+        "areas": lambda: zone.area_counts,
+        "tcp_connections": lambda: 0,
+        "tcp_refused": lambda: 0,
+        "internal_errors": lambda: 0,
+    }
+    given.update(overrides)
+    return metrics.Inputs(**given)
+
+
+def metrics_text(zone: Zone) -> str:
+    """/metrics as the running server renders it for this zone (no queries, no watch yet)."""
+    from prometheus_client import generate_latest
+
+    from node_dns.sinks import metrics
+
+    registry = metrics.registry(metrics_inputs(zone))
     return generate_latest(registry).decode()
