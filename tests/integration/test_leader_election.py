@@ -29,6 +29,7 @@ import pytest
 from node_dns.leader.decide import parse_micro_time
 from tests.harness import ControlPlane, Kube, KubeError, NodeDns
 from tests.harness.kube import wait_for
+from tests.harness.logs import denials
 from tests.harness.nodedns import AREAS_ANNOTATION, IPS_ANNOTATION
 
 pytestmark = pytest.mark.controlplane
@@ -280,9 +281,7 @@ def replicas(
             logs = proc.logs()
             if outages is not None:
                 logs = "\n".join(line for line in logs.splitlines() if not outages.covers(line))
-            assert not re.search(r"\b403\b", logs) and "Forbidden" not in logs, (
-                f"{name} was denied something:\n{logs}"
-            )
+            assert not denials(logs), f"{name} was denied something:\n{logs}"
             assert "Traceback" not in logs, f"{name} logged a traceback:\n{logs}"
 
 
