@@ -35,8 +35,8 @@ from bench.report import Table
 from tests.harness.controlplane import ControlPlane
 
 PARTS = ("udp", "tcp", "workers", "convergence", "scale", "zone", "hooks", "agent", "soak", "xfr", "probes")
-EXTRA_PARTS = ("soak-rss",)
-"""Parts run only when named in --only: soak-rss is one 10-minute run (the full soak has four)."""
+EXTRA_PARTS = ("soak-rss", "soak-rss-big")
+"""Parts run only when named in --only: each soak-rss is one 10-minute run (the full soak has four)."""
 NEEDED = ("dnsperf", "taskset")
 
 
@@ -95,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps.append(("soak", lambda: soak.run(plane, opts)))
             if "soak-rss" in parts:  # one node-dns run, 10 min (60 s quick) at 5 flips/s: RSS over time
                 steps.append(("soak-rss", lambda: soak.run_rss(plane, opts)))
+            if "soak-rss-big" in parts:  # the same at 5,000 kubelet-shaped nodes and 50 flips/s
+                steps.append(("soak-rss-big", lambda: soak.run_rss(plane, opts, big=True)))
             if "probes" in parts:
                 steps.append(("probes", lambda: probes.run(plane, opts)))
             for name, step in steps:

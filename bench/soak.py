@@ -291,8 +291,14 @@ def _culprit_table(phases: Sequence[Phase], seconds: float) -> Table:
     )
 
 
-def run_rss(plane: ControlPlane, opts: common.Options) -> list[Table]:
-    """One long node-dns run (10 minutes; 60 s with --quick) at :data:`RSS_CHURN` flips/s: RSS over time."""
+def run_rss(plane: ControlPlane, opts: common.Options, *, big: bool = False) -> list[Table]:
+    """One long node-dns run (10 minutes; 60 s with --quick): RSS over time.
+
+    200 nodes at :data:`RSS_CHURN` flips/s, or with ``big`` the stall target's population
+    (:data:`BIG_NODES` kubelet-shaped nodes at :data:`BIG_CHURN` flips/s), where a leak per event
+    or per node would show first. The rate is a third of node-dns' unthrottled rate on 200 nodes,
+    as in the soak.
+    """
     seconds = SECONDS[opts.quick]
     areas = [common.area_name(i) for i in range(AREAS)]
     specs = common.node_specs(NODES, AREAS)
@@ -302,7 +308,17 @@ def run_rss(plane: ControlPlane, opts: common.Options) -> list[Table]:
         _warm(process, NODES)
         unthrottled = common.dnsperf(process.dns_port, mix, seconds=5.0, pid=process.pid)
     rate = int(unthrottled.qps * RATE_FRACTION)
-    phase = _node_dns_phase(plane, mix, [spec.name for spec in specs], RSS_CHURN, rate, seconds)
+    if big:
+        big_specs = common.node_specs(BIG_NODES, BIG_AREAS)
+        heavy_nodes.populate(plane, big_specs)
+        big_mix = common.write_mix(
+            opts.workdir / "mix-soak-big.txt", [common.area_name(i) for i in range(BIG_AREAS)]
+        )
+        label = f"node-dns, {BIG_NODES:,} nodes in {BIG_AREAS} areas"
+        names = [spec.name for spec in big_specs]
+        phase = _node_dns_phase(plane, big_mix, names, BIG_CHURN, rate, seconds, label)
+    else:
+        phase = _node_dns_phase(plane, mix, [spec.name for spec in specs], RSS_CHURN, rate, seconds)
     table = _table([phase], rate, unthrottled.qps, seconds)
     table.title = f"Soak, RSS over {seconds / 60:.0f} min: " + table.title.removeprefix("Soak: ")
     every = max(1, round(60 / RSS_EVERY))
