@@ -67,6 +67,10 @@ class Phase:
     own_longest: float = float("nan")
     """Like ``longest_lag``, less the loop thread's run-queue wait (node_dns_event_loop_own_lag_seconds)."""
     own_over_budget: float = float("nan")
+    receive_longest: float = float("nan")
+    """Upper bound of the bucket of the longest UDP receive wait during the run (the oldest
+    datagram of a read, from its kernel stamp: node_dns_dns_udp_receive_wait_seconds)."""
+    receive_over_budget: float = float("nan")
     cpu_s: float = float("nan")
     """CPU seconds of the node-dns process during the run (every thread)."""
     culprits: dict[str, stallstats.Culprit] = field(default_factory=dict)
@@ -126,15 +130,6 @@ def _metric(text: str, name: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
-def _lag_buckets(text: str, family: str) -> dict[float, float]:
-    """Cumulative histogram (lag, or GC pauses of any generation summed): upper bound -> count."""
-    found = re.findall(rf'^{family}_bucket\{{(?:generation="\d",)?le="([^"]+)"\}} ([\d.e+-]+)$', text, re.M)
-    buckets: dict[float, float] = {}
-    for bound, count in found:
-        buckets[float(bound)] = buckets.get(float(bound), 0.0) + float(count)
-    return buckets
-
-
 def _run_queue_wait(pid: int) -> float:
     """Seconds the main thread has waited on a run queue (/proc/PID/schedstat, second field)."""
     try:
@@ -147,15 +142,7 @@ def _lag_in_phase(
     before: str, after: str, family: str = "node_dns_event_loop_lag_seconds"
 ) -> tuple[float, float]:
     """Between two scrapes: the upper bound of the longest observation, and those over the budget."""
-    old, new = _lag_buckets(before, family), _lag_buckets(after, family)
-    longest, below = 0.0, 0.0
-    for bound in sorted(new):
-        observed = new[bound] - old.get(bound, 0.0)
-        if observed > below:
-            longest = bound
-        below = observed
-    over = (new[float("inf")] - old.get(float("inf"), 0.0)) - (new[STALL_BUDGET] - old.get(STALL_BUDGET, 0.0))
-    return longest, over
+    return stallstats.in_phase(before, after, family, STALL_BUDGET)
 
 
 @contextlib.contextmanager
@@ -225,6 +212,9 @@ def _node_dns_phase(
         phase.cpu_s = common.cpu_seconds(pid) - cpu
         phase.own_longest, phase.own_over_budget = _lag_in_phase(
             before, text, "node_dns_event_loop_own_lag_seconds"
+        )
+        phase.receive_longest, phase.receive_over_budget = _lag_in_phase(
+            before, text, "node_dns_dns_udp_receive_wait_seconds"
         )
         phase.culprits = stallstats.between(before, text)
         phase.longest_since_start = _metric(text, "node_dns_event_loop_lag_max_seconds")
@@ -348,6 +338,8 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
             "longest loop lag ms (bucket; since start)",
             f"lags > {STALL_BUDGET * 1e3:.0f} ms",
             f"own lags > {STALL_BUDGET * 1e3:.0f} ms (longest ms, bucket)",
+            "longest receive wait ms (bucket)",
+            f"receive waits > {STALL_BUDGET * 1e3:.0f} ms",
             "kernel drops",
             "longest GC ms CPU (bucket)",
             "waited for CPU s",
@@ -378,6 +370,8 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
                     if phase.server != "NSD"
                     else "-"
                 ),
+                _bucket(phase.receive_longest) if phase.server != "NSD" else "-",
+                phase.receive_over_budget if phase.server != "NSD" else "-",
                 phase.kernel_drops if phase.server != "NSD" else "-",
                 _bucket(phase.gc_longest) if phase.server != "NSD" else "-",
                 phase.run_queue_wait if phase.server != "NSD" else "-",
@@ -401,6 +395,9 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
         "loop lag and GC: the highest histogram bucket that gained an observation during the run "
         "(node_dns_event_loop_lag_seconds; node_dns_gc_pause_seconds, CPU time of each collection)",
         "'since start': node_dns_event_loop_lag_max_seconds, start-up included",
+        "receive wait: per read of the UDP socket (a recvmmsg batch), how long its oldest query sat in "
+        "the socket, from the kernel's receive stamp (node_dns_dns_udp_receive_wait_seconds): the "
+        "queries' own wait, where the loop lag is a timer's",
         f"/metrics is scraped every {SCRAPE_EVERY:.0f} s during each run, as Prometheus would",
         "'waited for CPU': run-queue delay of node-dns' main thread during the run "
         "(/proc/PID/schedstat), the share of a stall that other processes on its CPU caused",

@@ -1,4 +1,5 @@
-"""Stalls by culprit between two /metrics scrapes of node-dns (the stall watch's counters).
+"""Stalls between two /metrics scrapes of node-dns: by culprit (the stall watch's counters), and
+what a histogram of waits (loop lag, receive waits, GC pauses) gained.
 
 A culprit is what the event loop was running while it was late by more than the threshold
 (``node_dns_event_loop_stalls_total{culprit}``); ``(run queue)`` is a stall that was nearly all
@@ -33,6 +34,31 @@ class Culprit:
     @property
     def own(self) -> float:
         return self.seconds - self.waited
+
+
+def buckets(text: str, family: str) -> dict[float, float]:
+    """A cumulative histogram (GC pauses of every generation summed): upper bound -> count."""
+    found = re.findall(rf'^{family}_bucket\{{(?:generation="\d",)?le="([^"]+)"\}} ([\d.e+-]+)$', text, re.M)
+    cumulative: dict[float, float] = {}
+    for bound, count in found:
+        cumulative[float(bound)] = cumulative.get(float(bound), 0.0) + float(count)
+    return cumulative
+
+
+def in_phase(before: str, after: str, family: str, budget: float) -> tuple[float, float]:
+    """Between two scrapes: the upper bound of the bucket of the longest observation (0: none),
+    and how many observations passed ``budget`` (one of the bounds)."""
+    old, new = buckets(before, family), buckets(after, family)
+    if not new:
+        return float("nan"), float("nan")
+    longest, below = 0.0, 0.0
+    for bound in sorted(new):
+        observed = new[bound] - old.get(bound, 0.0)
+        if observed > below:
+            longest = bound
+        below = observed
+    over = (new[float("inf")] - old.get(float("inf"), 0.0)) - (new[budget] - old.get(budget, 0.0))
+    return longest, over
 
 
 def parse(text: str) -> dict[str, Culprit]:

@@ -137,7 +137,7 @@ async def start(
         zone.snapshot,
         edns_udp_size=settings.edns_udp_size,
         max_answers=settings.max_answers,
-        query_stats=answer_stats.QueryStats(metrics.DURATION_BUCKETS),
+        query_stats=answer_stats.QueryStats(metrics.DURATION_BUCKETS, metrics.RECEIVE_WAIT_BUCKETS),
     )
     zone.subscribe(responder.publish)
     tstate = transport_state.TransportState(
@@ -293,6 +293,7 @@ def start_workers(server: Server, gate: xfr.Transfers | None) -> worker_pool.Poo
         rrl=rate_limits(server.settings),
         duration_bounds=metrics.DURATION_BUCKETS,
         lag_bounds=metrics.LAG_BUCKETS,
+        receive_wait_bounds=metrics.RECEIVE_WAIT_BUCKETS,
     )
     pool.bind()
     zone.subscribe(pool.publish)

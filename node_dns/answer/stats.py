@@ -41,9 +41,10 @@ class Histogram:
 
 @dataclass
 class QueryStats:
-    """Counts by (protocol, qtype label, rcode label); durations by protocol."""
+    """Counts by (protocol, qtype label, rcode label); durations by protocol; UDP receive waits."""
 
     duration_bounds: Sequence[float] = ()
+    receive_wait_bounds: Sequence[float] = ()
     cells: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     """One one-int list per (protocol, qtype label, rcode label): the response cache keeps the
     cell of each cached answer and increments ``cell[0]``, which costs no tuple hashing per hit
@@ -52,9 +53,13 @@ class QueryStats:
     dropped: dict[str, int] = field(default_factory=dict)
     """Packets not answered at all, by reason (not a query, rate limited, too short)."""
     truncated: dict[str, int] = field(default_factory=lambda: {"udp": 0, "tcp": 0})
+    receive_waits: Histogram = field(default_factory=Histogram)
+    """Per UDP read (a batch, or one datagram on the asyncio path): how long its oldest datagram
+    waited in the socket before it was read (:mod:`node_dns.transports.receive_wait`)."""
 
     def __post_init__(self) -> None:
         self.durations = {proto: Histogram(self.duration_bounds) for proto in ("udp", "tcp")}
+        self.receive_waits = Histogram(self.receive_wait_bounds)
 
     def cell(self, key: tuple[str, str, str]) -> list[int]:
         """The counter of ``key``, created at 0."""

@@ -39,6 +39,9 @@ The query path counts into them: give them to ``answer.stats.QueryStats``."""
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Bounds of the event-loop lag histogram, seconds: give them to ``loop_lag.LagMonitor``.
 Half a millisecond is the loop's own timer jitter; 5 ms is the stall budget while the zone churns."""
+RECEIVE_WAIT_BUCKETS = LAG_BUCKETS
+"""Bounds of the UDP receive wait histogram, seconds (the lag's, so the two read side by side):
+give them to ``answer.stats.QueryStats``."""
 
 
 class SourceStatsView(Protocol):
@@ -276,6 +279,15 @@ class NodeDnsCollector(Collector):
             )
             path.add_metric([self._in.udp_path], 1)
             yield path
+        waits = self._in.queries.receive_waits
+        family = HistogramMetricFamily(
+            "node_dns_dns_udp_receive_wait_seconds",
+            "How long queries waited in the UDP socket before node-dns read them: per read (a "
+            "recvmmsg batch; one datagram with response rate limiting), the oldest datagram's time "
+            "from the kernel's receive stamp to the read.",
+        )
+        family.add_metric([], _buckets(waits), waits.total)
+        yield family
         if self._in.udp_receive_buffer is not None:
             yield _gauge(
                 "node_dns_dns_udp_receive_buffer_bytes",

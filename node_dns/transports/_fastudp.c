@@ -10,6 +10,12 @@
  *   client's question + cached rest into the send slot -> count the hit's counter cell and the
  *   duration bucket -> sendmmsg.
  *
+ * Each batch also says how long its oldest datagram waited in the socket: the kernel stamps every
+ * datagram as it arrives (SO_TIMESTAMPNS, set by the Python side), the queue is first in first
+ * out, so the first datagram's stamp against CLOCK_REALTIME right after recvmmsg is the longest
+ * wait of the batch. Only the first message gets a control buffer (the kernel flags the others
+ * MSG_CTRUNC and drops their stamps, which nobody reads): one clock read and one bucket per batch.
+ *
  * Every other datagram (a miss, a rotation under max_answers, a truncated answer, a transfer or
  * signed query when a gate is set, anything malformed) goes to the Python callable ``miss`` with
  * its slot, which answers it through the full path (node_dns.transports.batch.BatchedUdp._miss).
@@ -18,7 +24,8 @@
  *
  * The contract with the Python side is FASTUDP_ABI (checked by node_dns.transports.accel): the
  * cache key's layout, the hit tuple (head: bytes, tail: bytes, cell: [int], truncated: bool),
- * the histogram's ``bounds``/``counts``/``total``, and ``miss(data, slot) -> bytes | None | False``.
+ * the histograms' ``bounds``/``counts``/``total`` (the durations, and the receive waits), and
+ * ``miss(data, slot) -> bytes | None | False``.
  * Bump it on both sides when any of them changes.
  */
 #define PY_SSIZE_T_CLEAN
@@ -30,7 +37,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define FASTUDP_ABI 1
+#ifndef SCM_TIMESTAMPNS
+#define SCM_TIMESTAMPNS (-1) /* no receive stamps here: no wait is recorded */
+#endif
+
+#define FASTUDP_ABI 2
 #ifndef FASTUDP_SOURCE_DIGEST
 #define FASTUDP_SOURCE_DIGEST ""
 #endif
@@ -175,6 +186,13 @@ static double monotonic(void)
 
 /* --- the batch ----------------------------------------------------------------------------- */
 
+/* A Python histogram (answer.stats.Histogram) and its bounds, read once. */
+typedef struct {
+    PyObject *histogram;
+    Py_ssize_t n;
+    double bounds[MAX_BOUNDS];
+} Buckets;
+
 typedef struct {
     PyObject_HEAD
     int fd;
@@ -182,11 +200,14 @@ typedef struct {
     int gated;
     int closed;
     PyObject *responder; /* its ``_udp`` is read per batch: publications replace the dict */
-    PyObject *histogram;
     PyObject *miss;
     PyObject *drop;
-    Py_ssize_t nbounds;
-    double bounds[MAX_BOUNDS];
+    Buckets durations;
+    Buckets waits;
+    union {
+        char buffer[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control; /* the first message's: its receive stamp */
     unsigned char *rbuf; /* BATCH * RECV_SLOT, anonymous mmap: untouched pages cost nothing */
     unsigned char *sbuf; /* BATCH * SEND_SLOT */
     struct sockaddr_storage names[BATCH];
@@ -199,7 +220,8 @@ typedef struct {
 static int Batch_traverse(Batch *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->responder);
-    Py_VISIT(self->histogram);
+    Py_VISIT(self->durations.histogram);
+    Py_VISIT(self->waits.histogram);
     Py_VISIT(self->miss);
     Py_VISIT(self->drop);
     return 0;
@@ -208,7 +230,8 @@ static int Batch_traverse(Batch *self, visitproc visit, void *arg)
 static int Batch_clear(Batch *self)
 {
     Py_CLEAR(self->responder);
-    Py_CLEAR(self->histogram);
+    Py_CLEAR(self->durations.histogram);
+    Py_CLEAR(self->waits.histogram);
     Py_CLEAR(self->miss);
     Py_CLEAR(self->drop);
     return 0;
@@ -224,44 +247,63 @@ static void Batch_dealloc(Batch *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int Batch_init(Batch *self, PyObject *args, PyObject *kwargs)
+/* Read a histogram's bounds into ``into`` (which takes a reference). */
+static int load_bounds(Buckets *into, PyObject *histogram)
 {
-    static char *keywords[] = {"fd", "responder", "histogram", "miss", "drop", "gated", NULL};
-    PyObject *responder, *histogram, *miss, *drop, *bounds, *fast;
-    int fd, gated;
-
-    if (self->rbuf != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Batch is already initialised");
-        return -1;
-    }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOOOp", keywords, &fd, &responder, &histogram,
-                                     &miss, &drop, &gated))
-        return -1;
-    if (!PyCallable_Check(miss) || !PyCallable_Check(drop)) {
-        PyErr_SetString(PyExc_TypeError, "miss and drop must be callable");
-        return -1;
-    }
-    bounds = PyObject_GetAttrString(histogram, "bounds");
+    PyObject *bounds = PyObject_GetAttrString(histogram, "bounds"), *fast;
     if (bounds == NULL)
         return -1;
     fast = PySequence_Fast(bounds, "histogram bounds must be a sequence");
     Py_DECREF(bounds);
     if (fast == NULL)
         return -1;
-    self->nbounds = PySequence_Fast_GET_SIZE(fast);
-    if (self->nbounds > MAX_BOUNDS) {
+    into->n = PySequence_Fast_GET_SIZE(fast);
+    if (into->n > MAX_BOUNDS) {
         Py_DECREF(fast);
         PyErr_SetString(PyExc_ValueError, "too many histogram bounds");
         return -1;
     }
-    for (Py_ssize_t b = 0; b < self->nbounds; b++) {
-        self->bounds[b] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, b));
-        if (self->bounds[b] == -1.0 && PyErr_Occurred()) {
+    for (Py_ssize_t b = 0; b < into->n; b++) {
+        into->bounds[b] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(fast, b));
+        if (into->bounds[b] == -1.0 && PyErr_Occurred()) {
             Py_DECREF(fast);
             return -1;
         }
     }
     Py_DECREF(fast);
+    Py_INCREF(histogram);
+    Py_XSETREF(into->histogram, histogram);
+    return 0;
+}
+
+/* The bucket of ``value``: bisect_left over the bounds, as Histogram.observe picks it. */
+static Py_ssize_t bucket(const Buckets *of, double value)
+{
+    Py_ssize_t b = 0;
+    while (b < of->n && of->bounds[b] < value)
+        b++;
+    return b;
+}
+
+static int Batch_init(Batch *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"fd", "responder", "histogram", "miss", "drop", "gated", "waits", NULL};
+    PyObject *responder, *histogram, *miss, *drop, *waits;
+    int fd, gated;
+
+    if (self->rbuf != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Batch is already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOOOpO", keywords, &fd, &responder, &histogram,
+                                     &miss, &drop, &gated, &waits))
+        return -1;
+    if (!PyCallable_Check(miss) || !PyCallable_Check(drop)) {
+        PyErr_SetString(PyExc_TypeError, "miss and drop must be callable");
+        return -1;
+    }
+    if (load_bounds(&self->durations, histogram) < 0 || load_bounds(&self->waits, waits) < 0)
+        return -1;
 
     self->rbuf = mmap(NULL, (size_t)BATCH * RECV_SLOT, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -288,13 +330,12 @@ static int Batch_init(Batch *self, PyObject *args, PyObject *kwargs)
         self->svec[i].msg_hdr.msg_iov = &self->siov[i];
         self->svec[i].msg_hdr.msg_iovlen = 1;
     }
+    self->rvec[0].msg_hdr.msg_control = self->control.buffer;
     self->fd = fd;
     self->gated = gated;
     self->received = 0;
     Py_INCREF(responder);
     self->responder = responder;
-    Py_INCREF(histogram);
-    self->histogram = histogram;
     Py_INCREF(miss);
     self->miss = miss;
     Py_INCREF(drop);
@@ -324,19 +365,19 @@ static void flush(Batch *self, int ready)
     }
 }
 
-/* Add the batch's bucket counts and time to the histogram (Histogram.observe, once per batch). */
-static int record(Batch *self, const long long *buckets, double spent)
+/* Add the batch's bucket counts and time to a histogram (Histogram.observe, once per batch). */
+static int record(const Buckets *into, const long long *buckets, double spent)
 {
-    PyObject *counts = PyObject_GetAttr(self->histogram, str_counts), *total, *sum;
+    PyObject *counts = PyObject_GetAttr(into->histogram, str_counts), *total, *sum;
     int ok = 0;
     if (counts == NULL)
         return -1;
-    if (!PyList_CheckExact(counts) || PyList_GET_SIZE(counts) != self->nbounds + 1) {
+    if (!PyList_CheckExact(counts) || PyList_GET_SIZE(counts) != into->n + 1) {
         PyErr_SetString(PyExc_TypeError, "histogram counts must be a list of len(bounds) + 1");
         Py_DECREF(counts);
         return -1;
     }
-    for (Py_ssize_t b = 0; b <= self->nbounds && ok == 0; b++) {
+    for (Py_ssize_t b = 0; b <= into->n && ok == 0; b++) {
         PyObject *add, *now;
         if (!buckets[b])
             continue;
@@ -349,7 +390,7 @@ static int record(Batch *self, const long long *buckets, double spent)
     Py_DECREF(counts);
     if (ok < 0)
         return -1;
-    total = PyObject_GetAttr(self->histogram, str_total);
+    total = PyObject_GetAttr(into->histogram, str_total);
     if (total == NULL)
         return -1;
     sum = PyFloat_FromDouble(PyFloat_AsDouble(total) + spent);
@@ -358,7 +399,7 @@ static int record(Batch *self, const long long *buckets, double spent)
         Py_XDECREF(sum);
         return -1;
     }
-    ok = PyObject_SetAttr(self->histogram, str_total, sum);
+    ok = PyObject_SetAttr(into->histogram, str_total, sum);
     Py_DECREF(sum);
     return ok;
 }
@@ -402,22 +443,58 @@ static int hand_back(Batch *self, int slot, Py_ssize_t size, unsigned char *out,
     return outcome;
 }
 
+/* Seconds between the kernel's receive stamp and now (both CLOCK_REALTIME, in ns); 0 when the
+ * clock was stepped back in between, rather than a wait of years. */
+static double queue_wait(long long now, long long stamp)
+{
+    return now > stamp ? (double)(now - stamp) * 1e-9 : 0.0;
+}
+
+/* The first message's receive stamp, in ns; 0 when there is none (timestamps off, or lost). */
+static long long receive_stamp(struct msghdr *header)
+{
+    struct timespec ts;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(header); c != NULL; c = CMSG_NXTHDR(header, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+            c->cmsg_len >= CMSG_LEN(sizeof ts)) {
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        }
+    }
+    return 0;
+}
+
+/* One observation of the batch's longest queue wait, when its first datagram was stamped. */
+static int record_wait(Batch *self, long long now)
+{
+    long long buckets[MAX_BOUNDS + 1] = {0}, stamp = receive_stamp(&self->rvec[0].msg_hdr);
+    double wait;
+    if (stamp == 0)
+        return 0;
+    wait = queue_wait(now, stamp);
+    buckets[bucket(&self->waits, wait)] = 1;
+    return record(&self->waits, buckets, wait);
+}
+
 static PyObject *Batch_readable(Batch *self, PyObject *Py_UNUSED(ignored))
 {
     long long buckets[MAX_BOUNDS + 1] = {0};
     PyObject *cache, *error_type = NULL, *error_value = NULL, *error_tb = NULL;
     double spent = 0.0, started;
+    struct timespec read_at;
     int count, ready = 0, failed = 0;
 
     if (self->closed || self->rbuf == NULL)
         Py_RETURN_NONE;
     for (int i = 0; i < self->received; i++) /* the kernel wrote address lengths into these */
         self->rvec[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    self->rvec[0].msg_hdr.msg_controllen = sizeof self->control.buffer;
     count = recvmmsg(self->fd, self->rvec, BATCH, MSG_DONTWAIT, NULL);
     if (count <= 0) {
         self->received = 0;
         Py_RETURN_NONE; /* EAGAIN (another reader was first), or an error to retry on the next wake-up */
     }
+    clock_gettime(CLOCK_REALTIME, &read_at); /* the receive stamps' clock */
     self->received = count;
     cache = current_cache(self);
     if (cache == NULL && PyErr_Occurred())
@@ -425,7 +502,7 @@ static PyObject *Batch_readable(Batch *self, PyObject *Py_UNUSED(ignored))
     started = monotonic(); /* one clock read per datagram: each one's time ends where the next starts */
     for (int i = 0; i < count; i++) {
         const unsigned char *d = self->rbuf + (size_t)i * RECV_SLOT;
-        Py_ssize_t size = self->rvec[i].msg_len, written = 0, b = 0;
+        Py_ssize_t size = self->rvec[i].msg_len, written = 0;
         unsigned char *out = self->sbuf + (size_t)ready * SEND_SLOT;
         double now;
         int outcome = cache ? splice_hit(cache, d, size, self->gated, out, SEND_SLOT, &written) : 0;
@@ -452,9 +529,7 @@ static PyObject *Batch_readable(Batch *self, PyObject *Py_UNUSED(ignored))
             ready++;
         }
         now = monotonic();
-        while (b < self->nbounds && self->bounds[b] < now - started) /* bisect_left */
-            b++;
-        buckets[b]++;
+        buckets[bucket(&self->durations, now - started)]++;
         spent += now - started;
         started = now;
     }
@@ -463,10 +538,11 @@ static PyObject *Batch_readable(Batch *self, PyObject *Py_UNUSED(ignored))
         PyErr_Fetch(&error_type, &error_value, &error_tb);
     if (ready)
         flush(self, ready);
-    if (record(self, buckets, spent) < 0) {
+    if (record(&self->durations, buckets, spent) < 0 ||
+        record_wait(self, (long long)read_at.tv_sec * 1000000000LL + read_at.tv_nsec) < 0) {
         if (!failed)
             return NULL;
-        PyErr_WriteUnraisable(self->histogram);
+        PyErr_WriteUnraisable(self->durations.histogram);
     }
     if (failed) {
         PyErr_Restore(error_type, error_value, error_tb);
@@ -556,11 +632,21 @@ static PyObject *fastudp_answer(PyObject *module, PyObject *const *args, Py_ssiz
     return PyBytes_FromStringAndSize((const char *)out, written);
 }
 
+static PyObject *fastudp_queue_wait(PyObject *module, PyObject *args)
+{
+    long long now, stamp;
+    if (!PyArg_ParseTuple(args, "LL:queue_wait", &now, &stamp))
+        return NULL;
+    return PyFloat_FromDouble(queue_wait(now, stamp));
+}
+
 static PyMethodDef fastudp_methods[] = {
     {"cache_key", (PyCFunction)fastudp_cache_key, METH_O,
      "responder.cache_key computed in C: (key, question end) or None."},
     {"answer", (PyCFunction)(void (*)(void))fastudp_answer, METH_FASTCALL,
      "The spliced cache hit for one query (its cell counted), or None when Python must answer."},
+    {"queue_wait", fastudp_queue_wait, METH_VARARGS,
+     "Seconds from a receive stamp to now (both ns of CLOCK_REALTIME), 0 when the clock went back."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,7 +7,7 @@ tests run through both). It is optional: without a C compiler at install time, o
 why and the ``node_dns_dns_udp_path_info`` metric saying which.
 
 A build is used only if it speaks this module's ABI (the contract: responder.cache_key's layout,
-the cache's hit tuples, the histogram's fields, ``BatchedUdp._miss``) and, when its C source is
+the cache's hit tuples, the histograms' fields, ``BatchedUdp._miss``) and, when its C source is
 next to it (a source tree), was compiled from that very source: a stale ``.so`` never answers for
 edited code.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-ABI = 1
+ABI = 2
 """Bump together with FASTUDP_ABI in _fastudp.c when the contract changes."""
 OFF = "NODE_DNS_UDP_PURE_PYTHON"
 """Set (to anything but "" or "0") to answer with the pure-Python batch."""

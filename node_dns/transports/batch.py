@@ -15,6 +15,10 @@ after the loop); and a reply the kernel will not take (send buffer full) is drop
 (``dropped{reason="send_buffer_full"}``) instead of queued in user space, as NSD and Knot do.
 Only used without response rate limiting; anything that is not Linux with glibc's recvmmsg, or
 any set-up failure, falls back to the asyncio path.
+
+Each batch also records how long its oldest datagram (the first: the queue is FIFO) waited in the
+socket, from the kernel's receive stamp (:mod:`node_dns.transports.receive_wait`); only the first
+message of the vector has room for control data.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ import struct
 import sys
 from bisect import bisect_left
 from collections.abc import Callable
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import TYPE_CHECKING, Any
 
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import xfr
-from node_dns.transports import accel
+from node_dns.transports import accel, receive_wait
 from node_dns.transports import state as state_mod
 
 if TYPE_CHECKING:
@@ -96,6 +100,7 @@ _LEN = _Mmsghdr.len.offset
 _NAME = _Msghdr.name.offset
 _NAMELEN = _Msghdr.namelen.offset
 _IOVLEN = _Iovec.len.offset
+_CONTROLLEN = _Msghdr.controllen.offset
 
 
 class BatchedUdp(asyncio.DatagramTransport):
@@ -119,12 +124,20 @@ class BatchedUdp(asyncio.DatagramTransport):
         self._loop = loop
         self._closing = False
         self._histogram = responder.stats.durations["udp"]
+        self._waits = responder.stats.receive_waits
+        receive_wait.enable(sock)
         self.choice = accel.choose()
         """Which batch answers (compiled or pure Python) and why: ``udp.listen`` logs it."""
         self._fast: _fastudp.Batch | None = None
         if self.choice.module is not None:
             fast = self.choice.module.Batch(
-                self._fd, responder, self._histogram, self._miss, responder.stats.drop, gate is not None
+                self._fd,
+                responder,
+                self._histogram,
+                self._miss,
+                responder.stats.drop,
+                gate is not None,
+                self._waits,
             )
             self._fast = fast
             self._on_readable: Callable[[], None] = fast.readable
@@ -143,6 +156,10 @@ class BatchedUdp(asyncio.DatagramTransport):
         self._rvec = (_Mmsghdr * BATCH)()
         self._svec = (_Mmsghdr * BATCH)()
         self._names_at = ctypes.addressof(self._names)
+        self._control = ctypes.create_string_buffer(receive_wait.CONTROL_SIZE)
+        self._controlmem = memoryview(self._control).cast("B")
+        self._rvec[0].hdr.control = ctypes.addressof(self._control)
+        self._rvec[0].hdr.controllen = receive_wait.CONTROL_SIZE
         for i in range(BATCH):
             self._riov[i].base = ctypes.addressof(self._rbuf) + i * RECV_SLOT
             self._riov[i].len = RECV_SLOT
@@ -183,7 +200,11 @@ class BatchedUdp(asyncio.DatagramTransport):
         if count <= 0:
             self._received = 0
             return  # EAGAIN (another reader was first), or an error to retry on the next wake-up
+        read_at = time_ns()
         self._received = count
+        stamp = receive_wait.stamp(self._controlmem, struct.unpack_from("N", rvmem, _CONTROLLEN)[0])
+        if stamp is not None:
+            self._waits.observe(receive_wait.waited(read_at, stamp))
         unpack_from, pack_into = _U32.unpack_from, struct.pack_into
         respond = self._responder.respond  # UDP is its default
         gate = self._gate

@@ -6,12 +6,12 @@ import asyncio
 import errno
 import logging
 import socket
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import Any
 
 from node_dns.answer import responder as responder_mod
 from node_dns.answer import xfr
-from node_dns.transports import accel, batch, ratelimit, sockets
+from node_dns.transports import accel, batch, ratelimit, receive_wait, sockets
 from node_dns.transports import state as state_mod
 
 log = logging.getLogger("node_dns.transports")
@@ -30,12 +30,21 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self._state = state
         self._limiter = limiter
         self._histogram = responder.stats.durations["udp"]
+        self._waits = responder.stats.receive_waits
+        self._stamps: receive_wait.LastStamp | None = None
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._stamps = receive_wait.LastStamp(sock)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self._stamps is not None:  # each datagram is a read of its own here
+            stamp = self._stamps.read()
+            if stamp is not None:
+                self._waits.observe(receive_wait.waited(time_ns(), stamp))
         started = perf_counter()
         try:
             if self._gate is not None and self._gate.claims(data):

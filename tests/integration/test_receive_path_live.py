@@ -1,6 +1,6 @@
 """The receive path's own metrics on a real server: kernel drops on the DNS socket, the receive
-buffer it was granted (and the warning when the kernel caps it), the event-loop lag and the
-stalls attributed by the stall watch."""
+buffer it was granted (and the warning when the kernel caps it), how long queries waited in the
+socket, the event-loop lag and the stalls attributed by the stall watch."""
 
 from __future__ import annotations
 
@@ -78,6 +78,34 @@ def test_a_stopped_server_s_stall_is_counted_by_culprit_and_listed(small_buffer:
     assert status == 200
     assert listing.startswith("# stalls longer than 5 ms by culprit")
     assert len(listing.splitlines()) >= 4  # a culprit line under the three header lines
+
+
+def _waits_over(server: NodeDns, bound: str) -> float:
+    """Receive waits recorded above ``bound`` seconds (a bucket bound of the histogram)."""
+    total = metric(server, "node_dns_dns_udp_receive_wait_seconds_bucket", le="+Inf")
+    below = metric(server, "node_dns_dns_udp_receive_wait_seconds_bucket", le=bound)
+    assert total is not None and below is not None
+    return total - below
+
+
+def test_a_query_that_waited_in_the_socket_is_recorded_with_its_wait(small_buffer: NodeDns) -> None:
+    """The server is stopped, a query sent, and the server held 0.3 s before it may read it."""
+    before = _waits_over(small_buffer, "0.25")
+    pid = small_buffer.pid
+    assert pid is not None
+    query = dns.message.make_query(f"nothere.{small_buffer.zone}", "A")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            client.sendto(query.to_wire(), (HOST, small_buffer.dns_port))
+            time.sleep(0.3)  # the deliberate hold-off: the query sits in the socket
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        client.settimeout(10)
+        reply = dns.message.from_wire(client.recv(4096))
+    assert reply.id == query.id
+    wait_for(lambda: _waits_over(small_buffer, "0.25") > before, timeout=10, what="the wait recorded")
+    assert (metric(small_buffer, "node_dns_dns_udp_receive_wait_seconds_sum") or 0) >= 0.3
 
 
 def test_garbage_collections_are_timed_by_generation(small_buffer: NodeDns) -> None:

@@ -153,6 +153,11 @@ def test_metrics_add_the_workers_counts_up(setup: Setup) -> None:
         timeout=10,
         what="worker loop lag observations",
     )
+    wait_for(
+        lambda: (metric(server, "node_dns_dns_udp_receive_wait_seconds_count") or 0) > 0,
+        timeout=10,
+        what="the workers' receive waits in the parent's histogram",
+    )
 
 
 def test_tsig_signed_queries_over_udp_and_transfers_over_tcp_work_with_workers(setup: Setup) -> None:

@@ -18,7 +18,7 @@ BOUNDS = (0.001, 0.01)
 
 def worker() -> counters.Sources:
     return counters.Sources(
-        queries=QueryStats(BOUNDS),
+        queries=QueryStats(BOUNDS, BOUNDS),
         state=TransportState(),
         rate_limits=RateLimitStats(),
         transfers=xfr.Stats(),
@@ -28,7 +28,7 @@ def worker() -> counters.Sources:
 
 def parent() -> counters.Targets:
     return counters.Targets(
-        QueryStats(BOUNDS), TransportState(), transfers=xfr.Stats(), lag=Histogram(BOUNDS)
+        QueryStats(BOUNDS, BOUNDS), TransportState(), transfers=xfr.Stats(), lag=Histogram(BOUNDS)
     )
 
 
@@ -100,6 +100,19 @@ def test_histograms_drops_truncation_and_errors_are_carried() -> None:
     assert total.lag.total == pytest.approx(0.002)
 
 
+def test_receive_waits_of_two_workers_add_up_in_the_parent() -> None:
+    one, two, total = worker(), worker(), parent()
+    one.queries.receive_waits.observe(0.0002)
+    two.queries.receive_waits.observe(0.02)
+    two.queries.receive_waits.observe(0.003)
+
+    report(one, {}, total)
+    report(two, {}, total)
+
+    assert total.queries.receive_waits.counts == [1, 1, 1]
+    assert total.queries.receive_waits.total == pytest.approx(0.0232)
+
+
 def test_rate_limiting_and_the_transfer_gate_are_carried() -> None:
     source, total = worker(), parent()
     source.rate_limits.count("responses", "dropped")  # type: ignore[union-attr]
@@ -155,6 +168,7 @@ def test_the_worker_configuration_survives_the_pipe() -> None:
         stats_interval=0.5,
         duration_bounds=BOUNDS,
         lag_bounds=(0.5,),
+        receive_wait_bounds=(0.25,),
     )
     back = wire.WorkerConfig.from_wire(marshal.loads(marshal.dumps(config.to_wire())))
     assert back == wire.WorkerConfig(

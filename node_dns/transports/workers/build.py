@@ -27,6 +27,7 @@ def from_settings(
     rrl: Mapping[str, Any] | None = None,
     duration_bounds: tuple[float, ...] = (),
     lag_bounds: tuple[float, ...] = (),
+    receive_wait_bounds: tuple[float, ...] = (),
 ) -> Pool:
     """The pool ``--workers`` asks for. Workers' counts go into ``queries``, ``state`` and the
     gate's stats (the parent's own); the gate's TSIG keys, already loaded, go to the workers."""
@@ -51,6 +52,7 @@ def from_settings(
             stats_interval=STATS_INTERVAL,
             duration_bounds=duration_bounds,
             lag_bounds=lag_bounds,
+            receive_wait_bounds=receive_wait_bounds,
         )
 
     return Pool(

@@ -64,7 +64,7 @@ class Worker:
         self.responder: responder_mod.Responder | None = None
         self.state = state_mod.TransportState()
         self.limiter = ratelimit.RateLimiter(**config.rrl) if config.rrl is not None else None
-        self.query_stats = answer_stats.QueryStats(config.duration_bounds)
+        self.query_stats = answer_stats.QueryStats(config.duration_bounds, config.receive_wait_bounds)
         self.lag = loop_lag.LagMonitor(config.lag_bounds)
         self.gate: xfr.Transfers | None = None
         if config.transfers:

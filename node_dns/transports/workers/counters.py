@@ -39,6 +39,8 @@ TSIG_ERROR = "tsig_error"
 SIGNED_QUERIES = "signed_queries"
 LAG = "lag"
 LAG_SUM = "lag_sum"
+RECEIVE_WAIT = "receive_wait"
+RECEIVE_WAIT_SUM = "receive_wait_sum"
 
 
 @dataclass
@@ -80,6 +82,7 @@ def tally(sources: Sources) -> dict[Key, float]:
             into[(RESPONSE, proto, qtype, rcode)] = cell[0]
     for proto, hist in queries.durations.items():
         _histogram(into, DURATION, DURATION_SUM, hist, proto)
+    _histogram(into, RECEIVE_WAIT, RECEIVE_WAIT_SUM, queries.receive_waits)
     for reason, count in queries.dropped.items():
         into[(DROPPED, reason)] = count
     for proto, count in queries.truncated.items():
@@ -125,6 +128,10 @@ def merge(delta: Mapping[Key, float], into: Targets) -> None:
             _add_bucket(queries.durations[labels[0]], labels[1], count)
         elif kind == DURATION_SUM and len(labels) == 1 and labels[0] in queries.durations:
             queries.durations[labels[0]].total += value
+        elif kind == RECEIVE_WAIT and len(labels) == 1:
+            _add_bucket(queries.receive_waits, labels[0], count)
+        elif kind == RECEIVE_WAIT_SUM:
+            queries.receive_waits.total += value
         elif kind == DROPPED and len(labels) == 1:
             queries.dropped[labels[0]] = queries.dropped.get(labels[0], 0) + count
         elif kind == TRUNCATED and len(labels) == 1:

@@ -107,6 +107,8 @@ class WorkerConfig:
     """Bucket bounds of the request duration histogram (the parent's, so buckets add up)."""
     lag_bounds: tuple[float, ...] = ()
     """Bucket bounds of the event-loop lag histogram."""
+    receive_wait_bounds: tuple[float, ...] = ()
+    """Bucket bounds of the UDP receive wait histogram (the parent's)."""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -123,6 +125,7 @@ class WorkerConfig:
             "stats_interval": self.stats_interval,
             "duration_bounds": tuple(self.duration_bounds),
             "lag_bounds": tuple(self.lag_bounds),
+            "receive_wait_bounds": tuple(self.receive_wait_bounds),
         }
 
     @classmethod
@@ -142,6 +145,7 @@ class WorkerConfig:
                 stats_interval=float(data["stats_interval"]),
                 duration_bounds=tuple(float(b) for b in data["duration_bounds"]),
                 lag_bounds=tuple(float(b) for b in data["lag_bounds"]),
+                receive_wait_bounds=tuple(float(b) for b in data["receive_wait_bounds"]),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise WireError(f"unreadable worker configuration: {error}") from None
