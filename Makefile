@@ -19,8 +19,8 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 venv: $(BIN)/.installed
 
-# The compiled UDP batch (node_dns/transports/_fastudp.c), built next to its source; setuptools
-# rebuilds it only when the source is newer. Optional: without a C compiler the build warns, and
+# The compiled UDP batch (node_dns/transports/_fastudp.c and _fastkey.c), built next to its
+# sources; setuptools rebuilds it only when a source is newer. Optional: without a C compiler the build warns, and
 # node-dns answers with the pure-Python batch and says so at start.
 ext: venv
 	$(BIN)/python setup.py -q build_ext --inplace

@@ -26,7 +26,8 @@ ABI = 2
 """Bump together with FASTUDP_ABI in _fastudp.c when the contract changes."""
 OFF = "NODE_DNS_UDP_PURE_PYTHON"
 """Set (to anything but "" or "0") to answer with the pure-Python batch."""
-SOURCE = Path(__file__).with_name("_fastudp.c")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("_fastudp.c", "_fastkey.c", "_fastkey.h"))
+"""The C sources, in the order setup.py digests them."""
 HOW_TO_BUILD = "`make ext` (or `python setup.py build_ext --inplace`) builds it"
 
 
@@ -46,8 +47,8 @@ class Choice:
 
 
 @functools.cache
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digest(paths: tuple[Path, ...]) -> str:
+    return hashlib.sha256(b"".join(path.read_bytes() for path in paths)).hexdigest()
 
 
 def choose(environ: Mapping[str, str] = os.environ) -> Choice:
@@ -60,6 +61,7 @@ def choose(environ: Mapping[str, str] = os.environ) -> Choice:
         return Choice(None, f"the compiled batch is not built ({error}); {HOW_TO_BUILD}")
     if _fastudp.ABI != ABI:
         return Choice(None, f"the compiled batch is stale (ABI {_fastudp.ABI}, want {ABI}); {HOW_TO_BUILD}")
-    if SOURCE.is_file() and _digest(SOURCE) != _fastudp.SOURCE_DIGEST:
-        return Choice(None, f"the compiled batch is older than {SOURCE.name}; {HOW_TO_BUILD}")
+    if all(path.is_file() for path in SOURCES) and _digest(SOURCES) != _fastudp.SOURCE_DIGEST:
+        names = ", ".join(path.name for path in SOURCES)
+        return Choice(None, f"the compiled batch is older than its source ({names}); {HOW_TO_BUILD}")
     return Choice(_fastudp, "")

@@ -1,7 +1,7 @@
 """Builds the compiled UDP batch in place before a test session when its source is newer.
 
 ``make test`` builds it (``make ext``); a bare ``pytest`` in a fresh worktree would otherwise test
-the pure-Python batch only, or skip the compiled one as stale after an edit of _fastudp.c. With a
+the pure-Python batch only, or skip the compiled one as stale after an edit of its C sources. With a
 C compiler the tests therefore always exercise the current source; without one the compiled
 batch's tests are skipped, saying why.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE = REPO_ROOT / "node_dns" / "transports" / "_fastudp.c"
+SOURCES = (SOURCE, SOURCE.with_name("_fastkey.c"), SOURCE.with_name("_fastkey.h"))
 
 
 def built() -> Path:
@@ -29,7 +30,7 @@ def ensure_built() -> None:
     if not sys.platform.startswith("linux") or not SOURCE.is_file() or shutil.which("cc") is None:
         return
     target = built()
-    newest = max(SOURCE.stat().st_mtime, (REPO_ROOT / "setup.py").stat().st_mtime)
+    newest = max(path.stat().st_mtime for path in (*SOURCES, REPO_ROOT / "setup.py") if path.exists())
     if target.exists() and target.stat().st_mtime >= newest:
         return
     (REPO_ROOT / "build").mkdir(exist_ok=True)

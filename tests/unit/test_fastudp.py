@@ -300,14 +300,14 @@ def test_the_pure_python_batch_can_be_asked_for() -> None:
 
 @needs_compiled
 def test_a_build_older_than_its_source_is_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    edited = tmp_path / "_fastudp.c"
-    edited.write_bytes(accel.SOURCE.read_bytes() + b"/* edited */\n")
-    monkeypatch.setattr(accel, "SOURCE", edited)
+    edited = tmp_path / "_fastkey.c"
+    edited.write_bytes(accel.SOURCES[1].read_bytes() + b"/* edited */\n")
+    monkeypatch.setattr(accel, "SOURCES", (accel.SOURCES[0], edited, accel.SOURCES[2]))
 
     choice = accel.choose({})
 
     assert choice.module is None and not choice.forced
-    assert "older than _fastudp.c" in choice.reason and "make ext" in choice.reason
+    assert "older than its source" in choice.reason and "make ext" in choice.reason
 
 
 @needs_compiled
