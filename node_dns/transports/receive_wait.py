@@ -15,7 +15,9 @@ Two ways to get the stamp, one per kind of reader:
   returned last (:class:`LastStamp`), one system call per datagram, so there each datagram is a
   read of its own. That ioctl fails while ``SO_TIMESTAMPNS`` is on, so :class:`LastStamp` turns it off.
 
-Where neither works (not Linux), nothing is recorded rather than a made-up wait.
+Where neither works (not Linux), nothing is recorded rather than a made-up wait. The kernel turns
+stamping on a moment after the first socket on the machine asks (a deferred switch): a datagram
+that arrives before that is stamped when it is read, a wait of 0 (at start only).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import select
 import socket
+import struct
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Coroutine, Iterator
@@ -39,6 +40,36 @@ def responder() -> responder_mod.Responder:
     zone = synced_zone([facts("n1", ["home"], ["192.0.2.1"])])
     stats = QueryStats(metrics.DURATION_BUCKETS, metrics.RECEIVE_WAIT_BUCKETS)
     return responder_mod.Responder(zone.snapshot, query_stats=stats)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stamping() -> Iterator[None]:
+    """Receive stamping on, machine-wide, before any measured datagram arrives.
+
+    The first socket that asks turns the kernel's stamping on a moment later (a deferred switch);
+    a datagram that arrives before is stamped when read, a wait of 0. This socket asks, and
+    bounces datagrams off itself until one comes back stamped at its arrival; it stays open so
+    stamping stays on for the module.
+    """
+    if not batch.available:
+        yield
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        assert receive_wait.enable(probe)
+        deadline = time.monotonic() + POLL
+        while True:
+            probe.sendto(b"x", probe.getsockname())
+            has_data(probe)
+            hold_off(0.002)
+            _, ancillary, _, _ = probe.recvmsg(16, receive_wait.CONTROL_SIZE)
+            read_at = time.time_ns()
+            stamps = [data for level, kind, data in ancillary if kind == receive_wait.SO_TIMESTAMPNS]
+            seconds, nanoseconds = struct.unpack("@ll", stamps[0]) if stamps else (0, 0)
+            if receive_wait.waited(read_at, seconds * 1_000_000_000 + nanoseconds) >= 0.002:
+                break
+            assert time.monotonic() < deadline, "the kernel never stamped a datagram on arrival"
+        yield
 
 
 def at_least(hist: Histogram, seconds: float) -> int:
