@@ -219,6 +219,9 @@ class _Transport:
     def sendto(self, data: bytes, addr: Any) -> None:
         self.sent.append((data, addr))
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default  # no socket behind it: no receive stamps to read
+
 
 def _protocol(limiter: ratelimit.RateLimiter | None) -> tuple[udp.UdpProtocol, _Transport]:
     snap = synced_zone([facts("a", ["web"], ["192.0.2.1"])]).snapshot
