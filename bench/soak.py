@@ -311,6 +311,10 @@ def run_rss(plane: ControlPlane, opts: common.Options, *, big: bool = False) -> 
         phase = _node_dns_phase(plane, mix, [spec.name for spec in specs], RSS_CHURN, rate, seconds)
     table = _table([phase], rate, unthrottled.qps, seconds)
     table.title = f"Soak, RSS over {seconds / 60:.0f} min: " + table.title.removeprefix("Soak: ")
+    if big:
+        table.title = table.title.replace(
+            f"{NODES} nodes in {AREAS} areas", f"{BIG_NODES:,} kubelet-shaped nodes in {BIG_AREAS} areas"
+        )
     every = max(1, round(60 / RSS_EVERY))
     table.notes.insert(
         0,
