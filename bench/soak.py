@@ -192,7 +192,7 @@ def _node_dns_phase(
     label: str = "node-dns",
 ) -> Phase:
     phase = Phase(label, churn)
-    with common.node_dns(plane, STALL_WATCH) as process:
+    with common.on_client_cpu(plane.pids), common.node_dns(plane, STALL_WATCH) as process:
         _warm(process, len(names))
         pid = process.pid or 0
         phase.rss_mb.append(common.rss_mb(pid))
@@ -395,6 +395,9 @@ def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: floa
         "shaped like a kubelet's (~10 KB of JSON each: images, labels, capacity, five conditions)",
         "each node-dns row is a fresh process; flips go through the apiserver (strategic-merge patch of "
         "the Ready condition), a node down then up again, so no area fails open",
+        f"during node-dns' rows the apiserver, etcd and the bench's own threads (flipper, scrapes) run on "
+        f"CPU {common.CLIENT_CPU} with dnsperf, as a control plane on other machines would: node-dns has "
+        f"CPU {common.SERVER_CPU} to itself (before 2026-12-03 19:00 UTC they floated over both CPUs)",
         "mix: positive A, positive AAAA, NXDOMAIN, NODATA (TXT), apex SOA in equal parts, random case",
         "loop lag and GC: the highest histogram bucket that gained an observation during the run "
         "(node_dns_event_loop_lag_seconds; node_dns_gc_pause_seconds, CPU time of each collection)",
