@@ -49,15 +49,15 @@ class QueryStats:
     """One one-int list per (protocol, qtype label, rcode label): the response cache keeps the
     cell of each cached answer and increments ``cell[0]``, which costs no tuple hashing per hit
     (hashing the three-string key was a tenth of node-dns' CPU under dnsperf)."""
-    durations: dict[str, Histogram] = field(default_factory=dict)
+    durations: dict[str, Histogram] = field(init=False)
     dropped: dict[str, int] = field(default_factory=dict)
     """Packets not answered at all, by reason (not a query, rate limited, too short)."""
     truncated: dict[str, int] = field(default_factory=lambda: {"udp": 0, "tcp": 0})
-    receive_waits: Histogram = field(default_factory=Histogram)
+    receive_waits: Histogram = field(init=False)
     """Per UDP read (a batch, or one datagram on the asyncio path): how long its oldest datagram
     waited in the socket before it was read (:mod:`node_dns.transports.receive_wait`)."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # built here once, from the bounds: not arguments
         self.durations = {proto: Histogram(self.duration_bounds) for proto in ("udp", "tcp")}
         self.receive_waits = Histogram(self.receive_wait_bounds)
 
