@@ -9,18 +9,27 @@ tested against byte for byte.
 A publication does not empty the cache (under churn that turned the next queries of every name
 into misses at once): :meth:`Responder.publish` keeps the answers that cannot have changed.
 A positive answer (NOERROR, records in the answer section, nothing in the authority section)
-depends on the RRsets of its own name only, so it is kept unless the zone's diff names it; the
-apex (SOA, NS with glue) and every negative answer (they carry the SOA, whose serial moved) go.
+depends on the RRsets of its own name only, so it is kept unless the zone's diff names it; so
+does a truncated one (an area too large for a client without EDNS: TC and no records). The
+apex and every negative answer carry the SOA, whose serial moves with every publication: they
+are kept with the new serial written in (:mod:`node_dns.answer.restamp`) unless the diff may
+have changed them otherwise.
 """
 
 from __future__ import annotations
 
-from node_dns.answer import encode, lookup, query, stats
+from typing import NamedTuple
+
+from node_dns.answer import encode, lookup, query, restamp, stats
 from node_dns.protocol import TC_BYTE2
 from node_dns.zone import diff, snapshot
 
 _ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"
 _ROOT_OPT = b"\x00\x00\x29"  # owner: the root; type: OPT
+
+RESTAMP_LIMIT = 2_000
+"""Answers carrying the SOA rewritten per publication, at most (~1 µs each); past this (a flood
+of distinct negative names) they are dropped instead, so a publication's cost stays bounded."""
 
 
 def cache_key(data: bytes) -> tuple[bytes, int] | None:
@@ -71,6 +80,17 @@ the question, the counter cell of its (protocol, qtype, rcode), and whether TC i
 ``client ID + header + client's question + rest``: no slicing of the cached answer per query."""
 
 
+class _Fleeting(NamedTuple):
+    """A cached answer that carries the SOA: negative answers and the apex's."""
+
+    tcp: bool
+    key: bytes
+    owner: bytes
+    """Its name, wire form, lower case."""
+    offset: int | None
+    """Where the SOA serial sits in the cached tail (None: not found, drop it at the next publication)."""
+
+
 class _Rotation:
     """UDP answers of one normalised query under ``max_answers``: one reply per window, built lazily.
 
@@ -112,7 +132,7 @@ class Responder:
         # What a publication must drop: cached answers by owner name (wire form, lower case),
         # and those that change with any publication (negative answers, the apex).
         self._owners: dict[bytes, list[tuple[bool, bytes]]] = {}
-        self._fleeting: list[tuple[bool, bytes]] = []
+        self._fleeting: list[_Fleeting] = []
 
     def update(self, snap: snapshot.Snapshot) -> None:
         """Swap to a new snapshot; its caches start empty."""
@@ -126,44 +146,75 @@ class Responder:
     def publish(self, old: snapshot.Snapshot, new: snapshot.Snapshot) -> None:
         """Subscriber of the zone: swap to ``new``, keeping the answers whose RRsets did not change.
 
-        Costs the names the diff touched plus the volatile answers cached, not the whole cache.
-        Anything unexpected (a snapshot we did not serve, another zone, a zone not yet or no
-        longer synced) falls back to :meth:`update`.
+        Costs the names the diff touched plus the answers carrying the SOA (each rewritten to
+        the new serial, or dropped), not the whole cache. Anything unexpected (a snapshot we did
+        not serve, another zone, a zone not yet or no longer synced) falls back to :meth:`update`.
         """
         if old is not self.snapshot or old.origin != new.origin or not (old.synced and new.synced):
             self.update(new)
             return
-        if len(self._fleeting) * 2 > len(self._udp) + len(self._tcp):  # mostly volatile: start over
-            self.update(new)
+        restamping = len(self._fleeting) <= RESTAMP_LIMIT
+        if not restamping and len(self._fleeting) * 2 > len(self._udp) + len(self._tcp):
+            self.update(new)  # mostly volatile: start over
             return
         changes = diff.diff(old, new)
         caches = {False: self._udp, True: self._tcp}
-        for tcp, key in self._fleeting:
-            caches[tcp].pop(key, None)
-        self._fleeting = []
-        for owner, _ in (*changes.removed, *changes.added):
-            for tcp, key in self._owners.pop(_wire_name(owner), ()):
+        apex = restamp.wire_name(new.origin)
+        touched = {
+            restamp.wire_name(owner)
+            for owner, rrset in (*changes.removed, *changes.added)
+            if not (owner == new.origin and rrset.rtype == restamp.TYPE_SOA)
+        }
+        for owner in touched:
+            for tcp, key in self._owners.pop(owner, ()):
                 caches[tcp].pop(key, None)
+        if restamping and apex not in touched and restamp.only_serial_moved(old.soa, new.soa):
+            self._fleeting = self._restamp(restamp.Stale(touched, apex), caches, new.serial)
+        else:
+            for entry in self._fleeting:
+                caches[entry.tcp].pop(entry.key, None)
+            self._fleeting = []
         self.snapshot = new
         self._rotating = {}
+
+    def _restamp(
+        self, stale: restamp.Stale, caches: dict[bool, dict[bytes, _Hit]], serial: int
+    ) -> list[_Fleeting]:
+        """Rewrite the serial of the cached answers carrying the SOA; drop those ``stale`` names."""
+        kept = []
+        stamp = serial.to_bytes(4, "big")
+        for entry in self._fleeting:
+            cache = caches[entry.tcp]
+            hit = cache.get(entry.key)
+            if hit is None:
+                continue
+            if entry.offset is None or entry.owner in stale:
+                del cache[entry.key]
+                continue
+            head, tail, cell, truncated = hit
+            tail = tail[: entry.offset] + stamp + tail[entry.offset + 4 :]
+            cache[entry.key] = (head, tail, cell, truncated)
+            kept.append(entry)
+        return kept
 
     def _remember(self, tcp: bool, key: bytes, qend: int, wire: bytes) -> None:
         """Index a cached answer for :meth:`publish`: by its owner if it outlives publications."""
         owner = key[10 : qend - 6]  # the lower-cased name in the key, root label included
         stable = (
             wire[3] & 0x0F == 0  # NOERROR
-            and wire[6:8] != b"\x00\x00"  # records in the answer section
+            and (wire[6:8] != b"\x00\x00" or wire[2] & TC_BYTE2)  # records, or too many for UDP
             and wire[8:10] == b"\x00\x00"  # no SOA in the authority section
             and owner != self._apex
         )
         if stable:
             self._owners.setdefault(owner, []).append((tcp, key))
         else:
-            self._fleeting.append((tcp, key))
+            offset = restamp.serial_offset(wire, qend)
+            self._fleeting.append(_Fleeting(tcp, key, owner, None if offset is None else offset - qend))
 
     @property
     def _apex(self) -> bytes:
-        return _wire_name(self.snapshot.origin)
+        return restamp.wire_name(self.snapshot.origin)
 
     def respond(self, data: bytes, tcp: bool = False) -> bytes | None:
         """The reply to one query (None: drop it); a cache hit splices in the client's ID and name."""
@@ -259,10 +310,6 @@ class Responder:
         if wire[2] & TC_BYTE2:
             self.stats.truncated["udp"] += 1
         return data[:2] + wire[2:12] + data[12:qend] + wire[qend:]
-
-
-def _wire_name(key: snapshot.NameKey) -> bytes:
-    return b"".join(bytes([len(label)]) + label for label in key) + b"\x00"
 
 
 def reply(
