@@ -10,7 +10,8 @@ A publication does not empty the cache (under churn that turned the next queries
 into misses at once): :meth:`Responder.publish` keeps the answers that cannot have changed.
 A positive answer (NOERROR, records in the answer section, nothing in the authority section)
 depends on the RRsets of its own name only, so it is kept unless the zone's diff names it; so
-does a truncated one (an area too large for a client without EDNS: TC and no records). The
+does a truncated one (an area too large for a client without EDNS: TC and no records), and so
+do the windows of an answer cut by ``max_answers``. The
 apex and every negative answer carry the SOA, whose serial moves with every publication: they
 are kept with the new serial written in (:mod:`node_dns.answer.restamp`) unless the diff may
 have changed them otherwise.
@@ -123,6 +124,8 @@ class Responder:
         self.max_answers = max_answers
         """At most this many A/AAAA per UDP answer, rotating per name (0: off)."""
         self._rotating: dict[bytes, _Rotation] = {}
+        self._rotating_owners: dict[bytes, list[bytes]] = {}
+        """Keys of :attr:`_rotating` by owner name (wire form, lower case), for :meth:`publish`."""
         self._turns: dict[tuple[bytes, int], list[int]] = {}
         self.stats = query_stats if query_stats is not None else stats.QueryStats()
         self.snapshot = snap
@@ -140,6 +143,7 @@ class Responder:
         self._udp = {}
         self._tcp = {}
         self._rotating = {}
+        self._rotating_owners = {}
         self._owners = {}
         self._fleeting = []
 
@@ -168,6 +172,8 @@ class Responder:
         for owner in touched:
             for tcp, key in self._owners.pop(owner, ()):
                 caches[tcp].pop(key, None)
+            for key in self._rotating_owners.pop(owner, ()):
+                self._rotating.pop(key, None)
         if restamping and apex not in touched and restamp.only_serial_moved(old.soa, new.soa):
             self._fleeting = self._restamp(restamp.Stale(touched, apex), caches, new.serial)
         else:
@@ -175,7 +181,6 @@ class Responder:
                 caches[entry.tcp].pop(entry.key, None)
             self._fleeting = []
         self.snapshot = new
-        self._rotating = {}
 
     def _restamp(
         self, stale: restamp.Stale, caches: dict[bool, dict[bytes, _Hit]], serial: int
@@ -275,7 +280,9 @@ class Responder:
             if found is not None and wire[4:6] == b"\x00\x01":
                 if len(self._rotating) >= self.max_cached:
                     self._rotating.clear()
+                    self._rotating_owners.clear()
                 rotation = self._rotating[found[0]] = _Rotation(counter, windows, key)
+                self._rotating_owners.setdefault(found[0][10 : found[1] - 6], []).append(found[0])
                 rotation.wires[turn % windows] = wire
             return wire
         if found is not None and wire[4:6] == b"\x00\x01":  # only replies that echo the question

@@ -161,3 +161,39 @@ def test_a_truncated_answer_for_a_name_the_change_touched_goes() -> None:
     zone.apply("b0", facts("b0", ["big"], ["10.9.9.9"]), "200")
 
     assert not cached(responder, big)
+
+
+def rotating(zone: Zone, packet: bytes) -> responder_mod.Responder:
+    responder = responder_mod.Responder(zone.snapshot, max_answers=2)
+    zone.subscribe(responder.publish)
+    responder.respond(packet)
+    return responder
+
+
+def test_the_rotation_of_a_limited_answer_outlives_a_change_elsewhere() -> None:
+    zone = synced_zone(
+        [facts(f"b{i}", ["big"], [ip]) for i, ip in enumerate(big_area_ips(6))]
+        + [facts("n1", ["home"], ["192.0.2.1"])]
+    )
+    big = query(f"big.{ZONE}")
+    responder = rotating(zone, big)
+    found = responder_mod.cache_key(big)
+    assert found is not None and found[0] in responder._rotating
+
+    zone.apply("n1", facts("n1", ["home"], ["192.0.2.9"]), "200")
+
+    assert found[0] in responder._rotating
+
+
+def test_the_rotation_of_a_limited_answer_goes_when_its_name_changes() -> None:
+    zone = synced_zone([facts(f"b{i}", ["big"], [ip]) for i, ip in enumerate(big_area_ips(6))])
+    big = query(f"big.{ZONE}")
+    responder = rotating(zone, big)
+    found = responder_mod.cache_key(big)
+    assert found is not None
+
+    zone.apply("b0", facts("b0", ["big"], ["10.9.9.9"]), "200")
+
+    assert found[0] not in responder._rotating
+    reference = responder_mod.answer(big, zone.snapshot, tcp=False, edns_udp_size=1232, max_answers=2, turn=1)
+    assert reference is not None and responder.respond(big) == reference[0]
