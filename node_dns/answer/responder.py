@@ -174,7 +174,8 @@ class Responder:
                 caches[tcp].pop(key, None)
             for key in self._rotating_owners.pop(owner, ()):
                 self._rotating.pop(key, None)
-        if restamping and apex not in touched and restamp.only_serial_moved(old.soa, new.soa):
+        same_soa = old.negative_ttl == new.negative_ttl and restamp.only_serial_moved(old.soa, new.soa)
+        if restamping and apex not in touched and same_soa:
             self._fleeting = self._restamp(restamp.Stale(touched, apex), caches, new.serial)
         else:
             for entry in self._fleeting:

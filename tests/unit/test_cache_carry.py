@@ -197,3 +197,16 @@ def test_the_rotation_of_a_limited_answer_goes_when_its_name_changes() -> None:
     assert found[0] not in responder._rotating
     reference = responder_mod.answer(big, zone.snapshot, tcp=False, edns_udp_size=1232, max_answers=2, turn=1)
     assert reference is not None and responder.respond(big) == reference[0]
+
+
+def test_answers_carrying_the_soa_go_when_the_negative_ttl_changes(zone: Zone) -> None:
+    nxdomain = query(f"nothere.{ZONE}")
+    responder = warm(zone, nxdomain)
+    old = zone.snapshot
+    new = dataclasses.replace(
+        old, negative_ttl=old.negative_ttl + 1, serial=old.serial + 1, generation=old.generation + 1
+    )
+
+    responder.publish(old, new)
+
+    assert not cached(responder, nxdomain)
