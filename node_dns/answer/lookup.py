@@ -54,10 +54,6 @@ def _negative_soa(query: Query, snap: snapshot.Snapshot) -> bytes:
     return _apex_owner(query, len(snap.origin)) + tail[:4] + struct.pack("!I", snap.negative_ttl) + tail[8:]
 
 
-def _wire_name(key: snapshot.NameKey) -> bytes:
-    return b"".join(bytes([len(label)]) + label for label in key) + b"\x00"
-
-
 def lookup(query: Query, snap: snapshot.Snapshot) -> Result:
     """All DNS rules for a well-formed query live here; no sockets, clocks or Kubernetes."""
     if query.problem is not None:
@@ -130,7 +126,7 @@ def _glue(snap: snapshot.Snapshot) -> list[bytes]:
         node = snap.names.get(key)
         if node is None:
             continue
-        owner = _wire_name(key)
+        owner = snapshot.wire_name(key)
         for rtype in (snapshot.TYPE_A, snapshot.TYPE_AAAA):
             rrset = node.rrsets.get(rtype)
             if rrset is not None:

@@ -10,11 +10,10 @@ A publication does not empty the cache (under churn that turned the next queries
 into misses at once): :meth:`Responder.publish` keeps the answers that cannot have changed.
 A positive answer (NOERROR, records in the answer section, nothing in the authority section)
 depends on the RRsets of its own name only, so it is kept unless the zone's diff names it; so
-does a truncated one (an area too large for a client without EDNS: TC and no records), and so
-do the windows of an answer cut by ``max_answers``. The
-apex and every negative answer carry the SOA, whose serial moves with every publication: they
-are kept with the new serial written in (:mod:`node_dns.answer.restamp`) unless the diff may
-have changed them otherwise.
+are a truncated one (an area too large for a client without EDNS: TC and no records) and the
+windows of an answer cut by ``max_answers``. The apex and every negative answer carry the SOA,
+whose serial moves with every publication: they are kept with the new serial written in
+(:mod:`node_dns.answer.restamp`) unless the diff may have changed them otherwise.
 """
 
 from __future__ import annotations
@@ -133,7 +132,7 @@ class Responder:
         self._udp: dict[bytes, _Hit] = {}
         self._tcp: dict[bytes, _Hit] = {}
         # What a publication must drop: cached answers by owner name (wire form, lower case),
-        # and those that change with any publication (negative answers, the apex).
+        # and those that carry the SOA (negative answers, the apex: rewritten or dropped).
         self._owners: dict[bytes, list[tuple[bool, bytes]]] = {}
         self._fleeting: list[_Fleeting] = []
 
@@ -163,11 +162,11 @@ class Responder:
             return
         changes = diff.diff(old, new)
         caches = {False: self._udp, True: self._tcp}
-        apex = restamp.wire_name(new.origin)
+        apex = snapshot.wire_name(new.origin)
         touched = {
-            restamp.wire_name(owner)
+            snapshot.wire_name(owner)
             for owner, rrset in (*changes.removed, *changes.added)
-            if not (owner == new.origin and rrset.rtype == restamp.TYPE_SOA)
+            if not (owner == new.origin and rrset.rtype == snapshot.TYPE_SOA)
         }
         for owner in touched:
             for tcp, key in self._owners.pop(owner, ()):
@@ -220,7 +219,7 @@ class Responder:
 
     @property
     def _apex(self) -> bytes:
-        return restamp.wire_name(self.snapshot.origin)
+        return snapshot.wire_name(self.snapshot.origin)
 
     def respond(self, data: bytes, tcp: bool = False) -> bytes | None:
         """The reply to one query (None: drop it); a cache hit splices in the client's ID and name."""

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from node_dns.zone.snapshot import NameKey, RRset
+from node_dns.zone.snapshot import TYPE_SOA, RRset
 
-TYPE_SOA = 6
 WILDCARD = b"*"
 
 
@@ -67,11 +66,6 @@ def only_serial_moved(old: RRset, new: RRset) -> bool:
         return False
     before, after = old.tails[0], new.tails[0]
     return len(before) == len(after) >= 20 and before[:-20] + before[-16:] == after[:-20] + after[-16:]
-
-
-def wire_name(key: NameKey) -> bytes:
-    """A name key in wire form (lower case, root label included): how the cache keys name owners."""
-    return b"".join(bytes([len(label)]) + label for label in key) + b"\x00"
 
 
 def suffixes(name: bytes) -> Iterable[bytes]:

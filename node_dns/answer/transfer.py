@@ -28,10 +28,6 @@ class Body:
     data: bytes
 
 
-def _name_wire(labels: Iterable[bytes]) -> bytes:
-    return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
-
-
 def pack(
     records: Iterable[journal_mod.Record],
     origin: snapshot.NameKey,
@@ -45,7 +41,7 @@ def pack(
     pointers may aim) unless ``question`` is False; later bodies follow a header alone. A
     record never spans two messages.
     """
-    question_size = len(_name_wire(origin)) + 4
+    question_size = len(snapshot.wire_name(origin)) + 4
     bodies: list[Body] = []
     table: dict[snapshot.NameKey, int] = {}
     parts: list[bytes] = []
@@ -96,7 +92,7 @@ def pack_zone(
     if len(records) < 2:
         return pack(records, origin, limit)
     *body, closing = records
-    question_size = len(_name_wire(origin)) + 4
+    question_size = len(snapshot.wire_name(origin)) + 4
     groups: list[list[journal_mod.Record]] = []
     group: list[journal_mod.Record] = []
     base = 12 + question_size

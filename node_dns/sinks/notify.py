@@ -149,7 +149,7 @@ class Notifier:
 
     def message(self, message_id: int, serial: int) -> bytes:
         """NOTIFY for the zone's SOA, the new SOA in the answer section (RFC 1996 §3.7)."""
-        question = _wire(self.zone) + struct.pack("!HH", snapshot.TYPE_SOA, 1)
+        question = snapshot.wire_name(self.zone) + struct.pack("!HH", snapshot.TYPE_SOA, 1)
         flags = (Opcode.NOTIFY << 11) | AA
         header = struct.pack("!HHHHHH", message_id, flags, 1, 1 if self._soa else 0, 0, 0)
         answer = b""
@@ -213,7 +213,3 @@ class _Replies(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         """Port unreachable and the like: the timeout retries."""
-
-
-def _wire(key: snapshot.NameKey) -> bytes:
-    return b"".join(bytes([len(label)]) + label for label in key) + b"\x00"

@@ -9,7 +9,7 @@ touched, so building it costs work proportional to the change, not to the zone.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,11 @@ ServiceKey = tuple[str, str]
 
 TYPE_ORDER = (TYPE_SOA, TYPE_NS, TYPE_A, TYPE_AAAA)
 """Order of RRsets within one name in dumps and transfers: SOA first, as a transfer starts."""
+
+
+def wire_name(labels: Iterable[bytes]) -> bytes:
+    """A name key (or any labels, most specific first) in DNS wire form, root label included."""
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
 
 
 def canonical(key: NameKey) -> NameKey:

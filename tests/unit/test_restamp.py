@@ -7,13 +7,14 @@ import dataclasses
 import dnslib
 
 from node_dns.answer import responder, restamp
+from node_dns.zone import snapshot
 from tests.unit.zonekit import facts, query, synced_zone
 
 ZONE = "lb.example.net"
 
 
 def wire_of(name: str) -> bytes:
-    return restamp.wire_name(tuple(label.encode() for label in name.split(".")))
+    return snapshot.wire_name(tuple(label.encode() for label in name.split(".")))
 
 
 def reply_to(packet: bytes) -> tuple[bytes, int]:
@@ -106,4 +107,4 @@ def test_suffixes_run_from_the_name_to_the_root() -> None:
 
 
 def test_a_name_key_is_written_in_wire_form() -> None:
-    assert restamp.wire_name((b"home", b"lb")) == b"\x04home\x02lb\x00"
+    assert snapshot.wire_name((b"home", b"lb")) == b"\x04home\x02lb\x00"
