@@ -210,3 +210,16 @@ def test_answers_carrying_the_soa_go_when_the_negative_ttl_changes(zone: Zone) -
     responder.publish(old, new)
 
     assert not cached(responder, nxdomain)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_family_names_of_an_area_go_when_a_node_joins_it(zone: Zone, path: str) -> None:
+    v6, v4 = query(f"v6.home.{ZONE}", "AAAA"), query(f"v4.home.{ZONE}")
+    responder = warm(zone, v6, v4)
+
+    zone.apply("n3", facts("n3", ["home"], ["2001:db8::3"]), "200")
+
+    assert not cached(responder, v6)
+    reference = responder_mod.answer(v6, zone.snapshot, tcp=False, edns_udp_size=1232)
+    assert reference is not None and udp_respond(responder, path)(v6) == reference[0]
+    assert reference[0][6:8] == b"\x00\x01"
