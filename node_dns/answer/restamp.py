@@ -15,47 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from node_dns.answer import walk
 from node_dns.zone.snapshot import TYPE_SOA, RRset
 
 WILDCARD = b"*"
-
-
-def _skip_name(wire: bytes, at: int) -> int | None:
-    """The offset just past the (possibly compressed) name at ``at``; None when malformed."""
-    size = len(wire)
-    while at < size:
-        length = wire[at]
-        if length == 0:
-            return at + 1
-        if length & 0xC0 == 0xC0:
-            return at + 2 if at + 2 <= size else None
-        if length > 63:
-            return None
-        at += length + 1
-    return None
 
 
 def serial_offset(wire: bytes, start: int) -> int | None:
     """Offset in ``wire`` of the serial of its first SOA record in the answer or authority
     section; ``start`` is where the question ends. None when there is none or the reply is
     not well formed (the caller then drops the cached answer, as before)."""
-    if len(wire) < 12:
+    try:
+        _, an, ns, _ = walk.counts(wire)
+        for record in walk.records(wire, start, an + ns):
+            if record.rtype == TYPE_SOA:
+                return walk.soa_serial_at(wire, record)
+    except walk.Malformed:
         return None
-    count = (wire[6] << 8 | wire[7]) + (wire[8] << 8 | wire[9])
-    at: int | None = start
-    for _ in range(count):
-        at = _skip_name(wire, at) if at is not None else None
-        if at is None or at + 10 > len(wire):
-            return None
-        rtype = wire[at] << 8 | wire[at + 1]
-        end = at + 10 + (wire[at + 8] << 8 | wire[at + 9])
-        if end > len(wire):
-            return None
-        if rtype == TYPE_SOA:
-            names_end = _skip_name(wire, at + 10)
-            names_end = _skip_name(wire, names_end) if names_end is not None else None
-            return names_end if names_end is not None and names_end + 20 == end else None
-        at = end
     return None
 
 

@@ -14,7 +14,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 
-from node_dns.answer import query
+from node_dns.answer import query, walk
 from node_dns.protocol import CLASS_ANY, TYPE_TSIG, TsigError
 from node_dns.tsigkeys import ALGORITHMS, ALIASES, Key, to_wire
 
@@ -45,38 +45,20 @@ def _read_name(data: bytes, offset: int) -> tuple[str, int]:
     return ".".join(label.decode("ascii", "replace").lower() for label in labels), end
 
 
-def _skip_name(data: bytes, offset: int) -> int:
-    return query.read_name(data, offset)[1]
-
-
 def find(data: bytes) -> Record | None:
     """The TSIG record if it is the last record of ``data``; None if there is none.
 
     Raises ValueError for a message that cannot be walked, or a TSIG that is not last.
     """
-    if len(data) < 12:
-        raise ValueError("short message")
-    qd, an, ns, ar = struct.unpack_from("!HHHH", data, 4)
+    qd, an, ns, ar = walk.counts(data)
     if ar == 0:
         return None
-    offset = 12
-    for _ in range(qd):
-        offset = _skip_name(data, offset) + 4
     total = an + ns + ar
-    for index in range(total):
-        start = offset
-        offset = _skip_name(data, offset)
-        if offset + 10 > len(data):
-            raise ValueError("record header truncated")
-        rtype, _, _, rdlength = struct.unpack_from("!HHIH", data, offset)
-        rdata = offset + 10
-        offset = rdata + rdlength
-        if offset > len(data):
-            raise ValueError("rdata runs past the message")
-        if rtype == TYPE_TSIG:
+    for index, record in enumerate(walk.records(data, walk.question_end(data, qd), total)):
+        if record.rtype == TYPE_TSIG:
             if index != total - 1:
                 raise ValueError("TSIG is not the last record")
-            return _parse(data, start, rdata, offset)
+            return _parse(data, record.start, record.rdata, record.end)
     return None
 
 

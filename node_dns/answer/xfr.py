@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from node_dns import access, tsigkeys
-from node_dns.answer import query, responder, transfer, tsig
+from node_dns.answer import query, responder, transfer, tsig, walk
 from node_dns.protocol import TYPE_AXFR, TYPE_IXFR, Opcode, Rcode, opcode
 from node_dns.zone import journal as journal_mod
 from node_dns.zone import snapshot
@@ -316,34 +316,14 @@ class Transfers:
         log.warning(message + " (logged once per client)", *args)
 
 
-def _skip_name(data: bytes, offset: int) -> int:
-    while True:
-        length = data[offset]
-        if length == 0:
-            return offset + 1
-        if length & 0xC0 == 0xC0:
-            return offset + 2
-        offset += 1 + length
-
-
 def _ixfr_serial(data: bytes) -> int | None:
     """The serial of the SOA a client sends in the authority section of its IXFR request."""
     try:
-        qd, an, ns = struct.unpack_from("!HHH", data, 4)
+        qd, an, ns, _ = walk.counts(data)
         if qd != 1 or ns < 1:
             return None
-        offset = _skip_name(data, 12) + 4
-        for _ in range(an):
-            offset = _skip_name(data, offset)
-            offset += 10 + struct.unpack_from("!H", data, offset + 8)[0]
-        offset = _skip_name(data, offset)
-        rtype, _, _, rdlength = struct.unpack_from("!HHIH", data, offset)
-        if rtype != snapshot.TYPE_SOA:
-            return None
-        rdata = offset + 10
-        at = _skip_name(data, _skip_name(data, rdata))
-        if at + 20 > rdata + rdlength:
-            return None
-        return int(struct.unpack_from("!I", data, at)[0])
-    except (IndexError, struct.error):
+        found = list(walk.records(data, walk.question_end(data, qd), an + 1))[-1]
+        at = walk.soa_serial_at(data, found)
+    except walk.Malformed:
         return None
+    return int.from_bytes(data[at : at + 4], "big")
