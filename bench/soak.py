@@ -18,71 +18,31 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import common, heavy_nodes, peers, stallstats
+from bench import canary, common, heavy_nodes, peers, stallstats
 from bench.report import Table
+from bench.soak_report import (
+    AREAS,
+    BIG_AREAS,
+    BIG_CHURN,
+    BIG_NODES,
+    CHURN,
+    NODES,
+    RATE_FRACTION,
+    RSS_CHURN,
+    RSS_EVERY,
+    SCRAPE_EVERY,
+    SECONDS,
+    STALL_BUDGET,
+    STALL_WATCH,
+    Phase,
+    canary_table,
+    culprit_table,
+    table,
+)
 from tests.harness.controlplane import ControlPlane
 from tests.harness.nodedns import NodeDns
-
-CHURN = (0, 5, 50)
-"""Ready flips per second."""
-RATE_FRACTION = 1 / 3
-"""The fixed rate as a fraction of node-dns' unthrottled UDP rate measured in the same run."""
-NODES, AREAS = 200, 10
-BIG_NODES, BIG_AREAS, BIG_CHURN = 5000, 100, 50
-"""The stall target's population: one more node-dns run at the same rate with 50 flips/s."""
-STALL_BUDGET = 0.005
-STALL_WATCH = f"--stall-threshold={STALL_BUDGET}"
-"""The stall watch names the culprits of stalls over the budget (off by default in node-dns)."""
-SECONDS = {True: 60.0, False: 600.0}
-"""Length of each run, by --quick."""
-RSS_CHURN = 5
-"""Flips per second of the long RSS run (``--only soak-rss``)."""
-RSS_EVERY = 5.0
-"""Seconds between two RSS samples."""
-SCRAPE_EVERY = 15.0
-"""Seconds between two /metrics scrapes during a run (Prometheus' usual interval)."""
-
-
-@dataclass
-class Phase:
-    server: str
-    churn: int
-    flips_done: int = 0
-    seconds: float = 0.0
-    sent: int = 0
-    lost: int = 0
-    longest_lag: float = float("nan")
-    """Upper bound of the histogram bucket of the longest lag during the run."""
-    longest_since_start: float = float("nan")
-    """node_dns_event_loop_lag_max_seconds at the end: start-up (first list, freeze) included."""
-    stalls_over_budget: float = float("nan")
-    kernel_drops: float = float("nan")
-    gc_longest: float = float("nan")
-    """Upper bound of the bucket of the longest garbage collection during the run, seconds."""
-    run_queue_wait: float = float("nan")
-    """Seconds the server's main thread was runnable but not running (other load on its CPU)."""
-    own_longest: float = float("nan")
-    """Like ``longest_lag``, less the loop thread's run-queue wait (node_dns_event_loop_own_lag_seconds)."""
-    own_over_budget: float = float("nan")
-    receive_longest: float = float("nan")
-    """Upper bound of the bucket of the longest UDP receive wait during the run (the oldest
-    datagram of a read, from its kernel stamp: node_dns_dns_udp_receive_wait_seconds)."""
-    receive_over_budget: float = float("nan")
-    cpu_s: float = float("nan")
-    """CPU seconds of the node-dns process during the run (every thread)."""
-    culprits: dict[str, stallstats.Culprit] = field(default_factory=dict)
-    rss_mb: list[float] = field(default_factory=list)
-
-    @property
-    def flips_per_second(self) -> float:
-        return self.flips_done / self.seconds if self.seconds else 0.0
-
-    def rss_growth(self) -> float:
-        """RSS at the end over RSS after the first sample (the first one is taken warmed up)."""
-        return self.rss_mb[-1] / self.rss_mb[0] - 1 if len(self.rss_mb) >= 2 else float("nan")
 
 
 class Flipper:
@@ -192,7 +152,7 @@ def _node_dns_phase(
     label: str = "node-dns",
 ) -> Phase:
     phase = Phase(label, churn)
-    with common.on_client_cpu(plane.pids), common.node_dns(plane, STALL_WATCH) as process:
+    with common.on_client_cpu(plane.pids), common.node_dns(plane, *STALL_WATCH) as process:
         _warm(process, len(names))
         pid = process.pid or 0
         phase.rss_mb.append(common.rss_mb(pid))
@@ -200,9 +160,19 @@ def _node_dns_phase(
         waited = _run_queue_wait(pid)
         cpu = common.cpu_seconds(pid)
         started = time.monotonic()
-        with _sampling(pid, phase.rss_mb), _scraping(process), Flipper(plane, names, churn) as flipper:
+        with (
+            _sampling(pid, phase.rss_mb),
+            _scraping(process),
+            canary.watching(common.SERVER_CPU) as phase.canary,
+            Flipper(plane, names, churn) as flipper,
+        ):
             result = _dnsperf(process.dns_port, mix, seconds, rate, pid)
-        phase.seconds = time.monotonic() - started
+        ended = time.monotonic()
+        phase.seconds = ended - started
+        _, listed = process.http_get("/debug/stalls")
+        phase.stalls = [
+            stall for stall in canary.parse_stalls(listed, started, ended) if stall.lag > STALL_BUDGET
+        ]
         phase.flips_done = flipper.done
         phase.rss_mb.append(common.rss_mb(pid))
         _, text = process.http_get("/metrics")
@@ -241,7 +211,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     names = [spec.name for spec in specs]
     mix = common.write_mix(opts.workdir / "mix-soak.txt", areas)
 
-    with common.node_dns(plane, STALL_WATCH) as process:
+    with common.node_dns(plane, *STALL_WATCH) as process:
         _warm(process, NODES)
         unthrottled = common.dnsperf(process.dns_port, mix, seconds=5.0, pid=process.pid)
         zone_file = peers.write_zone(opts.workdir, plane.list_nodes(), process.dns_port)
@@ -252,7 +222,7 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     try:
         peers.settle()
         reference = Phase("NSD", 0)
-        with _sampling(nsd.pid, reference.rss_mb):
+        with _sampling(nsd.pid, reference.rss_mb), canary.watching(common.SERVER_CPU) as reference.canary:
             started = time.monotonic()
             result = common.dnsperf(nsd.port, mix, seconds=seconds, pid=nsd.pid, max_qps=rate)
             reference.seconds = time.monotonic() - started
@@ -270,15 +240,11 @@ def run(plane: ControlPlane, opts: common.Options) -> list[Table]:
     phases.append(
         _node_dns_phase(plane, big_mix, [spec.name for spec in big], BIG_CHURN, rate, seconds, label)
     )
-    return [_table(phases, rate, unthrottled.qps, seconds), _culprit_table(phases[1:], seconds)]
-
-
-def _culprit_table(phases: Sequence[Phase], seconds: float) -> Table:
-    return stallstats.table(
-        f"Soak: event-loop stalls by culprit ({seconds:.0f} s runs)",
-        [(f"{phase.server}, {phase.churn} flips/s", phase.culprits) for phase in phases],
-        STALL_BUDGET * 1e3,
-    )
+    return [
+        table(phases, rate, unthrottled.qps, seconds),
+        culprit_table(phases[1:], seconds),
+        canary_table(phases, seconds),
+    ]
 
 
 def run_rss(plane: ControlPlane, opts: common.Options, *, big: bool = False) -> list[Table]:
@@ -294,7 +260,7 @@ def run_rss(plane: ControlPlane, opts: common.Options, *, big: bool = False) -> 
     specs = common.node_specs(NODES, AREAS)
     common.populate(plane, specs)
     mix = common.write_mix(opts.workdir / "mix-soak.txt", areas)
-    with common.node_dns(plane, STALL_WATCH) as process:
+    with common.node_dns(plane, *STALL_WATCH) as process:
         _warm(process, NODES)
         unthrottled = common.dnsperf(process.dns_port, mix, seconds=5.0, pid=process.pid)
     rate = int(unthrottled.qps * RATE_FRACTION)
@@ -309,108 +275,17 @@ def run_rss(plane: ControlPlane, opts: common.Options, *, big: bool = False) -> 
         phase = _node_dns_phase(plane, big_mix, names, BIG_CHURN, rate, seconds, label)
     else:
         phase = _node_dns_phase(plane, mix, [spec.name for spec in specs], RSS_CHURN, rate, seconds)
-    table = _table([phase], rate, unthrottled.qps, seconds)
-    table.title = f"Soak, RSS over {seconds / 60:.0f} min: " + table.title.removeprefix("Soak: ")
+    rss = table([phase], rate, unthrottled.qps, seconds)
+    rss.title = f"Soak, RSS over {seconds / 60:.0f} min: " + rss.title.removeprefix("Soak: ")
     if big:
-        table.title = table.title.replace(
+        rss.title = rss.title.replace(
             f"{NODES} nodes in {AREAS} areas", f"{BIG_NODES:,} kubelet-shaped nodes in {BIG_AREAS} areas"
         )
     every = max(1, round(60 / RSS_EVERY))
-    table.notes.insert(
+    rss.notes.insert(
         0,
         "RSS MB every minute: "
         + ", ".join(f"{mb:.1f}" for mb in phase.rss_mb[::every])
         + f" (last {phase.rss_mb[-1]:.1f})",
     )
-    return [table, _culprit_table([phase], seconds)]
-
-
-def _bucket(seconds: float) -> str:
-    return f"<= {seconds * 1e3:g}" if seconds > 0 else "none"
-
-
-def _table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: float) -> Table:
-    reference = phases[0]
-    table = Table(
-        f"Soak: {rate:,} UDP queries/s for {seconds:.0f} s, {NODES} nodes in {AREAS} areas, Ready flips",
-        [
-            "server",
-            "flips/s asked (done)",
-            "sent",
-            "lost",
-            "lost / NSD's",
-            "longest loop lag ms (bucket; since start)",
-            f"lags > {STALL_BUDGET * 1e3:.0f} ms",
-            f"own lags > {STALL_BUDGET * 1e3:.0f} ms (longest ms, bucket)",
-            "longest receive wait ms (bucket)",
-            f"receive waits > {STALL_BUDGET * 1e3:.0f} ms",
-            "kernel drops",
-            "longest GC ms CPU (bucket)",
-            "waited for CPU s",
-            "CPU s",
-            "RSS MB start, end (growth)",
-        ],
-    )
-    for phase in phases:
-        share = phase.lost / reference.lost if reference.lost else float("nan")
-        rss = ""
-        if phase.rss_mb:
-            rss = f"{phase.rss_mb[0]:.1f}, {phase.rss_mb[-1]:.1f} ({phase.rss_growth():+.1%})"
-        table.rows.append(
-            [
-                phase.server,
-                f"{phase.churn} ({phase.flips_per_second:.1f})" if phase.server != "NSD" else "0",
-                phase.sent,
-                phase.lost,
-                f"{share:.2f}x" if reference.lost else ("0 lost by NSD" if phase is not reference else "-"),
-                (
-                    f"{_bucket(phase.longest_lag)}; {phase.longest_since_start * 1e3:.0f}"
-                    if phase.server != "NSD"
-                    else "-"
-                ),
-                phase.stalls_over_budget if phase.server != "NSD" else "-",
-                (
-                    f"{phase.own_over_budget:.0f} ({_bucket(phase.own_longest)})"
-                    if phase.server != "NSD"
-                    else "-"
-                ),
-                _bucket(phase.receive_longest) if phase.server != "NSD" else "-",
-                phase.receive_over_budget if phase.server != "NSD" else "-",
-                phase.kernel_drops if phase.server != "NSD" else "-",
-                _bucket(phase.gc_longest) if phase.server != "NSD" else "-",
-                phase.run_queue_wait if phase.server != "NSD" else "-",
-                phase.cpu_s if phase.server != "NSD" else "-",
-                rss,
-            ]
-        )
-        table.raw[f"{phase.server} {phase.churn}"] = phase.__dict__ | {
-            "rss_mb": phase.rss_mb,
-            "culprits": {name: c.__dict__ for name, c in phase.culprits.items()},
-        }
-    table.notes += [
-        f"rate: {RATE_FRACTION:.2f} of node-dns' unthrottled {unthrottled:,.0f} queries/s measured at the "
-        "start of the run (dnsperf -c 1 -q 100 -Q rate); lost: no reply within dnsperf's 2 s timeout",
-        f"the last row serves {BIG_NODES:,} nodes in {BIG_AREAS} areas (the stall target's size) at the "
-        "same rate; its lost queries compare with NSD's on the small zone only loosely; those nodes are "
-        "shaped like a kubelet's (~10 KB of JSON each: images, labels, capacity, five conditions)",
-        "each node-dns row is a fresh process; flips go through the apiserver (strategic-merge patch of "
-        "the Ready condition), a node down then up again, so no area fails open",
-        f"during node-dns' rows the apiserver, etcd and the bench's own threads (flipper, scrapes) run on "
-        f"CPU {common.CLIENT_CPU} with dnsperf, as a control plane on other machines would: node-dns has "
-        f"CPU {common.SERVER_CPU} to itself (before 2026-12-03 19:00 UTC they floated over both CPUs)",
-        "mix: positive A, positive AAAA, NXDOMAIN, NODATA (TXT), apex SOA in equal parts, random case",
-        "loop lag and GC: the highest histogram bucket that gained an observation during the run "
-        "(node_dns_event_loop_lag_seconds; node_dns_gc_pause_seconds, CPU time of each collection)",
-        "'since start': node_dns_event_loop_lag_max_seconds, start-up included",
-        "receive wait: per read of the UDP socket (a recvmmsg batch), how long its oldest query sat in "
-        "the socket, from the kernel's receive stamp (node_dns_dns_udp_receive_wait_seconds): the "
-        "queries' own wait, where the loop lag is a timer's",
-        f"/metrics is scraped every {SCRAPE_EVERY:.0f} s during each run, as Prometheus would",
-        "'waited for CPU': run-queue delay of node-dns' main thread during the run "
-        "(/proc/PID/schedstat), the share of a stall that other processes on its CPU caused",
-        "'own lags': lag less the loop thread's run-queue wait while it was late "
-        "(node_dns_event_loop_own_lag_seconds): the stalls node-dns itself caused; 'CPU s': the "
-        "node-dns process' CPU time during the run",
-        common.load_note(),
-    ]
-    return table
+    return [rss, culprit_table([phase], seconds), canary_table([phase], seconds)]

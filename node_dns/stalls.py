@@ -34,13 +34,13 @@ import os
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import FrameType
 
 from node_dns.answer.stats import Histogram
 from node_dns.loop_lag import LagMonitor
+from node_dns.stall_stacks import GC, Sample, Stack, label, parse, shown, stack_text
 
 log = logging.getLogger("node_dns")
 
@@ -50,111 +50,16 @@ MAX_CULPRITS = 48
 """Distinct culprits kept (metric label values); later ones are counted as :data:`OTHER`."""
 MAX_SAMPLES = 64
 """Samples kept per stall (a stall of a second sampled every 2.5 ms would keep 400)."""
-STACK_SHOWN = 10
-"""Innermost frames written in a culprit's log line and in /debug/stalls."""
+RECENT = 256
+"""Stalls kept with their times for /debug/stalls (to line them up with other clocks' events)."""
 
 RUN_QUEUE = "(run queue)"
 """The stall is (nearly) all time the loop thread waited for a CPU: other processes' doing."""
-GC = "(garbage collection)"
 IDLE = "(loop idle)"
 """Samples found the loop running nothing: its thread was off the CPU (blocked or not woken)."""
 UNSAMPLED = "(not sampled)"
 """The stall ended before the watchdog thread could look (it too waits for a CPU and the GIL)."""
 OTHER = "(other)"
-
-LOOP_FRAMES = frozenset(
-    {
-        ("asyncio.runners", "run"),
-        ("asyncio.runners", "run_until_complete"),
-        ("asyncio.base_events", "run_forever"),
-        ("asyncio.base_events", "run_until_complete"),
-        ("asyncio.base_events", "_run_once"),
-        ("asyncio.events", "_run"),
-        ("selectors", "select"),
-    }
-)
-"""The event loop's own frames: what runs above the last of them is the callback or task."""
-FIRST_PARTY = ("node_dns.", "kopf.")
-GC_FRAME = ("node_dns.gcpolicy", "__call__")
-"""The collection callback: a sample that lands in it was taken during a collection."""
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    module: str
-    function: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.module}:{self.function}:{self.line}"
-
-    @property
-    def where(self) -> str:
-        return f"{self.module}:{self.function}"
-
-
-Stack = tuple[Frame, ...]
-"""Outermost frame first."""
-Sample = Stack | str
-"""A stack, or its text as the watchdog takes it (:func:`stack_text`, read by :func:`parse`)."""
-
-
-def stack_text(frame: FrameType | None) -> str:
-    """A thread's Python stack as one string, innermost frame first (``module function line``
-    per line).
-
-    The watchdog keeps its samples until the stall ends, and objects it keeps count towards the
-    collector's next run: a collection triggered by the watchdog's allocations would run in its
-    thread, holding the GIL, and lengthen the very stall being sampled. Strings are not tracked
-    by the collector, so a sample costs it one tuple.
-    """
-    text = ""
-    while frame is not None:
-        text += f"{frame.f_globals.get('__name__', '?')} {frame.f_code.co_name} {frame.f_lineno or 0}\n"
-        frame = frame.f_back
-    return text
-
-
-def parse(sample: Sample) -> Stack:
-    """The stack of a sample (on the loop thread, once the stall is over)."""
-    if not isinstance(sample, str):
-        return sample
-    frames = []
-    for line in sample.splitlines():
-        module, function, number = line.rsplit(" ", 2)
-        frames.append(Frame(module, function, int(number)))
-    frames.reverse()
-    return tuple(frames)
-
-
-def stack_of(frame: FrameType | None) -> Stack:
-    """A thread's Python stack as plain values (the frame objects are not kept)."""
-    return parse(stack_text(frame))
-
-
-def label(stack: Stack) -> str | None:
-    """The culprit a sample names; None when the loop was running nothing (idle in its poll)."""
-    if any((f.module, f.function) == GC_FRAME for f in stack):
-        return GC
-    start = 0
-    for index, frame in enumerate(stack):
-        if (frame.module, frame.function) in LOOP_FRAMES:
-            start = index + 1
-    work = stack[start:]
-    if not work:
-        return None
-    parts = [work[0].where]
-    ours = [f for f in work[1:] if f.module.startswith(FIRST_PARTY)]
-    if ours and ours[-1] is not work[-1]:
-        parts.append(ours[-1].where)
-    if len(work) > 1:
-        parts.append(work[-1].where)
-    return " > ".join(dict.fromkeys(parts))
-
-
-def shown(stack: Stack) -> str:
-    """The innermost frames of a stack on one line, outermost of them first."""
-    return " > ".join(str(f) for f in stack[-STACK_SHOWN:]) or "-"
 
 
 @dataclass
@@ -180,6 +85,9 @@ class Stall:
     cpu: float
     culprit: str
     stack: str
+    ended: float = 0.0
+    """The watch's clock (CLOCK_MONOTONIC, shared by every process of the machine) at the beat
+    that ended it: the loop was held from ``ended - lag`` to ``ended``."""
 
     @property
     def own(self) -> float:
@@ -246,6 +154,8 @@ class StallWatch:
         self.longest_own = 0.0
         self.culprits: dict[str, Culprit] = {}
         self.last: Stall | None = None
+        self.recent: deque[Stall] = deque(maxlen=RECENT)
+        """The last stalls, oldest first, with their times."""
         self._clock = clock
         self._thread_times = thread_times
         self._gc_time = gc_time
@@ -286,7 +196,8 @@ class StallWatch:
         """Close the window with the lag the heartbeat saw; a stall over the threshold is blamed."""
         seq = self.window[0]
         samples, self._samples = self._samples, []
-        self.window = (seq + 1, self._clock())
+        now = self._clock()
+        self.window = (seq + 1, now)
         start, self._times = self._times, self._thread_times()
         tag, due = self._due
         if tag == seq and due is not None:
@@ -303,9 +214,10 @@ class StallWatch:
             return None
         stacks = [parse(stack) for tag, stack in samples if tag == seq]
         name, stack = self._blame(own, self._gc - gc_before, stacks)
-        stall = Stall(lag, waited, cpu, name, stack)
+        stall = Stall(lag, waited, cpu, name, stack, now)
         self._count(stall)
         self.last = stall
+        self.recent.append(stall)
         return stall
 
     def _blame(self, own: float, gc: float, stacks: list[Stack]) -> tuple[str, str]:
@@ -359,6 +271,13 @@ class StallWatch:
                 f"{c.stalls}\t{c.seconds * 1e3:.1f}\t{c.waited * 1e3:.1f}\t{c.cpu * 1e3:.1f}"
                 f"\t{c.longest * 1e3:.1f}\t{c.name}\t{c.stack}"
             )
+        lines.append(
+            f"# the last {RECENT} stalls: end (CLOCK_MONOTONIC s)\tlag_ms\trun_queue_ms\tcpu_ms\tculprit"
+        )
+        lines += [
+            f"{s.ended:.6f}\t{s.lag * 1e3:.1f}\t{s.waited * 1e3:.1f}\t{s.cpu * 1e3:.1f}\t{s.culprit}"
+            for s in self.recent
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from node_dns import stalls
+from node_dns import stall_stacks, stalls
 from node_dns.sinks import metrics
-from node_dns.stalls import Frame
+from node_dns.stall_stacks import Frame
 
 INTERVAL, THRESHOLD = 0.025, 0.005
 
@@ -47,7 +47,7 @@ class Rig:
         self.run = 0.0
         self.waited = 0.0
         self.gc = 0.0
-        self.stack: stalls.Sample | None = None
+        self.stack: stall_stacks.Sample | None = None
         self.watch = stalls.StallWatch(
             metrics.LAG_BUCKETS,
             threshold=THRESHOLD,
@@ -61,7 +61,7 @@ class Rig:
     def late(
         self,
         lag: float,
-        stack: stalls.Sample | None = None,
+        stack: stall_stacks.Sample | None = None,
         samples: int = 1,
         *,
         waited: float = 0.0,
@@ -200,28 +200,28 @@ def test_a_stall_mostly_spent_collecting_is_blamed_on_the_garbage_collector() ->
     rig = Rig()
     rig.gc = 0.012  # 12 ms of collections in a 20 ms stall
     stall = rig.late(0.020, PUBLISH)
-    assert stall is not None and stall.culprit == stalls.GC
+    assert stall is not None and stall.culprit == stall_stacks.GC
 
 
 def test_a_sample_inside_the_collection_callback_names_the_garbage_collector() -> None:
     stack = (*PUBLISH, Frame("node_dns.gcpolicy", "__call__", 70))
-    assert stalls.label(stack) == stalls.GC
+    assert stall_stacks.label(stack) == stall_stacks.GC
 
 
 def test_samples_of_an_idle_loop_say_the_loop_ran_nothing() -> None:
-    assert stalls.label(IDLE_STACK) is None
+    assert stall_stacks.label(IDLE_STACK) is None
     stall = Rig().late(0.020, IDLE_STACK)
     assert stall is not None and stall.culprit == stalls.IDLE
 
 
 def test_a_label_names_origin_innermost_own_frame_and_innermost_frame_without_repeats() -> None:
-    assert stalls.label((*LOOP, Frame("node_dns.loop_lag", "run", 44))) == "node_dns.loop_lag:run"
+    assert stall_stacks.label((*LOOP, Frame("node_dns.loop_lag", "run", 44))) == "node_dns.loop_lag:run"
     two = (*LOOP, Frame("node_dns.sources.lister", "run", 1), Frame("json", "loads", 2))
-    assert stalls.label(two) == "node_dns.sources.lister:run > json:loads"
+    assert stall_stacks.label(two) == "node_dns.sources.lister:run > json:loads"
 
 
 def test_a_stack_without_loop_frames_is_labelled_from_its_outermost_frame() -> None:
-    assert stalls.label((Frame("tests.x", "hog", 1),)) == "tests.x:hog"
+    assert stall_stacks.label((Frame("tests.x", "hog", 1),)) == "tests.x:hog"
 
 
 def test_each_culprit_is_logged_once_and_counted_every_time(caplog: pytest.LogCaptureFixture) -> None:
@@ -261,6 +261,28 @@ def test_debug_render_lists_culprits_longest_total_first() -> None:
     assert lines[1].startswith("# garbage collector: ")
     assert lines[3].split("\t")[5].startswith("kopf.")
     assert lines[4].split("\t")[5].startswith("node_dns.")
+
+
+def test_debug_render_lists_the_last_stalls_with_the_time_each_ended() -> None:
+    rig = Rig()
+    rig.late(0.020, PUBLISH, waited=0.002)
+    ended = rig.now
+    rig.late(0.001)
+
+    lines = rig.watch.render().splitlines()
+    (last,) = lines[lines.index(next(line for line in lines if line.startswith("# the last "))) + 1 :]
+
+    end, lag, waited, _, culprit = last.split("\t")
+    assert (float(end), float(lag), float(waited)) == (ended, 20.0, 2.0)
+    assert culprit.startswith("node_dns.sources.nodes:_node")
+
+
+def test_only_the_last_stalls_are_kept_with_their_times() -> None:
+    rig = Rig()
+    for _ in range(stalls.RECENT + 3):
+        rig.late(0.020, PUBLISH)
+    assert len(rig.watch.recent) == stalls.RECENT
+    assert rig.watch.recent[-1].ended == rig.now
 
 
 def test_stall_metrics_carry_the_culprit_label() -> None:
@@ -305,21 +327,21 @@ def test_without_schedstat_there_are_no_times_and_the_wait_is_taken_as_zero() ->
 
 def test_a_sample_taken_as_text_reads_back_as_the_same_stack() -> None:
     def inner() -> str:
-        return stalls.stack_text(sys._getframe())
+        return stall_stacks.stack_text(sys._getframe())
 
-    stack = stalls.parse(inner())
+    stack = stall_stacks.parse(inner())
     assert stack[-1].where == f"{__name__}:inner"
     assert stack[-2].where == f"{__name__}:test_a_sample_taken_as_text_reads_back_as_the_same_stack"
-    assert stalls.parse(KOPF_LIST) == KOPF_LIST
+    assert stall_stacks.parse(KOPF_LIST) == KOPF_LIST
 
 
 def test_samples_taken_as_text_are_blamed_like_stacks() -> None:
     rig = Rig()
     text = "".join(f"{f.module} {f.function} {f.line}\n" for f in reversed(PUBLISH))
     stall = rig.late(0.020, text)
-    assert stall is not None and stall.culprit == stalls.label(PUBLISH)
+    assert stall is not None and stall.culprit == stall_stacks.label(PUBLISH)
 
 
 def test_the_watchdog_keeps_no_object_the_collector_tracks_per_frame() -> None:
-    text = stalls.stack_text(sys._getframe())
+    text = stall_stacks.stack_text(sys._getframe())
     assert not gc.is_tracked(text)

@@ -1,0 +1,67 @@
+"""The machine canary of the soak: how node-dns' stalls are lined up with its late wake-ups."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bench import canary
+from bench.canary import Record, Stall
+
+
+def test_the_part_of_a_stall_the_canary_was_late_for_is_the_machines() -> None:
+    record = Record(late=[(10.000, 10.030)])
+    (left,) = canary.beyond([Stall(ended=10.040, lag=0.040, culprit="(loop idle)")], record)
+    assert round(left, 6) == 0.010
+
+
+def test_a_stall_the_canary_did_not_share_is_all_node_dns() -> None:
+    record = Record(late=[(20.0, 20.010)])
+    (left,) = canary.beyond([Stall(ended=10.040, lag=0.040, culprit="x")], record)
+    assert left == 0.040
+
+
+def test_every_late_window_inside_a_stall_counts() -> None:
+    windows = [(1.000, 1.004), (1.010, 1.020), (1.050, 1.060)]
+    assert round(canary.covered(1.002, 1.015, windows), 6) == 0.007
+
+
+def test_late_wake_ups_over_a_budget_are_listed_by_lateness() -> None:
+    record = Record(late=[(1.0, 1.002), (2.0, 2.009)])
+    assert [round(late, 6) for late in record.over(0.005)] == [0.009]
+
+
+DEBUG_STALLS = """# stalls longer than 5 ms by culprit; longest own lag (less run-queue wait) 40.0 ms
+# garbage collector: 0 objects frozen; tracked by generation 0, 1, 2: 1, 2, 3
+# stalls\ttotal_ms\trun_queue_ms\tcpu_ms\tlongest_ms\tculprit\tstack
+1\t40.0\t0.0\t0.3\t40.0\t(loop idle)\t-
+# the last 256 stalls: end (CLOCK_MONOTONIC s)\tlag_ms\trun_queue_ms\tcpu_ms\tculprit
+99.500000\t12.0\t0.0\t1.0\tkopf > x
+100.250000\t40.0\t0.0\t0.3\t(loop idle)
+"""
+
+
+def test_the_stalls_of_a_run_are_read_from_debug_stalls_by_their_end_time() -> None:
+    found = canary.parse_stalls(DEBUG_STALLS, since=100.0, until=200.0)
+    assert found == [Stall(ended=100.25, lag=0.040, culprit="(loop idle)")]
+
+
+def test_the_canary_reports_its_wake_ups_as_json_after_its_ready_line() -> None:
+    cpu = min(os.sched_getaffinity(0))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.canary", str(cpu), "5"], capture_output=True, text=True, check=True
+    )
+    ready, report = done.stdout.split("\n", 1)
+    found = json.loads(report)
+    assert ready + "\n" == canary.READY
+    assert found["wakeups"] == 5
+    assert all(woke > due for due, woke in found["late"])
+
+
+def test_a_watched_block_gets_the_canarys_record_on_exit() -> None:
+    with canary.watching(min(os.sched_getaffinity(0))) as record:
+        pass
+    assert isinstance(record.realtime, bool)
+    assert all(woke > due for due, woke in record.late)
