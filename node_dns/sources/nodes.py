@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from node_dns import model
-from node_dns.sources import kopf, parsing
+from node_dns.sources import events, kopf, parsing
 
 log = logging.getLogger(__name__)
 
@@ -301,20 +301,4 @@ def register(registry: kopf.OperatorRegistry, source: NodeSource) -> None:
     async def _node(event: Mapping[str, Any], **_: Any) -> None:
         body = event.get("object") or {}
         source.on_event(event.get("type"), body)
-        release(body)
-
-
-def release(body: Any) -> None:
-    """Empty a watch event's decoded object once its facts are taken.
-
-    kopf wraps each event's object in views that point back at their owner, so the whole decoded
-    Node (~10 KB of JSON from a kubelet, hundreds of dicts and lists) stays alive in reference
-    cycles until the cyclic collector finds it: at 50 node changes a second and 5,000 nodes
-    that made young collections of 2-3 ms and full ones of ~4 ms on the loop, which answers
-    queries. Emptied here, the tree is freed by reference counting at once and the collector
-    only meets kopf's few small wrappers. What kopf reads after an event handler (the resource
-    version, finalizers and deletion mark of the object it would patch) concerns patches, and
-    node-dns never patches a Node.
-    """
-    if isinstance(body, dict):
-        body.clear()
+        events.release(body)

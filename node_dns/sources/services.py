@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from node_dns import kube, model
-from node_dns.sources import kopf
+from node_dns.sources import events, kopf
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +170,15 @@ def register(registry: kopf.OperatorRegistry, source: ServiceSource) -> None:
 
     @kopf.on.event("", "v1", "services", registry=registry)
     async def _service(event: Mapping[str, Any], **_: Any) -> None:
-        source.on_service_event(event.get("type"), event.get("object") or {})
+        body = event.get("object") or {}
+        source.on_service_event(event.get("type"), body)
+        events.release(body)
 
     @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", registry=registry)
     async def _slice(event: Mapping[str, Any], **_: Any) -> None:
-        source.on_slice_event(event.get("type"), event.get("object") or {})
+        body = event.get("object") or {}
+        source.on_slice_event(event.get("type"), body)
+        events.release(body)
 
 
 @dataclass(frozen=True, slots=True)
