@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -142,6 +143,8 @@ def table(phases: Sequence[Phase], rate: int, unthrottled: float, seconds: float
         table.raw[f"{phase.server} {phase.churn}"] = phase.__dict__ | {
             "rss_mb": phase.rss_mb,
             "culprits": {name: c.__dict__ for name, c in phase.culprits.items()},
+            "canary": dataclasses.asdict(phase.canary),
+            "stalls": [dataclasses.asdict(stall) for stall in phase.stalls],
         }
     table.notes += [
         f"rate: {RATE_FRACTION:.2f} of node-dns' unthrottled {unthrottled:,.0f} queries/s measured at the "
@@ -182,7 +185,7 @@ def canary_table(phases: Sequence[Phase], seconds: float) -> Table:
             "canary wake-ups",
             f"canary late > {budget * 1e3:.0f} ms (longest ms)",
             f"node-dns stalls > {budget * 1e3:.0f} ms (longest ms)",
-            f"of them still > {budget * 1e3:.0f} ms less the canary's lateness (longest ms left)",
+            f"of them still > {budget * 1e3:.0f} ms, less the machine's part (longest ms left)",
         ],
     )
     for phase in phases:
@@ -213,7 +216,9 @@ def canary_table(phases: Sequence[Phase], seconds: float) -> Table:
         + "; its late wake-ups are what the machine (interrupts, kernel threads, the VM's host) "
         "does to any process on that CPU",
         "the stalls are node-dns' event-loop lags over the budget, with their times from /debug/stalls; "
-        "'less the canary's lateness': each stall less the part of it during which the canary was "
-        "late too (both on CLOCK_MONOTONIC): what is left is node-dns' own",
+        "'less the machine's part': each stall less the part of it during which the canary was late "
+        "too (both on CLOCK_MONOTONIC), or less the loop thread's run-queue wait in it (ordinary work "
+        "on the CPU, which a real-time canary does not wait for), whichever is longer: what is left "
+        "is node-dns' own, or more",
     ]
     return out

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from bench import canary
+from bench import canary, soak_report
 from bench.canary import Record, Stall
 
 
@@ -28,6 +28,13 @@ def test_every_late_window_inside_a_stall_counts() -> None:
     assert round(canary.covered(1.002, 1.015, windows), 6) == 0.007
 
 
+def test_a_run_queue_wait_longer_than_the_canarys_lateness_is_taken_out_instead() -> None:
+    record = Record(late=[(10.000, 10.006)])
+    stall = Stall(ended=10.020, lag=0.020, culprit="(run queue)", waited=0.015)
+    (left,) = canary.beyond([stall], record)
+    assert round(left, 6) == 0.005
+
+
 def test_late_wake_ups_over_a_budget_are_listed_by_lateness() -> None:
     record = Record(late=[(1.0, 1.002), (2.0, 2.009)])
     assert [round(late, 6) for late in record.over(0.005)] == [0.009]
@@ -40,12 +47,16 @@ DEBUG_STALLS = """# stalls longer than 5 ms by culprit; longest own lag (less ru
 # the last 256 stalls: end (CLOCK_MONOTONIC s)\tlag_ms\trun_queue_ms\tcpu_ms\tculprit
 99.500000\t12.0\t0.0\t1.0\tkopf > x
 100.250000\t40.0\t0.0\t0.3\t(loop idle)
+100.500000\t8.0\t7.5\t0.3\t(run queue)
 """
 
 
 def test_the_stalls_of_a_run_are_read_from_debug_stalls_by_their_end_time() -> None:
     found = canary.parse_stalls(DEBUG_STALLS, since=100.0, until=200.0)
-    assert found == [Stall(ended=100.25, lag=0.040, culprit="(loop idle)")]
+    assert found == [
+        Stall(ended=100.25, lag=0.040, culprit="(loop idle)", waited=0.0),
+        Stall(ended=100.5, lag=0.008, culprit="(run queue)", waited=0.0075),
+    ]
 
 
 def test_the_canary_reports_its_wake_ups_as_json_after_its_ready_line() -> None:
@@ -65,3 +76,15 @@ def test_a_watched_block_gets_the_canarys_record_on_exit() -> None:
         pass
     assert isinstance(record.realtime, bool)
     assert all(woke > due for due, woke in record.late)
+
+
+def test_a_soak_run_with_its_canary_and_stalls_is_written_as_json() -> None:
+    run = soak_report.Phase("node-dns", 5, rss_mb=[60.0, 61.0])
+    run.canary = Record(realtime=True, wakeups=3, late=[(1.0, 1.01)])
+    run.stalls = [Stall(ended=1.02, lag=0.02, culprit="(loop idle)")]
+
+    out = soak_report.table([soak_report.Phase("NSD", 0), run], 100, 300.0, 60.0)
+
+    raw = json.loads(json.dumps(out.raw))
+    assert raw["node-dns 5"]["canary"]["late"] == [[1.0, 1.01]]
+    assert raw["node-dns 5"]["stalls"][0]["culprit"] == "(loop idle)"
