@@ -13,6 +13,8 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from node_dns import stalls
+from node_dns.answer import responder
 from node_dns.settings import catalog
 from tests.integration import test_resolvers
 
@@ -233,3 +235,9 @@ def test_responses_help_says_rate_limited_responses_are_counted() -> None:
     assert "sent" not in help_text
     assert "rate limiting" in help_text
     assert "rate limiting" in README.split("`node_dns_dns_responses_total{proto,rcode}` |")[1].splitlines()[0]
+
+
+def test_the_limits_the_readme_states_in_prose_are_the_codes() -> None:
+    prose = " ".join(README.split())
+    assert f"or when more than {responder.RESTAMP_LIMIT} are cached" in prose
+    assert f"then the last {stalls.RECENT} stalls with the CLOCK_MONOTONIC time" in prose
