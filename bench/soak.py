@@ -169,13 +169,13 @@ def _node_dns_phase(
             result = _dnsperf(process.dns_port, mix, seconds, rate, pid)
         ended = time.monotonic()
         phase.seconds = ended - started
-        _, listed = process.http_get("/debug/stalls")
-        phase.stalls = [
-            stall for stall in canary.parse_stalls(listed, started, ended) if stall.lag > STALL_BUDGET
-        ]
         phase.flips_done = flipper.done
         phase.rss_mb.append(common.rss_mb(pid))
         _, text = process.http_get("/metrics")
+        _, listed = process.http_get("/debug/stalls")  # after /metrics: its own cost is not in them
+        phase.stalls = [
+            stall for stall in canary.parse_stalls(listed, started, ended) if stall.lag > STALL_BUDGET
+        ]
         phase.longest_lag, phase.stalls_over_budget = _lag_in_phase(before, text)
         phase.gc_longest, _ = _lag_in_phase(before, text, "node_dns_gc_pause_seconds")
         phase.run_queue_wait = _run_queue_wait(pid) - waited

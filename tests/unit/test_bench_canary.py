@@ -41,7 +41,7 @@ def test_late_wake_ups_over_a_budget_are_listed_by_lateness() -> None:
 
 
 DEBUG_STALLS = """# stalls longer than 5 ms by culprit; longest own lag (less run-queue wait) 40.0 ms
-# garbage collector: 0 objects frozen; tracked by generation 0, 1, 2: 1, 2, 3
+# garbage collector: 0 objects frozen; tracked by generation 0, 1: 1, 2
 # stalls\ttotal_ms\trun_queue_ms\tcpu_ms\tlongest_ms\tculprit\tstack
 1\t40.0\t0.0\t0.3\t40.0\t(loop idle)\t-
 # the last 256 stalls: end (CLOCK_MONOTONIC s)\tlag_ms\trun_queue_ms\tcpu_ms\tculprit
