@@ -85,7 +85,7 @@ class Stall:
     cpu: float
     culprit: str
     stack: str
-    ended: float = 0.0
+    ended: float
     """The watch's clock (CLOCK_MONOTONIC, shared by every process of the machine) at the beat
     that ended it: the loop was held from ``ended - lag`` to ``ended``."""
 
